@@ -1,0 +1,51 @@
+"""Command-line entry point: a thin shell over the public API.
+
+Each sub-command lives in ``facebehavior.commands.<name>`` and exposes
+``add_arguments(parser)`` and ``run(args) -> int``; modules are imported only when used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+COMMANDS: dict[str, str] = {
+    "analyze": "Analyse images, videos, folders or a webcam: faces, AUs, expressions, VA.",
+    "prepare": "Detect and align faces once over a corpus into a training cache.",
+    "train": "Train a model from a YAML recipe.",
+    "evaluate": "Evaluate a checkpoint on a dataset split with the papers' metrics.",
+}
+
+
+def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
+    """Build the parser, importing only the sub-command named in ``argv`` (if any)."""
+    parser = argparse.ArgumentParser(prog="facebehavior", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    wanted = next((a for a in argv if a in COMMANDS), None)
+    for name, help_text in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == wanted:
+            importlib.import_module(f"facebehavior.commands.{name}").add_arguments(p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the process exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if not args.command:
+        parser.print_help()
+        return 2
+    module = importlib.import_module(f"facebehavior.commands.{args.command}")
+    return int(module.run(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Sub-command implementations for ``facebehavior.cli`` (one module per command)."""

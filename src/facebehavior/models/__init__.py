@@ -1,0 +1,40 @@
+"""Model zoo: one file per paper architecture, all reachable through ``create_model``.
+
+Importing this package imports the architecture modules so that their builders register
+themselves in ``facebehavior.registry.MODELS``; nothing is built or loaded.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+import torch.nn as nn
+
+from facebehavior.registry import MODELS
+
+__all__ = ["create_model", "list_models", "register_model"]
+
+register_model = MODELS.register
+
+
+def _import_architectures() -> None:
+    for info in pkgutil.iter_modules(__path__):
+        if not info.name.startswith("_") and info.name != "weights":
+            importlib.import_module(f"{__name__}.{info.name}")
+
+
+def create_model(name: str, **kwargs: object) -> nn.Module:
+    """Build a registered model by name (keyword arguments go to its builder).
+
+    Raises:
+        KeyError: unknown name; the message lists the registered models.
+    """
+    _import_architectures()
+    return MODELS.get(name)(**kwargs)  # type: ignore[return-value]
+
+
+def list_models() -> list[str]:
+    """Names of every registered architecture."""
+    _import_architectures()
+    return MODELS.names()

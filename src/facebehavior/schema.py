@@ -1,0 +1,181 @@
+"""The vocabulary of facial behaviour, defined once.
+
+Every AU number, expression name, dataset AU subset and output column name used anywhere in
+facebehavior comes from this module. Adapters map their corpus' own orders onto these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = [
+    "ActionUnit",
+    "AU_CATALOGUE",
+    "AU_NUMBERS",
+    "AUS_17",
+    "DATASET_AU_SUBSETS",
+    "EXPRESSIONS_7",
+    "EXPRESSIONS_8",
+    "KEYPOINTS_5",
+    "ColumnStyle",
+    "au_column",
+    "au_columns",
+    "expression_columns",
+    "face_columns",
+    "get_au",
+    "au_subset",
+]
+
+
+@dataclass(frozen=True)
+class ActionUnit:
+    """One FACS action unit.
+
+    Attributes:
+        number: FACS number (e.g. 12).
+        name: FACS name (e.g. "Lip Corner Puller").
+        region: coarse face region: "brow", "eye", "nose", "cheek", "mouth", "chin" or "jaw".
+    """
+
+    number: int
+    name: str
+    region: str
+
+    @property
+    def code(self) -> str:
+        """Zero-padded code, e.g. ``"AU01"``."""
+        return f"AU{self.number:02d}"
+
+
+# FACS names as in Ekman, Friesen & Hager (2002), the FACS manual.
+AU_CATALOGUE: dict[int, ActionUnit] = {
+    au.number: au
+    for au in (
+        ActionUnit(1, "Inner Brow Raiser", "brow"),
+        ActionUnit(2, "Outer Brow Raiser", "brow"),
+        ActionUnit(4, "Brow Lowerer", "brow"),
+        ActionUnit(5, "Upper Lid Raiser", "eye"),
+        ActionUnit(6, "Cheek Raiser", "cheek"),
+        ActionUnit(7, "Lid Tightener", "eye"),
+        ActionUnit(9, "Nose Wrinkler", "nose"),
+        ActionUnit(10, "Upper Lip Raiser", "mouth"),
+        ActionUnit(11, "Nasolabial Deepener", "mouth"),
+        ActionUnit(12, "Lip Corner Puller", "mouth"),
+        ActionUnit(14, "Dimpler", "mouth"),
+        ActionUnit(15, "Lip Corner Depressor", "mouth"),
+        ActionUnit(17, "Chin Raiser", "chin"),
+        ActionUnit(20, "Lip Stretcher", "mouth"),
+        ActionUnit(23, "Lip Tightener", "mouth"),
+        ActionUnit(24, "Lip Pressor", "mouth"),
+        ActionUnit(25, "Lips Part", "mouth"),
+        ActionUnit(26, "Jaw Drop", "jaw"),
+        ActionUnit(43, "Eyes Closed", "eye"),
+        ActionUnit(45, "Blink", "eye"),
+    )
+}
+AU_NUMBERS: tuple[int, ...] = tuple(sorted(AU_CATALOGUE))
+
+# FaceBehaviorNet's union of AUs (SEEDS.md, facebehaviornet.txt).
+AUS_17: tuple[int, ...] = (1, 2, 4, 5, 6, 7, 9, 10, 11, 12, 15, 17, 20, 23, 24, 25, 26)
+
+# Named AU subsets of each corpus / protocol, in the order the papers report them.
+DATASET_AU_SUBSETS: dict[str, tuple[int, ...]] = {
+    "facebehaviornet": AUS_17,
+    "bp4d": (1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23, 24),
+    "bp4d_plus": (1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23, 24),
+    "disfa": (1, 2, 4, 6, 9, 12, 25, 26),
+    "disfa_intensity": (1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26),
+    "fera2015_intensity": (6, 10, 12, 14, 17),
+    "fera2017": (1, 4, 6, 7, 10, 12, 14, 15, 17, 23),
+    "fera2017_intensity": (1, 4, 6, 10, 12, 14, 17),
+    "affwild2": (1, 2, 4, 6, 12, 15, 20, 25),
+    "abaw_au12": (1, 2, 4, 6, 7, 10, 12, 15, 23, 24, 25, 26),
+    "emotionet": (1, 2, 4, 5, 6, 9, 12, 17, 20, 25, 26),
+    "fatauva": (1, 2, 4, 6, 7, 10, 12, 15, 17, 23, 24, 25, 26, 45),
+}
+
+# Canonical expression order (FaceBehaviorNet / Aff-Wild2 order); contempt is the optional 8th.
+EXPRESSIONS_7: tuple[str, ...] = (
+    "neutral",
+    "anger",
+    "disgust",
+    "fear",
+    "happiness",
+    "sadness",
+    "surprise",
+)
+EXPRESSIONS_8: tuple[str, ...] = EXPRESSIONS_7 + ("contempt",)
+
+# The five facial keypoints, subject-centric: "right_eye" is the subject's right eye, which
+# appears on the *left* of a non-mirrored image. Order matches the ArcFace/InsightFace template.
+KEYPOINTS_5: tuple[str, ...] = ("right_eye", "left_eye", "nose", "mouth_right", "mouth_left")
+
+ColumnStyle = Literal["facebehavior", "openface"]
+
+
+def get_au(number: int) -> ActionUnit:
+    """Return the catalogue entry for an AU number.
+
+    Raises:
+        KeyError: the AU is not in the catalogue; the message lists the valid numbers.
+    """
+    try:
+        return AU_CATALOGUE[int(number)]
+    except KeyError:
+        raise KeyError(f"AU{number} is not in the catalogue; known AUs: {list(AU_NUMBERS)}") from None
+
+
+def au_subset(name: str) -> tuple[int, ...]:
+    """Return a named AU subset (e.g. ``"bp4d"``), raising with the valid names if unknown."""
+    key = name.lower().replace("-", "_").replace("+", "_plus")
+    if key not in DATASET_AU_SUBSETS:
+        raise KeyError(f"unknown AU subset {name!r}; valid: {sorted(DATASET_AU_SUBSETS)}")
+    return DATASET_AU_SUBSETS[key]
+
+
+def au_column(au: int, kind: Literal["prob", "intensity"], style: ColumnStyle = "facebehavior") -> str:
+    """Output column name for one AU.
+
+    Args:
+        au: FACS number.
+        kind: ``"prob"`` (occurrence probability in [0, 1]) or ``"intensity"`` (0–5 scale).
+        style: ``"facebehavior"`` gives ``AU12_prob`` / ``AU12_intensity``; ``"openface"`` gives
+            OpenFace's ``AU12_c`` / ``AU12_r`` (zero-padded, e.g. ``AU01_r``).
+    """
+    get_au(au)
+    if kind not in ("prob", "intensity"):
+        raise ValueError(f"kind must be 'prob' or 'intensity', got {kind!r}")
+    if style == "openface":
+        return f"AU{au:02d}_{'c' if kind == 'prob' else 'r'}"
+    if style == "facebehavior":
+        return f"AU{au:02d}_{kind}"
+    raise ValueError(f"style must be 'facebehavior' or 'openface', got {style!r}")
+
+
+def au_columns(
+    aus: tuple[int, ...] | list[int], kind: Literal["prob", "intensity"], style: ColumnStyle = "facebehavior"
+) -> list[str]:
+    """Column names for several AUs, in the given order."""
+    return [au_column(a, kind, style) for a in aus]
+
+
+def expression_columns(labels: tuple[str, ...] = EXPRESSIONS_8) -> list[str]:
+    """Probability column per expression, e.g. ``expr_happiness``."""
+    return [f"expr_{label}" for label in labels]
+
+
+def face_columns(num_keypoints: int = 5) -> list[str]:
+    """Columns every analysed face carries, whatever affect model runs (in output order)."""
+    cols = ["source", "frame", "timestamp", "face_id", "x1", "y1", "x2", "y2", "det_score"]
+    names = KEYPOINTS_5 if num_keypoints == 5 else tuple(f"kp{i}" for i in range(num_keypoints))
+    for n in names:
+        cols += [f"{n}_x", f"{n}_y"]
+    cols += ["pose_pitch", "pose_yaw", "pose_roll"]
+    return cols
+
+
+# Column names of the affect outputs that are not per-AU / per-expression.
+EXPRESSION_LABEL_COLUMN = "expression"
+VALENCE_COLUMN = "valence"
+AROUSAL_COLUMN = "arousal"
