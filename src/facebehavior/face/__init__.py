@@ -1,0 +1,1 @@
+"""Faces: detection, dense landmarks, alignment, head pose, tracking and geometry."""

@@ -1,0 +1,1 @@
+"""facebehavior.train"""
