@@ -1,0 +1,345 @@
+"""Face alignment: 5-point similarity transforms to a canonical template, and batched warping.
+
+The canonical template is the ArcFace/InsightFace 112×112 five-point template, defined once here
+(``TEMPLATES``) in ``schema.KEYPOINTS_5`` order and scaled to whatever crop size a model needs
+(96, 112, 176, 200, 224, …). ``margin`` loosens the crop: ``margin=1.5`` shrinks the template
+points towards the crop centre by 1.5, so the crop shows 1.5× more of the head around the face.
+
+Conventions: points are (x, y) in pixels with pixel centres at integer coordinates (OpenCV's
+convention); a matrix ``M`` (2, 3) maps frame pixels to crop pixels as ``M @ [x, y, 1]``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+
+from facebehavior.schema import KEYPOINTS_5
+from facebehavior.types import AlignedFaces, Detections
+
+__all__ = [
+    "Template",
+    "TEMPLATES",
+    "ARCFACE_112",
+    "template_points",
+    "estimate_similarity",
+    "invert_affine",
+    "transform_points",
+    "crop_matrices",
+    "warp_faces",
+    "align_faces",
+    "points_to_crop",
+    "points_to_frame",
+    "DegenerateKeypointsError",
+]
+
+BorderMode = Literal["constant", "replicate"]
+
+# ArcFace (InsightFace) 112×112 template, in schema.KEYPOINTS_5 order: subject's right eye (image
+# left), left eye, nose tip, right mouth corner (image left), left mouth corner.
+ARCFACE_112 = np.array(
+    [
+        [38.2946, 51.6963],
+        [73.5318, 51.5014],
+        [56.0252, 71.7366],
+        [41.5493, 92.3655],
+        [70.7299, 92.2041],
+    ],
+    dtype=np.float64,
+)
+
+
+@dataclass(frozen=True)
+class Template:
+    """A 5-point alignment template.
+
+    Attributes:
+        name: registry name (as used in ``InputSpec.template``).
+        points: (5, 2) keypoints in ``schema.KEYPOINTS_5`` order, as fractions of the crop side
+            measured from the crop's outer edge (pixel-edge coordinates / side).
+        margin: default looseness (1.0 = the template as defined).
+    """
+
+    name: str
+    points: np.ndarray  # (5, 2) fractions of the crop side
+    margin: float = 1.0
+
+
+TEMPLATES: dict[str, Template] = {
+    t.name: t
+    for t in (
+        Template("arcface", (ARCFACE_112 + 0.5) / 112.0),
+        # The whole head with some background: for models trained on loose face crops.
+        Template("arcface_loose", (ARCFACE_112 + 0.5) / 112.0, margin=1.5),
+    )
+}
+
+
+class DegenerateKeypointsError(ValueError):
+    """Keypoints from which no similarity transform can be estimated (coincident or non-finite)."""
+
+
+def _template(template: str | Template) -> Template:
+    if isinstance(template, Template):
+        return template
+    try:
+        return TEMPLATES[template]
+    except KeyError:
+        raise KeyError(f"unknown alignment template {template!r}; valid: {sorted(TEMPLATES)}") from None
+
+
+def template_points(
+    template: str | Template = "arcface", size: int = 112, margin: float | None = None
+) -> np.ndarray:
+    """Template keypoints for a crop of ``size``×``size`` pixels.
+
+    Args:
+        template: a ``TEMPLATES`` name or a ``Template``.
+        size: crop side in pixels.
+        margin: looseness; ``None`` uses the template's own. Points are shrunk towards the crop
+            centre by this factor.
+
+    Returns:
+        (5, 2) float64 pixel coordinates in ``schema.KEYPOINTS_5`` order.
+    """
+    t = _template(template)
+    m = t.margin if margin is None else float(margin)
+    if not m > 0:
+        raise ValueError(f"margin must be > 0, got {margin}")
+    if size < 8:
+        raise ValueError(f"crop size must be at least 8 px, got {size}")
+    # ARCFACE_112 is in OpenCV's pixel-centre convention (the crop spans [-0.5, 111.5]); scaling
+    # happens on pixel-edge coordinates, so 112 px reproduces ARCFACE_112 exactly.
+    centre = (size - 1) / 2.0
+    pts = t.points * size - 0.5
+    return centre + (pts - centre) / m
+
+
+def estimate_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares similarity transforms (rotation, uniform scale, translation) mapping src → dst.
+
+    This is Umeyama's (1991) estimate restricted to proper rotations, which in 2D has a closed
+    form: with centred points written as complex numbers, the optimal scale·rotation is
+    ``Σ conj(s)·d / Σ |s|²``. Fully vectorised over the batch.
+
+    Args:
+        src: (F, K, 2) or (K, 2) source points (e.g. detected keypoints in frame pixels).
+        dst: (F, K, 2) or (K, 2) target points (e.g. template points in crop pixels).
+
+    Returns:
+        (F, 2, 3) float64 matrices with ``dst ≈ M[:, :, :2] @ src + M[:, :, 2]``.
+
+    Raises:
+        DegenerateKeypointsError: a face's source points are non-finite or (nearly) coincident;
+            the message lists the offending face indices.
+    """
+    src = np.asarray(src, dtype=np.float64)
+    dst = np.asarray(dst, dtype=np.float64)
+    if src.ndim == 2:
+        src = src[None]
+    if dst.ndim == 2:
+        dst = dst[None]
+    src, dst = np.broadcast_arrays(src, dst)
+    if src.ndim != 3 or src.shape[-1] != 2 or src.shape[1] < 2:
+        raise ValueError(f"points must have shape (F, K, 2) with K >= 2, got {src.shape}")
+    bad = ~np.isfinite(src).all(axis=(1, 2))
+    mu_s = src.mean(axis=1, keepdims=True)
+    mu_d = dst.mean(axis=1, keepdims=True)
+    xs = src - mu_s
+    xd = dst - mu_d
+    var = (xs**2).sum(axis=(1, 2))
+    # Spread below 1e-3 px (RMS) cannot define a scale or rotation.
+    bad |= ~(var > 1e-6 * src.shape[1])
+    if bad.any():
+        idx = np.nonzero(bad)[0]
+        raise DegenerateKeypointsError(
+            f"cannot align face(s) {idx[:10].tolist()}{' …' if len(idx) > 10 else ''}: their keypoints are "
+            "non-finite or all (nearly) identical; drop these detections or check the detector's output"
+        )
+    a = (xs * xd).sum(axis=(1, 2)) / var
+    b = (xs[..., 0] * xd[..., 1] - xs[..., 1] * xd[..., 0]).sum(axis=1) / var
+    m = np.empty((src.shape[0], 2, 3))
+    m[:, 0, 0], m[:, 0, 1] = a, -b
+    m[:, 1, 0], m[:, 1, 1] = b, a
+    m[:, :, 2] = mu_d[:, 0] - np.einsum("fij,fj->fi", m[:, :, :2], mu_s[:, 0])
+    return m
+
+
+def invert_affine(matrices: np.ndarray) -> np.ndarray:
+    """Inverse of (F, 2, 3) affine matrices, (F, 2, 3) float64."""
+    m = np.asarray(matrices, dtype=np.float64)
+    a = m[..., :2]
+    inv_a = np.linalg.inv(a)
+    out = np.empty_like(m)
+    out[..., :2] = inv_a
+    out[..., 2] = -np.einsum("...ij,...j->...i", inv_a, m[..., 2])
+    return out
+
+
+def transform_points(points: np.ndarray, matrices: np.ndarray) -> np.ndarray:
+    """Apply per-face affine matrices to points.
+
+    Args:
+        points: (F, P, 2) pixel coordinates.
+        matrices: (F, 2, 3).
+
+    Returns:
+        (F, P, 2) float64 transformed points.
+    """
+    p = np.asarray(points, dtype=np.float64)
+    m = np.asarray(matrices, dtype=np.float64)
+    return np.einsum("fij,fpj->fpi", m[:, :, :2], p) + m[:, None, :, 2]
+
+
+def crop_matrices(
+    keypoints: np.ndarray, size: int = 112, template: str | Template = "arcface", margin: float | None = None
+) -> np.ndarray:
+    """Frame → crop similarity matrices aligning 5 keypoints to the template.
+
+    Args:
+        keypoints: (F, 5, 2) frame pixels in ``schema.KEYPOINTS_5`` order.
+        size: crop side in pixels.
+        template: template name or ``Template``.
+        margin: looseness (``None``: the template's own).
+
+    Returns:
+        (F, 2, 3) float64.
+    """
+    kp = np.asarray(keypoints, dtype=np.float64)
+    if kp.ndim != 3 or kp.shape[1:] != (len(KEYPOINTS_5), 2):
+        raise ValueError(f"keypoints must have shape (F, 5, 2) in schema.KEYPOINTS_5 order, got {kp.shape}")
+    if kp.shape[0] == 0:
+        return np.zeros((0, 2, 3))
+    return estimate_similarity(kp, template_points(template, size, margin))
+
+
+def warp_faces(
+    images: np.ndarray | torch.Tensor,
+    frame_index: np.ndarray,
+    matrices: np.ndarray,
+    size: int,
+    *,
+    border: BorderMode = "constant",
+    antialias: bool = True,
+) -> np.ndarray:
+    """Warp square crops out of frames with bilinear sampling, all faces in one gather.
+
+    Each crop pixel (u, v) takes the frame value at ``M⁻¹ (u, v)``. When a face is shrunk by more
+    than 2×, every crop pixel averages a k×k grid of bilinear samples (k = ceil(1/scale), at most
+    4) so that downscaling does not alias.
+
+    Args:
+        images: (N, H, W, 3) uint8 RGB frames (numpy or torch, any device).
+        frame_index: (F,) int frame of each face.
+        matrices: (F, 2, 3) frame → crop matrices.
+        size: crop side in pixels.
+        border: ``"constant"`` (black outside the frame) or ``"replicate"`` (edge pixels).
+        antialias: supersample when shrinking (see above).
+
+    Returns:
+        (F, size, size, 3) uint8 crops.
+    """
+    if border not in ("constant", "replicate"):
+        raise ValueError(f"border must be 'constant' or 'replicate', got {border!r}")
+    if isinstance(images, np.ndarray) and not images.flags.writeable:
+        images = images.copy()  # torch refuses to wrap read-only buffers (e.g. decoded video frames)
+    img = torch.as_tensor(images)
+    if img.ndim != 4 or img.shape[-1] != 3 or img.dtype != torch.uint8:
+        raise ValueError(f"images must be (N, H, W, 3) uint8, got {tuple(img.shape)} {img.dtype}")
+    n, h, w, _ = img.shape
+    fi = np.asarray(frame_index, dtype=np.int64)
+    f = fi.shape[0]
+    if f == 0:
+        return np.zeros((0, size, size, 3), np.uint8)
+    if fi.min() < 0 or fi.max() >= n:
+        raise IndexError(f"frame_index must be in [0, {n}), got values in [{fi.min()}, {fi.max()}]")
+    inv = invert_affine(matrices)  # crop -> frame
+    k = 1
+    if antialias:
+        scale = np.sqrt(np.abs(np.linalg.det(np.asarray(matrices, np.float64)[:, :, :2])))
+        k = int(min(4, max(1, math.ceil(1.0 / max(scale.min(), 1e-6) - 1e-9))))
+    dev = img.device
+    # Sub-pixel sample offsets of the k×k grid, centred on the crop pixel.
+    sub = (torch.arange(k, dtype=torch.float64, device=dev) + 0.5) / k - 0.5
+    base = torch.arange(size, dtype=torch.float64, device=dev)
+    v = (base[:, None] + sub[None, :]).reshape(-1)  # (size*k,)
+    uu = v[None, :].expand(v.shape[0], -1)
+    vv = v[:, None].expand(-1, v.shape[0])
+    m = torch.as_tensor(inv, dtype=torch.float64, device=dev)
+    x = m[:, 0, 0, None, None] * uu + m[:, 0, 1, None, None] * vv + m[:, 0, 2, None, None]
+    y = m[:, 1, 0, None, None] * uu + m[:, 1, 1, None, None] * vv + m[:, 1, 2, None, None]
+    x0 = torch.floor(x)
+    y0 = torch.floor(y)
+    wx = (x - x0).to(torch.float32)[..., None]
+    wy = (y - y0).to(torch.float32)[..., None]
+    x0 = x0.to(torch.int64)
+    y0 = y0.to(torch.int64)
+    flat = img.reshape(-1, 3)
+    fb = torch.as_tensor(fi, device=dev)[:, None, None] * (h * w)
+
+    def tap(yy: torch.Tensor, xx: torch.Tensor) -> torch.Tensor:
+        inside = (xx >= 0) & (xx < w) & (yy >= 0) & (yy < h)
+        idx = fb + yy.clamp(0, h - 1) * w + xx.clamp(0, w - 1)
+        val = flat[idx.reshape(-1)].reshape(*idx.shape, 3).to(torch.float32)
+        return val * inside[..., None] if border == "constant" else val
+
+    out = (tap(y0, x0) * (1 - wx) + tap(y0, x0 + 1) * wx) * (1 - wy)
+    out = out + (tap(y0 + 1, x0) * (1 - wx) + tap(y0 + 1, x0 + 1) * wx) * wy
+    if k > 1:
+        out = out.reshape(f, size, k, size, k, 3).mean(dim=(2, 4))
+    return out.round().clamp(0, 255).to(torch.uint8).cpu().numpy()
+
+
+def align_faces(
+    images: np.ndarray | torch.Tensor,
+    detections: Detections,
+    *,
+    size: int = 112,
+    template: str | Template = "arcface",
+    margin: float | None = None,
+    border: BorderMode = "constant",
+    antialias: bool = True,
+) -> AlignedFaces:
+    """Align every detected face to the template (one batched warp).
+
+    Args:
+        images: (N, H, W, 3) uint8 RGB frames the detections refer to.
+        detections: faces with 5 keypoints in ``schema.KEYPOINTS_5`` order.
+        size: crop side in pixels (e.g. 96, 112, 176, 200, 224).
+        template: template name (``TEMPLATES``) or ``Template``.
+        margin: looseness (``None``: the template's own; 1.5 shows 1.5× more around the face).
+        border: what lies outside the frame: ``"constant"`` black or ``"replicate"`` edges.
+        antialias: supersample when a face is shrunk more than 2×.
+
+    Returns:
+        AlignedFaces with crops (F, size, size, 3) uint8, frame → crop ``matrices`` and their
+        ``inverse`` (crop → frame), both (F, 2, 3) float32.
+
+    Raises:
+        DegenerateKeypointsError: a face's keypoints are coincident or non-finite.
+    """
+    t = _template(template)
+    m = t.margin if margin is None else float(margin)
+    mats = crop_matrices(detections.keypoints, size, t, m)
+    crops = warp_faces(images, detections.frame_index, mats, size, border=border, antialias=antialias)
+    name = t.name if m == 1.0 else f"{t.name}@{m:g}"
+    return AlignedFaces(
+        crops=crops,
+        matrices=mats.astype(np.float32),
+        inverse=invert_affine(mats).astype(np.float32),
+        template=name,
+    )
+
+
+def points_to_crop(aligned: AlignedFaces, points: np.ndarray) -> np.ndarray:
+    """Map per-face frame points (F, P, 2) into crop pixels, (F, P, 2) float64."""
+    return transform_points(points, aligned.matrices)
+
+
+def points_to_frame(aligned: AlignedFaces, points: np.ndarray) -> np.ndarray:
+    """Map per-face crop points (F, P, 2) back to frame pixels, (F, P, 2) float64."""
+    return transform_points(points, aligned.inverse)
