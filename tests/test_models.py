@@ -22,6 +22,27 @@ CASES: dict[str, tuple[dict, list[tuple[int, ...]], dict[str, tuple[int, ...]]]]
         [(2, 3, 48, 48)],
         {"expression": (2, 8), "au": (2, 17), "va": (2, 2)},
     ),
+    "vgg16": ({}, [(2, 3, 224, 224)], {"logits": (2, 1000)}),
+    "vgg_face": ({}, [(2, 3, 224, 224)], {"logits": (2, 2622)}),
+    "vgg16_tiny": ({}, [(2, 3, 64, 64)], {"logits": (2, 10)}),
+    "resnet50": ({}, [(2, 3, 224, 224)], {"logits": (2, 1000)}),
+    "resnet50_tiny": ({}, [(2, 3, 96, 96)], {"logits": (2, 10)}),
+    "facebehaviornet": ({}, [(2, 3, 96, 96)], {"expression": (2, 7), "au": (2, 17), "va": (2, 2)}),
+    "facebehaviornet_tiny": ({}, [(2, 3, 96, 96)], {"expression": (2, 7), "au": (2, 17), "va": (2, 2)}),
+    "mt_vgg": ({}, [(2, 3, 96, 96)], {"expression": (2, 7), "au": (2, 8), "va": (2, 2)}),
+    "mt_vgg_tiny": ({}, [(2, 3, 96, 96)], {"expression": (2, 7), "au": (2, 8), "va": (2, 2)}),
+    "mt_vgg_gru": ({}, [(2, 2, 3, 96, 96)], {"expression": (2, 2, 7), "au": (2, 2, 8), "va": (2, 2, 2)}),
+    "mt_vgg_gru_tiny": ({}, [(2, 3, 3, 96, 96)], {"expression": (2, 3, 7), "au": (2, 3, 8), "va": (2, 3, 2)}),
+    "av_mt_vgg_gru": (
+        {},
+        [(2, 2, 3, 96, 96), (2, 2, 1, 96, 96)],
+        {"expression": (2, 2, 7), "au": (2, 2, 8), "va": (2, 2, 2)},
+    ),
+    "av_mt_vgg_gru_tiny": (
+        {},
+        [(2, 3, 3, 96, 96), (2, 3, 1, 64, 64)],
+        {"expression": (2, 3, 7), "au": (2, 3, 8), "va": (2, 3, 2)},
+    ),
 }
 
 
@@ -76,6 +97,12 @@ def _count(model: torch.nn.Module, trainable: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable)
 
 
+def _meta(name: str, **kwargs) -> torch.nn.Module:
+    """Build on the meta device: parameter shapes without allocating or initialising them."""
+    with torch.device("meta"):
+        return create_model(name, **kwargs)
+
+
 def test_mobilenetv2_parameter_count_matches_the_paper():
     # Sandler et al. table 4 reports 3.4 M; torchvision's reference implementation has 3,504,872.
     assert _count(create_model("mobilenetv2")) == 3_504_872
@@ -104,3 +131,63 @@ def test_facebehaviornet_mobile_options():
 def test_registry_direct_lookup_matches_create_model():
     fb.list_models()
     assert "facebehaviornet_mobile" in MODELS
+
+
+def _conv(cin: int, cout: int, k: int = 3) -> int:
+    return cin * cout * k * k + cout
+
+
+def _fc(cin: int, cout: int) -> int:
+    return cin * cout + cout
+
+
+# The 13 conv layers of VGG-16, counted by hand from configuration D.
+VGG_CONV = sum(
+    _conv(a, b)
+    for a, b in [(3, 64), (64, 64), (64, 128), (128, 128), (128, 256), (256, 256), (256, 256)]
+    + [(256, 512), (512, 512), (512, 512), (512, 512), (512, 512), (512, 512)]
+)
+
+
+def test_vgg16_parameter_count():
+    expected = VGG_CONV + _fc(512 * 7 * 7, 4096) + _fc(4096, 4096) + _fc(4096, 1000)
+    assert expected == 138_357_544  # the figure quoted for VGG-16 (138.36 M)
+    assert _count(_meta("vgg16")) == expected
+
+
+def test_resnet50_parameter_count():
+    assert _count(_meta("resnet50")) == 25_557_032  # He et al. / torchvision: 25.56 M
+
+
+def test_facebehaviornet_parameter_count_at_96():
+    # pool5 at 96×96 is 512×3×3; heads: 7 + 17 + 2 outputs of one linear layer on fc7.
+    expected = VGG_CONV + _fc(512 * 3 * 3, 4096) + _fc(4096, 4096) + _fc(4096, 7 + 17 + 2)
+    assert _count(_meta("facebehaviornet")) == expected == 50_480_986
+
+
+def test_vgg_rejects_the_wrong_input_size():
+    with pytest.raises(ValueError, match="input_size"):
+        create_model("vgg16_tiny")(torch.randn(1, 3, 96, 96))
+    with pytest.raises(ValueError, match="input_size"):
+        create_model("facebehaviornet_tiny")(torch.randn(1, 3, 112, 112))
+
+
+def test_vgg_features_expose_pools_and_fc():
+    m = create_model("vgg16_tiny", input_size=(64, 128)).eval()
+    feats = m.forward_features(torch.randn(1, 3, 64, 128))
+    assert feats["pool2"].shape == (1, 8, 16, 32)
+    assert feats["pool5"].shape == (1, 32, 2, 4)
+    assert feats["fc7"].shape == (1, 64)
+    assert [n for n, _ in m.trunk.layers.named_children()][:3] == ["conv1_1", "relu1_1", "conv1_2"]
+
+
+def test_sequence_models_are_causal_per_frame():
+    # A GRU only looks back: changing the last frame must leave earlier frames' outputs unchanged.
+    m = create_model("mt_vgg_gru_tiny").eval()
+    clip = torch.randn(1, 4, 3, 96, 96)
+    clip2 = clip.clone()
+    clip2[:, -1] = torch.randn(3, 96, 96)
+    with torch.no_grad():
+        a, b = m(clip)["va"], m(clip2)["va"]
+    torch.testing.assert_close(a[:, :3], b[:, :3])
+    assert not torch.allclose(a[:, 3], b[:, 3])

@@ -29,14 +29,26 @@ import torch.nn as nn
 from facebehavior import schema
 from facebehavior.models import register_model
 from facebehavior.models.mobilenet import MobileNetV2
+from facebehavior.models.vgg import VGGFC, VGGTrunk, as_hw
 from facebehavior.nn.heads import TaskHeads
+from facebehavior.nn.recurrent import FrameGRU, per_frame
 
 __all__ = [
     "FaceBehaviorNet",
     "task_sizes",
     "task_labels",
+    "MTVGGGRU",
+    "AVMTVGGGRU",
+    "facebehaviornet",
+    "facebehaviornet_tiny",
     "facebehaviornet_mobile",
     "facebehaviornet_mobile_tiny",
+    "mt_vgg",
+    "mt_vgg_tiny",
+    "mt_vgg_gru",
+    "mt_vgg_gru_tiny",
+    "av_mt_vgg_gru",
+    "av_mt_vgg_gru_tiny",
 ]
 
 
@@ -199,4 +211,299 @@ def facebehaviornet_mobile_tiny(
         dropout=0.2,
         stem_stride=2,
         last_channels=64,
+    )
+
+
+class _FlatTrunk(nn.Module):
+    """VGG conv trunk followed by flattening: ``(B, C, H, W) → (B, C5·⌊H/32⌋·⌊W/32⌋)``."""
+
+    def __init__(self, trunk: VGGTrunk, input_size: tuple[int, int]) -> None:
+        super().__init__()
+        self.vgg = trunk
+        self.input_size = input_size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.jit.is_tracing() and tuple(x.shape[-2:]) != self.input_size:
+            raise ValueError(
+                f"this model was built for {self.input_size} px inputs (the first FC layer's size depends "
+                f"on it), got {tuple(x.shape[-2:])}; rebuild it with input_size={tuple(x.shape[-2:])}"
+            )
+        return self.vgg(x).flatten(1)
+
+
+def _vgg_multitask(
+    *,
+    num_expressions: int,
+    aus: Sequence[int],
+    va: bool,
+    input_size: int | tuple[int, int],
+    in_channels: int,
+    width: float,
+    hidden: int,
+    dropout: float,
+) -> FaceBehaviorNet:
+    tasks = task_sizes(num_expressions, aus, va)
+    size = as_hw(input_size)
+    vgg = VGGTrunk(in_channels=in_channels, width=width)
+    neck = VGGFC(vgg.flat_features(size), hidden, dropout)
+    return FaceBehaviorNet(_FlatTrunk(vgg, size), neck, hidden, tasks, task_labels(num_expressions, aus, va))
+
+
+@register_model("facebehaviornet")
+def facebehaviornet(
+    *,
+    num_expressions: int = 7,
+    aus: Sequence[int] = schema.AUS_17,
+    va: bool = True,
+    input_size: int | tuple[int, int] = 96,
+    in_channels: int = 3,
+    dropout: float = 0.5,
+) -> FaceBehaviorNet:
+    """FaceBehaviorNet: VGG-FACE's 13 conv + 5 pool → FC 4096 → FC 4096 (dropout 0.5) → expression/AU/VA.
+
+    Args:
+        num_expressions: expression logits (7 in the paper, ``schema.EXPRESSIONS_7``).
+        aus: FACS numbers of the AU logits (the paper's 17, ``schema.AUS_17``).
+        va: add the (valence, arousal) output.
+        input_size: aligned face size in px (96 in the paper).
+        in_channels: 3 (RGB) or 1.
+        dropout: after each FC layer.
+
+    Returns:
+        A ``FaceBehaviorNet``: ``{"expression": (B, 7), "au": (B, 17), "va": (B, 2)}``; 50.48 M parameters
+        at 96×96.
+    """
+    return _vgg_multitask(
+        num_expressions=num_expressions,
+        aus=tuple(aus),
+        va=va,
+        input_size=input_size,
+        in_channels=in_channels,
+        width=1.0,
+        hidden=4096,
+        dropout=dropout,
+    )
+
+
+@register_model("facebehaviornet_tiny")
+def facebehaviornet_tiny(
+    *,
+    num_expressions: int = 7,
+    aus: Sequence[int] = schema.AUS_17,
+    va: bool = True,
+    input_size: int | tuple[int, int] = 96,
+    in_channels: int = 3,
+) -> FaceBehaviorNet:
+    """FaceBehaviorNet layout at 1/16 conv width with 64-unit FC layers, for fast tests."""
+    return _vgg_multitask(
+        num_expressions=num_expressions,
+        aus=tuple(aus),
+        va=va,
+        input_size=input_size,
+        in_channels=in_channels,
+        width=1 / 16,
+        hidden=64,
+        dropout=0.5,
+    )
+
+
+@register_model("mt_vgg")
+def mt_vgg(
+    *,
+    num_expressions: int = 7,
+    aus: Sequence[int] = schema.DATASET_AU_SUBSETS["affwild2"],
+    va: bool = True,
+    input_size: int | tuple[int, int] = 96,
+    in_channels: int = 3,
+) -> FaceBehaviorNet:
+    """MT-VGG (Aff-Wild review §VI-B): FaceBehaviorNet's layout with Aff-Wild2's 8 AUs.
+
+    Returns ``{"expression": (B, 7), "au": (B, 8), "va": (B, 2)}``.
+    """
+    return _vgg_multitask(
+        num_expressions=num_expressions,
+        aus=tuple(aus),
+        va=va,
+        input_size=input_size,
+        in_channels=in_channels,
+        width=1.0,
+        hidden=4096,
+        dropout=0.5,
+    )
+
+
+@register_model("mt_vgg_tiny")
+def mt_vgg_tiny(*, input_size: int | tuple[int, int] = 96) -> FaceBehaviorNet:
+    """Tiny MT-VGG (1/16 conv width, 64-unit FC layers) for fast tests."""
+    return _vgg_multitask(
+        num_expressions=7,
+        aus=schema.DATASET_AU_SUBSETS["affwild2"],
+        va=True,
+        input_size=input_size,
+        in_channels=3,
+        width=1 / 16,
+        hidden=64,
+        dropout=0.5,
+    )
+
+
+class _FrameEncoder(nn.Module):
+    """One MT-VGG-GRU stream without its output layer: per-frame VGG trunk → FC (ReLU, dropout) → GRU.
+
+    Shapes: ``(B, T, C, H, W) → (B, T, gru_hidden)``.
+    """
+
+    def __init__(
+        self,
+        *,
+        input_size: tuple[int, int],
+        in_channels: int,
+        width: float,
+        fc: int,
+        gru_hidden: int,
+        dropout: float,
+    ) -> None:
+        super().__init__()
+        vgg = VGGTrunk(in_channels=in_channels, width=width)
+        self.trunk = _FlatTrunk(vgg, input_size)
+        self.fc = nn.Sequential(
+            nn.Linear(vgg.flat_features(input_size), fc), nn.ReLU(inplace=True), nn.Dropout(dropout)
+        )
+        self.gru = FrameGRU(fc, gru_hidden, 2)
+        self.out_features = gru_hidden
+
+    def forward(self, clip: torch.Tensor) -> torch.Tensor:
+        return self.gru(per_frame(nn.Sequential(self.trunk, self.fc), clip))
+
+
+class MTVGGGRU(nn.Module):
+    """MT-VGG-GRU: per-frame VGG trunk → first FC (4096) → 2-layer GRU (128) → expression/AU/VA.
+
+    ``forward(clip)`` takes ``(B, T, C, H, W)`` aligned faces and returns per-frame outputs
+    ``{"expression": (B, T, E) logits, "au": (B, T, A) logits, "va": (B, T, 2) in [-1, 1]}``.
+    """
+
+    def __init__(
+        self, encoder: _FrameEncoder, tasks: dict[str, int], labels: dict[str, tuple[str, ...]]
+    ) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.heads = TaskHeads(encoder.out_features, tasks)
+        self.task_labels = labels
+
+    def forward(self, clip: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.heads(self.encoder(clip))
+
+
+class AVMTVGGGRU(nn.Module):
+    """A/V-MT-VGG-GRU: a visual and an audio MT-VGG-GRU stream (without output layers), their
+    128-d outputs concatenated (256-d) and fused by a 2-layer GRU (128) → expression/AU/VA.
+
+    ``forward(clip, spectrogram)``: ``clip`` is ``(B, T, C, H, W)`` faces; ``spectrogram`` is
+    ``(B, T, C_a, H_a, W_a)``, one spectrogram image per video frame (the paper computes 33 ms
+    windows with 11 ms overlap on 44.1 kHz mono audio, values scaled to [-1, 1]; the patch of
+    spectrogram frames aligned with each video frame is resized to ``audio_size``). Returns
+    ``{"expression": (B, T, E), "au": (B, T, A), "va": (B, T, 2)}``.
+    """
+
+    def __init__(
+        self,
+        visual: _FrameEncoder,
+        audio: _FrameEncoder,
+        gru_hidden: int,
+        tasks: dict[str, int],
+        labels: dict[str, tuple[str, ...]],
+    ) -> None:
+        super().__init__()
+        self.visual = visual
+        self.audio = audio
+        self.fusion = FrameGRU(visual.out_features + audio.out_features, gru_hidden, 2)
+        self.heads = TaskHeads(gru_hidden, tasks)
+        self.task_labels = labels
+
+    def forward(self, clip: torch.Tensor, spectrogram: torch.Tensor) -> dict[str, torch.Tensor]:
+        if spectrogram.shape[:2] != clip.shape[:2]:
+            raise ValueError(
+                f"spectrogram (B, T) {tuple(spectrogram.shape[:2])} must match the clip's "
+                f"{tuple(clip.shape[:2])}: one spectrogram image per video frame"
+            )
+        fused = self.fusion(torch.cat([self.visual(clip), self.audio(spectrogram)], dim=-1))
+        return self.heads(fused)
+
+
+_AFFWILD2_AUS = schema.DATASET_AU_SUBSETS["affwild2"]
+
+
+@register_model("mt_vgg_gru")
+def mt_vgg_gru(
+    *,
+    num_expressions: int = 7,
+    aus: Sequence[int] = _AFFWILD2_AUS,
+    va: bool = True,
+    input_size: int | tuple[int, int] = 96,
+    in_channels: int = 3,
+    dropout: float = 0.5,
+) -> MTVGGGRU:
+    """MT-VGG-GRU (Aff-Wild review §VI-B) over ``(B, T, 3, 96, 96)`` clips; per-frame outputs."""
+    enc = _FrameEncoder(
+        input_size=as_hw(input_size),
+        in_channels=in_channels,
+        width=1.0,
+        fc=4096,
+        gru_hidden=128,
+        dropout=dropout,
+    )
+    return MTVGGGRU(enc, task_sizes(num_expressions, aus, va), task_labels(num_expressions, aus, va))
+
+
+@register_model("mt_vgg_gru_tiny")
+def mt_vgg_gru_tiny(*, input_size: int | tuple[int, int] = 96) -> MTVGGGRU:
+    """Tiny MT-VGG-GRU (1/16 conv width, 64-unit FC, 16-unit GRU) for fast tests."""
+    enc = _FrameEncoder(
+        input_size=as_hw(input_size), in_channels=3, width=1 / 16, fc=64, gru_hidden=16, dropout=0.5
+    )
+    return MTVGGGRU(enc, task_sizes(7, _AFFWILD2_AUS, True), task_labels(7, _AFFWILD2_AUS, True))
+
+
+@register_model("av_mt_vgg_gru")
+def av_mt_vgg_gru(
+    *,
+    num_expressions: int = 7,
+    aus: Sequence[int] = _AFFWILD2_AUS,
+    va: bool = True,
+    input_size: int | tuple[int, int] = 96,
+    audio_size: int | tuple[int, int] = 96,
+    audio_channels: int = 1,
+    dropout: float = 0.5,
+) -> AVMTVGGGRU:
+    """A/V-MT-VGG-GRU (Aff-Wild review §VI-B): ``forward(clip, spectrogram)``, per-frame outputs."""
+    visual = _FrameEncoder(
+        input_size=as_hw(input_size), in_channels=3, width=1.0, fc=4096, gru_hidden=128, dropout=dropout
+    )
+    audio = _FrameEncoder(
+        input_size=as_hw(audio_size),
+        in_channels=audio_channels,
+        width=1.0,
+        fc=4096,
+        gru_hidden=128,
+        dropout=dropout,
+    )
+    return AVMTVGGGRU(
+        visual, audio, 128, task_sizes(num_expressions, aus, va), task_labels(num_expressions, aus, va)
+    )
+
+
+@register_model("av_mt_vgg_gru_tiny")
+def av_mt_vgg_gru_tiny(
+    *, input_size: int | tuple[int, int] = 96, audio_size: int | tuple[int, int] = 64
+) -> AVMTVGGGRU:
+    """Tiny A/V-MT-VGG-GRU for fast tests."""
+    visual = _FrameEncoder(
+        input_size=as_hw(input_size), in_channels=3, width=1 / 16, fc=64, gru_hidden=16, dropout=0.5
+    )
+    audio = _FrameEncoder(
+        input_size=as_hw(audio_size), in_channels=1, width=1 / 16, fc=64, gru_hidden=16, dropout=0.5
+    )
+    return AVMTVGGGRU(
+        visual, audio, 16, task_sizes(7, _AFFWILD2_AUS, True), task_labels(7, _AFFWILD2_AUS, True)
     )
