@@ -1,0 +1,117 @@
+"""Frames per second of the face stages (detection + FaceMesh landmarks + alignment) on 640x480 video.
+
+The clip is synthesised from ``samples/face.jpg``: a 640x480 window around one face, drifting and
+rotating slightly frame to frame like a hand-held camera, so FaceMesh's frame-to-frame tracking
+works as it does on real video. Frames are decoded beforehand: the figure is the face stages only
+(the affect model and decoding are excluded; decoding 640x480 H.264 runs at several hundred fps).
+
+Each thread setting runs in its own process (torch's thread pool is process-wide):
+
+    python benchmarks/pipeline_speed.py                 # 1 thread vs torch's default, both modes
+    python benchmarks/pipeline_speed.py --frames 300
+
+Modes: ``tracked`` is the library's default (detector on key frames, FaceMesh follows the face);
+``detect-every-frame`` runs the detector on every frame (``landmarks=False``, no FaceMesh).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def make_clip(n: int, seed: int = 0) -> np.ndarray:
+    """(n, 480, 640, 3) uint8 frames: one face, a slow random walk in position, rotation and zoom."""
+    from PIL import Image
+
+    from facebehavior.face.detect import create_detector
+    from facebehavior.io.images import read_image
+
+    photo = read_image(REPO / "samples" / "face.jpg")
+    det = create_detector("blazeface_short")(photo[None])
+    k = int(np.argmax(det.scores))
+    cx, cy = (det.boxes[k, :2] + det.boxes[k, 2:]) / 2
+    side = float(max(det.boxes[k, 2] - det.boxes[k, 0], det.boxes[k, 3] - det.boxes[k, 1]))
+    scale = 160.0 / side  # the face ~160 px tall in the 480-line frame: a webcam at arm's length
+    img = Image.fromarray(photo)
+    rng = np.random.default_rng(seed)
+    walk = np.cumsum(rng.normal(0, 1, (n, 4)) * [1.5, 1.5, 0.3, 0.003], axis=0)
+    frames = np.empty((n, 480, 640, 3), np.uint8)
+    for i, (dx, dy, rot, dz) in enumerate(walk):
+        s = scale * (1 + dz)
+        a, b = np.cos(np.deg2rad(rot)) / s, np.sin(np.deg2rad(rot)) / s
+        # Output pixel (u, v) samples the photo at centre + R(rot)/s · (u − 320, v − 240) + drift.
+        ox = cx + dx - a * 320 - b * 240
+        oy = cy + dy + b * 320 - a * 240
+        frames[i] = np.asarray(img.transform((640, 480), Image.AFFINE, (a, b, ox, -b, a, oy), Image.BILINEAR))
+    return frames
+
+
+def measure(threads: int, n: int, mode: str) -> dict:
+    import torch
+
+    from facebehavior.face.align import align_faces
+    from facebehavior.pipeline import Analyzer
+    from facebehavior.types import Detections, Frames
+
+    frames = make_clip(n)
+    an = Analyzer(model=None, landmarks=mode == "tracked", threads=threads, batch_size=32)
+    batches = [
+        Frames(frames[s : s + 32], np.arange(s, min(n, s + 32)), np.arange(s, min(n, s + 32)) / 30.0, "bench")
+        for s in range(0, n, 32)
+    ]
+    an.process(batches[0])  # warm-up: weights loaded, kernels chosen
+    faces = 0
+    t0 = time.perf_counter()
+    for b in batches:
+        rows, _ = an.process(b)
+        kp = rows[
+            [f"{p}_{c}" for p in ("right_eye", "left_eye", "nose", "mouth_right", "mouth_left") for c in "xy"]
+        ]
+        dets = Detections(
+            frame_index=(rows["frame"].to_numpy() - b.index[0]).astype(np.int64),
+            boxes=rows[["x1", "y1", "x2", "y2"]].to_numpy(np.float32),
+            scores=rows["det_score"].to_numpy(np.float32),
+            keypoints=kp.to_numpy(np.float32).reshape(-1, 5, 2),
+        )
+        align_faces(b.images, dets, size=112, template="arcface")
+        faces += len(rows)
+    dt = time.perf_counter() - t0
+    return {"threads": torch.get_num_threads(), "mode": mode, "frames": n, "faces": faces, "fps": n / dt}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--frames", type=int, default=160)
+    p.add_argument("--threads", type=int, default=None, help="(internal) run one setting and print JSON")
+    p.add_argument("--mode", default=None, choices=("tracked", "detect-every-frame"))
+    a = p.parse_args()
+    if a.threads is not None:
+        print(json.dumps(measure(a.threads, a.frames, a.mode)))
+        return
+    import torch
+
+    from facebehavior._runtime import DEFAULT_THREADS
+
+    default = torch.get_num_threads()
+    print(f"640x480, one face, {a.frames} frames; torch default threads here = {default}; "
+          f"library DEFAULT_THREADS = {DEFAULT_THREADS}")  # fmt: skip
+    for mode in ("tracked", "detect-every-frame"):
+        for threads in (1, default):
+            cmd = [sys.executable, __file__, "--threads", str(threads), "--frames", str(a.frames)]
+            out = subprocess.run([*cmd, "--mode", mode], capture_output=True, text=True, check=True)
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            faces = f"({r['faces']} faces in {r['frames']} frames)"
+            print(f"{mode:>20}  threads={r['threads']}  {r['fps']:7.1f} fps  {faces}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,253 @@
+"""``facebehavior analyze``: faces, AUs, expressions and valence/arousal for images, videos, webcams.
+
+Results stream to the output file chunk by chunk (one batch of frames at a time), so an
+interrupted run keeps everything finished and ``--resume`` continues where it stopped.
+Unreadable inputs are reported one line each and skipped; the exit code is 1 if any failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_SOME_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the sub-command's options."""
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="image/video files, folders, glob patterns ('clips/*.mp4'), or webcam:N",
+    )
+    parser.add_argument(
+        "-o", "--output", required=True, metavar="OUT", help="results file: .csv, .parquet or .jsonl"
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="keep the rows already in OUT and continue after them"
+    )
+    parser.add_argument(
+        "--every", type=_positive, default=1, metavar="N", help="analyse every N-th video frame"
+    )
+    parser.add_argument(
+        "--max-faces", type=_positive, default=None, metavar="N", help="at most N faces per frame"
+    )
+    parser.add_argument("--device", default="cpu", metavar="D", help="torch device (cpu, cuda, cuda:1, mps)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="torch threads (default: the library's setting)",
+    )
+    parser.add_argument(
+        "--model",
+        default="default",
+        metavar="PATH|none",
+        help="affect model checkpoint (.safetensors); 'none' writes face columns only",
+    )
+    parser.add_argument(
+        "--detector",
+        default="auto",
+        help="auto (BlazeFace short→full range), blazeface_short, blazeface_full, mtcnn",
+    )
+    parser.add_argument(
+        "--no-landmarks", action="store_true", help="skip FaceMesh (no head pose/geometry; faster on stills)"
+    )
+    parser.add_argument(
+        "--geometry", action="store_true", help="add geometric AU evidence from the landmarks"
+    )
+    parser.add_argument(
+        "--batch-size", type=_positive, default=32, metavar="N", help="frames per batch/chunk"
+    )
+    parser.add_argument("--recursive", action="store_true", help="descend into sub-folders")
+    parser.add_argument(
+        "--max-pixels",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="largest still image in pixels (default 40 million); larger ones are skipped",
+    )
+    parser.add_argument(
+        "--downscale-huge",
+        action="store_true",
+        help="shrink images above the pixel limit instead of skipping them",
+    )
+    parser.add_argument("--plot", metavar="DIR", default=None, help="also save plots of the results into DIR")
+    parser.add_argument(
+        "--column-style",
+        choices=("facebehavior", "openface"),
+        default="facebehavior",
+        help="AU column names: AU12_prob (facebehavior) or AU12_c (openface)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _positive(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {v}")
+    return v
+
+
+def _say(msg: str) -> None:
+    from tqdm import tqdm
+
+    tqdm.write(msg, file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the analysis; returns the exit code (0 ok, 1 some inputs failed, 2 usage, 130 Ctrl-C)."""
+    from tqdm import tqdm
+
+    from facebehavior.io import InputError
+    from facebehavior.io.sources import expand_inputs
+    from facebehavior.io.writers import open_writer
+    from facebehavior.models.weights import CheckpointError
+    from facebehavior.pipeline import Analyzer
+
+    try:
+        analyzer = Analyzer(
+            detector=args.detector,
+            landmarks=not args.no_landmarks,
+            model=None if str(args.model).lower() == "none" else args.model,
+            geometry=args.geometry,
+            device=args.device,
+            threads=args.threads,
+            batch_size=args.batch_size,
+            every=args.every,
+            max_faces=args.max_faces,
+            column_style=args.column_style,
+            downscale_huge=args.downscale_huge,
+            max_pixels=args.max_pixels,
+        )
+        if args.geometry and args.no_landmarks:
+            raise ValueError("--geometry needs the landmarks; drop --no-landmarks")
+        analyzer.columns  # noqa: B018 (loads the affect model now, so a bad --model fails before any work)
+        writer = open_writer(args.output, resume=args.resume)
+    except (InputError, CheckpointError, ValueError, KeyError) as e:
+        _say(f"error: {e.args[0] if isinstance(e, KeyError) else e}")
+        return EXIT_USAGE
+
+    failures: list[InputError] = []
+    sources, errs = expand_inputs(args.inputs, recursive=args.recursive)
+    for e in errs:
+        failures.append(e)
+        _say(f"error: {e}")
+    todo = [s for s in sources if not (s.path in writer.progress and writer.progress[s.path].done)]
+    if args.resume and len(todo) < len(sources):
+        _say(f"resuming: {len(sources) - len(todo)} of {len(sources)} inputs already done")
+
+    quiet = args.no_progress or not sys.stderr.isatty() and not _force_bars()
+    files_bar = tqdm(total=len(todo), unit="file", desc="files", position=0, disable=quiet, file=sys.stderr)
+    frame_bar = None
+    counts = {"frames": 0, "rows": 0, "no_face": 0}
+    faceless: list[str] = []
+    per_source: dict[str, list[int]] = {}
+
+    def on_source(src, reader) -> None:
+        nonlocal frame_bar
+        if frame_bar is not None:
+            frame_bar.close()
+        total = None
+        if reader is not None and getattr(reader, "frame_count", None):
+            start = writer.progress[src.path].last_frame + 1 if src.path in writer.progress else 0
+            total = max(0, -(-(reader.frame_count - start) // args.every))
+        frame_bar = tqdm(
+            total=total if src.kind != "image" else 1,
+            unit="frame",
+            desc=Path(src.path).name[:40],
+            position=1,
+            leave=False,
+            disable=quiet,
+            file=sys.stderr,
+        )
+
+    def on_error(e: InputError) -> None:
+        failures.append(e)
+        _say(f"error: {e}")
+
+    interrupted = False
+    try:
+        for chunk in analyzer.iter_chunks(
+            [s.path for s in todo], on_error=on_error, skip=writer.progress, on_source=on_source
+        ):
+            writer.write(
+                chunk.rows,
+                source=chunk.source,
+                last_frame=chunk.last_frame,
+                done=chunk.done,
+                frames=chunk.frames,
+                no_face=chunk.no_face,
+            )
+            counts["frames"] += chunk.frames
+            counts["rows"] += len(chunk.rows)
+            counts["no_face"] += chunk.no_face
+            tally = per_source.setdefault(chunk.source, [0, 0])
+            tally[0] += chunk.frames
+            tally[1] += chunk.no_face
+            if frame_bar is not None:
+                frame_bar.update(chunk.frames)
+            if chunk.done:
+                files_bar.update(1)
+                prog = writer.progress[chunk.source]
+                if prog.frames and prog.no_face == prog.frames:
+                    faceless.append(chunk.source)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        if frame_bar is not None:
+            frame_bar.close()
+        files_bar.close()
+        writer.close()
+
+    # Sources that failed part-way (truncated videos) still have their earlier chunks written.
+    failed_paths = {f.path for f in failures}
+    for src in failed_paths & set(per_source):
+        logger.info("%s: %d frames analysed before the failure were kept", src, per_source[src][0])
+    summary = f"{counts['frames']} frames analysed, {counts['rows']} face rows written to {args.output}" + (
+        f"; {counts['no_face']} frames had no face" if counts["no_face"] else ""
+    )
+    _say(summary)
+    for src in faceless:
+        _say(f"warning: {src}: no face found in any frame")
+    if interrupted:
+        _say(f"interrupted: finished chunks are saved; run again with --resume to continue ({args.output})")
+        return EXIT_INTERRUPTED
+    if args.plot:
+        _plot(args)
+    if failures:
+        _say(f"{len(failures)} input(s) failed:")
+        for f in failures:
+            _say(f"  {f}")
+        return EXIT_SOME_FAILED
+    return EXIT_OK
+
+
+def _plot(args: argparse.Namespace) -> None:
+    from facebehavior.io.writers import read_results
+    from facebehavior.viz import plot_results
+
+    out = Path(args.output)
+    if not out.exists():
+        _say("no results to plot")
+        return
+    paths = plot_results(read_results(out), args.plot)
+    _say(f"{len(paths)} plot(s) saved to {args.plot}")
+
+
+def _force_bars() -> bool:
+    import os
+
+    return os.environ.get("FACEBEHAVIOR_PROGRESS", "") == "1"

@@ -1,0 +1,735 @@
+"""The Analyzer: frames → faces → landmarks → aligned crops → affect predictions → rows.
+
+Stages, each run on whole batches (no per-face Python loop on the hot path):
+
+1. **frames** — images, videos and webcams are read in batches of ``batch_size`` frames
+   (``facebehavior.io``); every batch of one source becomes one *chunk* of results.
+2. **detection** — ``"auto"`` runs BlazeFace short-range on the batch and, only for the frames in
+   which it found nothing or only small faces, BlazeFace full-range (see ``docs/pipeline.md`` for
+   the measurements behind this choice). Any registered detector name, or a ``FaceDetector``
+   object, can be given instead.
+3. **landmarks** — FaceMesh (468 points). As in MediaPipe, a face found once is *tracked*: the
+   next frame's crop comes from the current landmarks, so the detector only runs on the first
+   frame of each batch, every ``redetect_every`` frames, and whenever a tracked face is lost
+   (presence below ``min_presence``). This is where the speed comes from: FaceMesh alone per
+   frame instead of detector + FaceMesh. With landmarks, a face's box is the box of its 468
+   points and ``det_score`` its FaceMesh presence.
+4. **alignment** — a 5-point similarity warp onto the affect model's template, batched.
+5. **tracking** — a ``face_id`` per person across frames (``facebehavior.face.track``).
+6. **head pose** — pitch/yaw/roll from the 468 landmarks (``facebehavior.face.pose``).
+7. **affect model** — one protocol: the checkpoint's ``WeightSpec`` gives the input size, colour,
+   normalisation, template and label names; outputs become columns named by ``facebehavior.schema``.
+
+Frames in which no face is found produce no rows; their count is reported per chunk
+(``Chunk.no_face``) and per source by the CLI. With no affect model, rows hold the face columns
+only (``schema.face_columns()``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from facebehavior import schema
+from facebehavior.io import InputError
+from facebehavior.types import Detections, Frames
+
+__all__ = ["Analyzer", "Chunk", "analyze"]
+
+logger = logging.getLogger(__name__)
+
+# Short-range BlazeFace is trained on faces filling most of a selfie frame; below about a fifth of
+# the frame's long side it starts missing faces (MediaPipe's own guidance: "within 2 m"). Frames
+# whose faces are all smaller than this go to the full-range model.
+SMALL_FACE_FRACTION = 0.2
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Results of one batch of frames of one source.
+
+    Attributes:
+        source: the source the frames came from.
+        rows: one row per face (columns ``Analyzer.columns``); empty if no face was found.
+        frames: number of frames analysed.
+        no_face: frames in which no face was found.
+        last_frame: index of the last frame of the batch.
+        done: this chunk ends the source.
+    """
+
+    source: str
+    rows: Any  # pandas.DataFrame
+    frames: int
+    no_face: int
+    last_frame: int
+    done: bool
+
+
+@dataclass
+class _SourceState:
+    """What carries over from one batch of a source to the next."""
+
+    tracker: Any = None
+
+
+@dataclass
+class _Faces:
+    """Faces of one batch, flat (F = faces in the batch)."""
+
+    frame_index: np.ndarray  # (F,) int64 position in the batch
+    boxes: np.ndarray  # (F, 4) float32 pixels
+    scores: np.ndarray  # (F,) float32
+    keypoints: np.ndarray  # (F, 5, 2) float32 pixels
+    landmarks: np.ndarray | None = None  # (F, 468, 3) float32 pixels
+    face_id: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+    def __len__(self) -> int:
+        return int(self.frame_index.shape[0])
+
+    def take(self, idx: np.ndarray) -> _Faces:
+        return _Faces(
+            self.frame_index[idx],
+            self.boxes[idx],
+            self.scores[idx],
+            self.keypoints[idx],
+            None if self.landmarks is None else self.landmarks[idx],
+            self.face_id[idx] if len(self.face_id) else self.face_id,
+        )
+
+
+class Analyzer:
+    """Analyse faces in images, videos and webcams.
+
+    Example:
+        >>> from facebehavior import Analyzer
+        >>> df = Analyzer(model=None).analyze("samples/video.mp4")  # doctest: +SKIP
+        >>> df[["frame", "timestamp", "face_id", "pose_yaw"]].head()  # doctest: +SKIP
+
+    Models are built on first use, not in the constructor.
+    """
+
+    def __init__(
+        self,
+        detector: str | Any = "auto",
+        landmarks: bool | Any = True,
+        model: str | Path | None | tuple[Any, Any] = "default",
+        geometry: bool = False,
+        device: str = "cpu",
+        threads: int | None = None,
+        batch_size: int = 32,
+        every: int = 1,
+        max_faces: int | None = None,
+        column_style: schema.ColumnStyle = "facebehavior",
+        *,
+        redetect_every: int = 8,
+        min_presence: float = 0.5,
+        min_face_size: float = 0.0,
+        max_pixels: int | None = None,
+        downscale_huge: bool = False,
+    ) -> None:
+        """Args:
+        detector: ``"auto"`` (BlazeFace short → full-range cascade), a ``DETECTORS`` name
+            (``"blazeface_short"``, ``"blazeface_full"``, ``"mtcnn"``), or a ``FaceDetector`` object.
+        landmarks: run FaceMesh (needed for head pose and geometry); ``False`` aligns on the
+            detector's 5 keypoints; or a landmarker object.
+        model: ``"default"`` (the bundled affect model, if this installation ships one), a
+            checkpoint path, ``None`` for faces only, or a ``(model, WeightSpec)`` pair.
+        geometry: add geometric AU evidence columns computed from the landmarks.
+        device: torch device for every network.
+        threads: torch intra-op threads (``None``: ``$FACEBEHAVIOR_THREADS`` or the library default).
+        batch_size: frames per batch (and per written chunk).
+        every: analyse every ``every``-th video frame.
+        max_faces: keep at most this many faces per frame (highest scores first).
+        column_style: ``"facebehavior"`` (``AU12_prob``) or ``"openface"`` (``AU12_c``) column names.
+        redetect_every: with landmarks, run the detector at least every this many frames to pick
+            up faces that entered (tracked faces keep their crops in between).
+        min_presence: FaceMesh presence below which a tracked face counts as lost.
+        min_face_size: drop faces whose box side is smaller than this many pixels.
+        max_pixels: largest still image accepted (``None``: ``io.images.DEFAULT_MAX_PIXELS``).
+        downscale_huge: shrink larger images to ``max_pixels`` instead of rejecting them.
+        """
+        from facebehavior._runtime import configure_threads
+
+        if batch_size < 1 or every < 1 or redetect_every < 1:
+            raise ValueError("batch_size, every and redetect_every must be >= 1")
+        if max_faces is not None and max_faces < 1:
+            raise ValueError(f"max_faces must be >= 1 or None, got {max_faces}")
+        if column_style not in ("facebehavior", "openface"):
+            raise ValueError(f"column_style must be 'facebehavior' or 'openface', got {column_style!r}")
+        self.detector_arg = detector
+        self.landmarks_arg = landmarks
+        self.model_arg = model
+        self.geometry = bool(geometry)
+        self.device = device
+        self.threads = configure_threads(threads)
+        self.batch_size = int(batch_size)
+        self.every = int(every)
+        self.max_faces = max_faces
+        self.column_style = column_style
+        self.redetect_every = int(redetect_every)
+        self.min_presence = float(min_presence)
+        self.min_face_size = float(min_face_size)
+        self.max_pixels = max_pixels
+        self.downscale_huge = downscale_huge
+        self.failures: list[InputError] = []
+        self._detectors: dict[str, Any] = {}
+        self._landmarker: Any = None
+        self._model: Any = None
+        self._spec: Any = None
+        self._model_resolved = False
+
+    # ------------------------------------------------------------------ lazy components
+    def _detector(self, name: str) -> Any:
+        if name not in self._detectors:
+            from facebehavior.face.detect import create_detector
+
+            self._detectors[name] = create_detector(name, device=self.device)
+        return self._detectors[name]
+
+    @property
+    def uses_landmarks(self) -> bool:
+        return self.landmarks_arg is not False and self.landmarks_arg is not None
+
+    def _get_landmarker(self) -> Any:
+        if self._landmarker is None:
+            if self.landmarks_arg is True:
+                from facebehavior.face.landmarks.facemesh import FaceMeshLandmarker
+
+                self._landmarker = FaceMeshLandmarker(device=self.device)
+            else:
+                self._landmarker = self.landmarks_arg
+        return self._landmarker
+
+    def _resolve_model(self) -> None:
+        if self._model_resolved:
+            return
+        self._model_resolved = True
+        arg = self.model_arg
+        if arg is None or (isinstance(arg, str) and arg.lower() == "none"):
+            return
+        if isinstance(arg, tuple):
+            self._model, self._spec = arg
+        else:
+            from facebehavior.models.weights import load_weights
+
+            path = _default_model_path() if isinstance(arg, str) and arg == "default" else Path(arg)
+            if path is None:
+                logger.info("no bundled affect model in this installation; writing face columns only")
+                return
+            self._model, self._spec = load_weights(path)
+        import torch
+
+        self._model = self._model.to(torch.device(self.device)).eval()
+
+    @property
+    def spec(self) -> Any:
+        """The affect model's ``WeightSpec`` (``None`` without a model); loads the model."""
+        self._resolve_model()
+        return self._spec
+
+    @property
+    def columns(self) -> list[str]:
+        """Output columns, in order."""
+        self._resolve_model()
+        cols = schema.face_columns()
+        if self.geometry:
+            cols += _geometry_columns()
+        if self._spec is not None:
+            cols += _prediction_columns(self._spec, self.column_style)
+        return cols
+
+    # ------------------------------------------------------------------ public API
+    def analyze(self, inputs: Any, *, errors: Literal["raise", "skip"] = "raise") -> Any:
+        """Analyse everything in ``inputs`` and return one DataFrame.
+
+        Args:
+            inputs: a path (image, video, folder, glob, ``webcam:N``), a list of paths, an
+                (H, W, 3) uint8 RGB image or an (N, H, W, 3) stack of frames.
+            errors: ``"raise"`` stops at the first unreadable input; ``"skip"`` logs it, records it
+                in ``self.failures`` and goes on.
+
+        Returns:
+            pandas DataFrame, one row per face and frame, columns ``self.columns``.
+        """
+        import pandas as pd
+
+        parts = [df for df in self.stream(inputs, errors=errors) if len(df)]
+        if not parts:
+            return _empty_frame(self.columns)
+        return pd.concat(parts, ignore_index=True)
+
+    def stream(self, inputs: Any, *, errors: Literal["raise", "skip"] = "raise") -> Iterator[Any]:
+        """Like ``analyze`` but yields one DataFrame per batch of frames (constant memory)."""
+        for chunk in self.iter_chunks(inputs, on_error=None if errors == "raise" else self._log_failure):
+            yield chunk.rows
+
+    def iter_chunks(
+        self,
+        inputs: Any,
+        *,
+        on_error: Callable[[InputError], None] | None = None,
+        skip: dict[str, Any] | None = None,
+        on_source: Callable[[Any, Any], None] | None = None,
+    ) -> Iterator[Chunk]:
+        """Analyse ``inputs`` chunk by chunk, with the bookkeeping a resumable writer needs.
+
+        Args:
+            inputs: as for ``analyze``.
+            on_error: called with each ``InputError`` (unreadable input); ``None`` raises it.
+                Chunks decoded before a video broke off are still yielded first.
+            skip: source → ``io.writers.SourceProgress`` of an earlier run: sources marked done
+                are skipped, others restart after their ``last_frame``.
+            on_source: called as ``on_source(source, reader)`` before each source starts (the
+                reader is ``None`` for in-memory arrays and images); used for progress bars.
+        """
+        self.failures = []
+        skip = skip or {}
+        if isinstance(inputs, np.ndarray):
+            yield from self._run_array(inputs)
+            return
+        from facebehavior.io.sources import expand_inputs
+
+        items = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+        sources, errs = expand_inputs(items)
+        for e in errs:
+            self._fail(e, on_error)
+        for src in sources:
+            prev = skip.get(src.path)
+            if prev is not None and prev.done:
+                logger.info("%s: already done, skipped", src.path)
+                continue
+            start = prev.last_frame + 1 if prev is not None else 0
+            try:
+                yield from self._run_source(src, start, on_source)
+            except InputError as e:
+                self._fail(e, on_error)
+
+    def process(self, frames: Frames, state: _SourceState | None = None) -> tuple[Any, int]:
+        """Analyse one batch of frames.
+
+        Args:
+            frames: a batch from one source.
+            state: carry-over from the previous batch of the same source (face tracks).
+
+        Returns:
+            ``(rows, no_face)``: the DataFrame of faces and the number of frames without a face.
+        """
+        state = state or _SourceState()
+        images = frames.images
+        faces = self._landmark_faces(images) if self.uses_landmarks else self._detect(images)
+        faces.face_id = self._track(state, frames, faces)
+        no_face = int(len(frames) - np.unique(faces.frame_index).size)
+        return self._rows(frames, faces), no_face
+
+    # ------------------------------------------------------------------ sources
+    def _run_array(self, arr: np.ndarray) -> Iterator[Chunk]:
+        if arr.ndim == 3:
+            arr = arr[None]
+        if arr.ndim != 4 or arr.shape[-1] != 3 or arr.dtype != np.uint8:
+            raise ValueError(
+                f"arrays must be (H, W, 3) or (N, H, W, 3) uint8 RGB, got {arr.shape} {arr.dtype}"
+            )
+        state = _SourceState()
+        n = arr.shape[0]
+        for s in range(0, n, self.batch_size):
+            e = min(n, s + self.batch_size)
+            idx = np.arange(s, e, dtype=np.int64)
+            frames = Frames(arr[s:e], idx, np.zeros(e - s), "array")
+            rows, no_face = self.process(frames, state)
+            yield Chunk("array", rows, e - s, no_face, e - 1, e == n)
+
+    def _run_source(self, src: Any, start: int, on_source: Callable | None) -> Iterator[Chunk]:
+        from facebehavior.io.images import DEFAULT_MAX_PIXELS, read_image
+        from facebehavior.io.video import VideoReader, WebcamReader
+
+        state = _SourceState()
+        if src.kind == "image":
+            if on_source:
+                on_source(src, None)
+            img = read_image(
+                src.path,
+                max_pixels=self.max_pixels or DEFAULT_MAX_PIXELS,
+                downscale=self.downscale_huge,
+            )
+            frames = Frames(img[None], np.zeros(1, np.int64), np.zeros(1), src.path)
+            rows, no_face = self.process(frames, state)
+            if no_face:
+                logger.info("%s: no face found", src.path)
+            yield Chunk(src.path, rows, 1, no_face, 0, True)
+            return
+        if src.kind == "video":
+            reader = VideoReader(src.path, batch_size=self.batch_size, every=self.every, start_frame=start)
+        else:
+            reader = WebcamReader(src.device, batch_size=self.batch_size, every=self.every)
+        if on_source:
+            on_source(src, reader)
+        pending = None
+        for frames in reader:
+            # Hold each chunk back by one batch so the last one can be marked ``done``.
+            if pending is not None:
+                yield pending
+            rows, no_face = self.process(frames, state)
+            pending = Chunk(src.path, rows, len(frames), no_face, int(frames.index[-1]), False)
+        if pending is not None:
+            yield Chunk(
+                pending.source, pending.rows, pending.frames, pending.no_face, pending.last_frame, True
+            )
+        else:
+            # Nothing left after ``start`` (a resumed source that had only trailing frames left).
+            yield Chunk(src.path, _empty_frame(self.columns), 0, 0, max(start - 1, 0), True)
+
+    def _fail(self, e: InputError, on_error: Callable[[InputError], None] | None) -> None:
+        self.failures.append(e)
+        if on_error is None:
+            raise e
+        on_error(e)
+
+    @staticmethod
+    def _log_failure(e: InputError) -> None:
+        logger.warning("%s", e)
+
+    # ------------------------------------------------------------------ detection
+    def _detect(self, images: np.ndarray) -> _Faces:
+        """Batched detection (with the auto cascade) → faces with 5 detector keypoints."""
+        arg = self.detector_arg
+        if isinstance(arg, str) and arg == "auto":
+            det = self._detector("blazeface_short")(images)
+            det = self._cascade(images, det)
+        elif isinstance(arg, str):
+            det = self._detector(arg)(images)
+        else:
+            det = arg(images)
+        faces = _Faces(
+            det.frame_index.astype(np.int64),
+            det.boxes.astype(np.float32),
+            det.scores.astype(np.float32),
+            det.keypoints.astype(np.float32),
+        )
+        return self._limit(faces)
+
+    def _cascade(self, images: np.ndarray, det: Detections) -> Detections:
+        """Re-run frames where short-range found nothing, or only small faces, at full range."""
+        n, h, w = images.shape[:3]
+        side = np.maximum(det.boxes[:, 2] - det.boxes[:, 0], det.boxes[:, 3] - det.boxes[:, 1])
+        big = np.zeros(n, bool)
+        big[det.frame_index[side >= SMALL_FACE_FRACTION * max(h, w)]] = True
+        redo = np.flatnonzero(~big)
+        if redo.size == 0:
+            return det
+        full = self._detector("blazeface_full")(images[redo])
+        if len(full) == 0:
+            return det
+        # Frames the full-range model saw replace their short-range results when it found at
+        # least as many faces (it also finds large faces; short-range is merely faster on them).
+        full_fi = redo[full.frame_index]
+        n_short = np.bincount(det.frame_index, minlength=n)
+        n_full = np.bincount(full_fi, minlength=n)
+        use_full = np.zeros(n, bool)
+        use_full[redo] = n_full[redo] >= np.maximum(n_short[redo], 1)
+        keep_short = ~use_full[det.frame_index]
+        keep_full = use_full[full_fi]
+        return Detections(
+            frame_index=np.concatenate([det.frame_index[keep_short], full_fi[keep_full]]),
+            boxes=np.concatenate([det.boxes[keep_short], full.boxes[keep_full]]),
+            scores=np.concatenate([det.scores[keep_short], full.scores[keep_full]]),
+            keypoints=np.concatenate([det.keypoints[keep_short], full.keypoints[keep_full]]),
+        )
+
+    def _limit(self, faces: _Faces) -> _Faces:
+        """Drop tiny faces and keep the ``max_faces`` best per frame; sort by frame then score."""
+        keep = np.ones(len(faces), bool)
+        if self.min_face_size > 0:
+            side = np.minimum(faces.boxes[:, 2] - faces.boxes[:, 0], faces.boxes[:, 3] - faces.boxes[:, 1])
+            keep &= side >= self.min_face_size
+        order = np.lexsort((-faces.scores, faces.frame_index))
+        order = order[keep[order]]
+        if self.max_faces is not None and order.size:
+            fi = faces.frame_index[order]
+            first = np.searchsorted(fi, fi, side="left")
+            rank = np.arange(order.size) - first
+            order = order[rank < self.max_faces]
+        return faces.take(order)
+
+    # ------------------------------------------------------------------ landmarks (tracked)
+    def _landmark_faces(self, images: np.ndarray) -> _Faces:
+        """FaceMesh on every frame; crops follow the previous frame's landmarks (see module doc)."""
+        from facebehavior.face.landmarks.facemesh import keypoints5, roi_from_landmarks
+
+        lm = self._get_landmarker()
+        n = images.shape[0]
+        k = self.redetect_every
+        # The detector runs on the scheduled key frames of the batch in one batched call; the first
+        # frame of every batch is a key frame, so batches never depend on each other's crops.
+        keyframes = np.arange(0, n, k)
+        key = self._detect(images[keyframes])
+        key_rois = {}
+        for pos, j in enumerate(keyframes):
+            sel = key.frame_index == pos
+            key_rois[int(j)] = self._rois_from_detections(key.take(np.flatnonzero(sel)))
+        out_fi, out_pts, out_pres = [], [], []
+        rois = None
+        for j in range(n):
+            fresh = j in key_rois
+            if fresh:
+                rois = key_rois[j]
+            if rois is None or _roi_count(rois) == 0:
+                rois = None
+                continue
+            pts, pres = self._run_landmarker(lm, images[j], rois)
+            ok = pres >= self.min_presence
+            if not fresh and not ok.all():
+                # A tracked face was lost (turned away, occluded, moved too fast): detect again
+                # on this very frame rather than dropping it.
+                redo = self._rois_from_detections(self._detect(images[j : j + 1]))
+                if _roi_count(redo):
+                    pts, pres = self._run_landmarker(lm, images[j], redo)
+                    ok = pres >= self.min_presence
+                else:
+                    pts, pres, ok = pts[:0], pres[:0], ok[:0]
+            pts, pres = pts[ok], pres[ok]
+            pts, pres = _dedupe(pts, pres)
+            if pts.shape[0] == 0:
+                rois = None
+                continue
+            out_fi.append(np.full(pts.shape[0], j, np.int64))
+            out_pts.append(pts)
+            out_pres.append(pres)
+            rois = roi_from_landmarks(pts)
+        if not out_fi:
+            return _Faces(
+                np.zeros(0, np.int64),
+                np.zeros((0, 4), np.float32),
+                np.zeros(0, np.float32),
+                np.zeros((0, 5, 2), np.float32),
+                np.zeros((0, 468, 3), np.float32),
+            )
+        pts = np.concatenate(out_pts).astype(np.float32)
+        xy = pts[..., :2]
+        boxes = np.concatenate([xy.min(axis=1), xy.max(axis=1)], axis=1)
+        faces = _Faces(
+            np.concatenate(out_fi),
+            boxes,
+            np.concatenate(out_pres).astype(np.float32),
+            keypoints5(pts),
+            pts,
+        )
+        return self._limit(faces)
+
+    def _rois_from_detections(self, faces: _Faces) -> Any:
+        from facebehavior.face.landmarks.facemesh import roi_from_detections
+
+        dets = Detections(np.zeros(len(faces), np.int64), faces.boxes, faces.scores, faces.keypoints)
+        return roi_from_detections(dets)
+
+    @staticmethod
+    def _run_landmarker(lm: Any, image: np.ndarray, rois: Any) -> tuple[np.ndarray, np.ndarray]:
+        res = lm.from_rois(image[None], rois)
+        return np.asarray(res.points, np.float32), np.asarray(res.presence, np.float32)
+
+    # ------------------------------------------------------------------ tracking
+    def _track(self, state: _SourceState, frames: Frames, faces: _Faces) -> np.ndarray:
+        from facebehavior.face.track import FaceTracker
+
+        if state.tracker is None:
+            state.tracker = FaceTracker()
+        dets = Detections(faces.frame_index, faces.boxes, faces.scores, faces.keypoints)
+        return np.asarray(state.tracker.update(dets, frames.images).face_id, np.int64)
+
+    # ------------------------------------------------------------------ rows
+    def _rows(self, frames: Frames, faces: _Faces) -> Any:
+        import pandas as pd
+
+        f = len(faces)
+        cols: dict[str, np.ndarray] = {}
+        fi = faces.frame_index
+        cols["source"] = np.array([frames.source] * f, dtype=object)
+        cols["frame"] = frames.index[fi].astype(np.int64)
+        cols["timestamp"] = frames.timestamp[fi].astype(np.float64)
+        cols["face_id"] = faces.face_id.astype(np.int64)
+        for k, name in enumerate(("x1", "y1", "x2", "y2")):
+            cols[name] = faces.boxes[:, k]
+        cols["det_score"] = faces.scores
+        for k, name in enumerate(schema.KEYPOINTS_5):
+            cols[f"{name}_x"] = faces.keypoints[:, k, 0]
+            cols[f"{name}_y"] = faces.keypoints[:, k, 1]
+        if faces.landmarks is not None and f:
+            from facebehavior.face.pose import head_pose
+
+            pose = head_pose(faces.landmarks)
+        else:
+            pose = np.full((f, 3), np.nan, np.float32)
+        cols["pose_pitch"], cols["pose_yaw"], cols["pose_roll"] = pose[:, 0], pose[:, 1], pose[:, 2]
+        if self.geometry:
+            cols.update(_geometry(faces.landmarks, faces.face_id))
+        self._resolve_model()
+        if self._spec is not None:
+            cols.update(self._predict(frames.images, faces))
+        df = pd.DataFrame(cols)
+        return df[self.columns] if f else _empty_frame(self.columns)
+
+    def _predict(self, images: np.ndarray, faces: _Faces) -> dict[str, np.ndarray]:
+        """Align the batch's faces to the model's template and run the model in one call."""
+        import torch
+
+        from facebehavior.face.align import align_faces
+
+        spec = self._spec
+        f = len(faces)
+        if f == 0:
+            return {c: np.zeros(0, np.float32) for c in _prediction_columns(spec, self.column_style)}
+        inp = spec.input
+        dets = Detections(faces.frame_index, faces.boxes, faces.scores, faces.keypoints)
+        aligned = align_faces(images, dets, size=inp.size, template=inp.template)
+        x = torch.from_numpy(aligned.crops).to(torch.float32).div_(255.0)  # (F, S, S, 3) in [0, 1]
+        if inp.channels == 1:
+            # ITU-R BT.601 luma, as the grayscale FER corpora were made.
+            x = (x * torch.tensor([0.299, 0.587, 0.114])).sum(-1, keepdim=True)
+        x = x.permute(0, 3, 1, 2)
+        mean = torch.tensor(inp.mean, dtype=torch.float32).view(1, -1, 1, 1)
+        std = torch.tensor(inp.std, dtype=torch.float32).view(1, -1, 1, 1)
+        x = ((x - mean) / std).contiguous()
+        with torch.inference_mode():
+            out = self._model(x.to(torch.device(self.device)))
+        if not isinstance(out, dict):
+            raise TypeError(
+                f"model {spec.name!r} must return a dict of task outputs, got {type(out).__name__}"
+            )
+        return _prediction_values(
+            spec, {k: v.float().cpu().numpy() for k, v in out.items()}, self.column_style
+        )
+
+
+# ---------------------------------------------------------------------------------------- helpers
+def analyze(inputs: Any, **kwargs: Any) -> Any:
+    """One-call analysis: ``Analyzer(**kwargs).analyze(inputs)`` (see ``Analyzer``)."""
+    errors = kwargs.pop("errors", "raise")
+    return Analyzer(**kwargs).analyze(inputs, errors=errors)
+
+
+def _roi_count(rois: Any) -> int:
+    return int(len(rois))
+
+
+def _dedupe(pts: np.ndarray, pres: np.ndarray, iou: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """Two tracked crops that drifted onto the same face: keep the more confident one."""
+    if pts.shape[0] < 2:
+        return pts, pres
+    xy = pts[..., :2]
+    b = np.concatenate([xy.min(1), xy.max(1)], axis=1)
+    order = np.argsort(-pres)
+    keep: list[int] = []
+    for i in order:
+        if keep:
+            k = np.array(keep)
+            ix1 = np.maximum(b[i, 0], b[k, 0])
+            iy1 = np.maximum(b[i, 1], b[k, 1])
+            ix2 = np.minimum(b[i, 2], b[k, 2])
+            iy2 = np.minimum(b[i, 3], b[k, 3])
+            inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
+            area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+            if (inter / (area[i] + area[k] - inter + 1e-9) > iou).any():
+                continue
+        keep.append(int(i))
+    keep_arr = np.sort(np.array(keep))
+    return pts[keep_arr], pres[keep_arr]
+
+
+def _default_model_path() -> Path | None:
+    from facebehavior.models.weights import packaged_weights_dir
+
+    path = packaged_weights_dir() / "default.safetensors"
+    return path if path.is_file() else None
+
+
+def _geometry_columns() -> list[str]:
+    from facebehavior.face import geometry
+
+    m = geometry.measurement_columns(np.zeros((0, len(geometry.MEASUREMENTS))))
+    e = geometry.evidence_columns(np.zeros((0, len(geometry.CHANNELS))))
+    return [*m, *e]
+
+
+def _geometry(landmarks: np.ndarray | None, face_ids: np.ndarray) -> dict[str, np.ndarray]:
+    from facebehavior.face import geometry
+
+    f = len(face_ids)
+    if landmarks is None or f == 0:
+        return {n: np.full(f, np.nan, np.float32) for n in _geometry_columns()}
+    return geometry.geometry_columns(landmarks, face_ids=face_ids)
+
+
+def _au_number(label: str) -> int | None:
+    text = label.upper().removeprefix("AU")
+    return int(text) if text.isdigit() else None
+
+
+_TASK_ORDER = ("expression", "au", "au_intensity", "va")
+
+
+def _tasks(spec: Any) -> list[tuple[str, tuple[str, ...]]]:
+    """The spec's tasks in a fixed output order (checkpoints store them sorted by name)."""
+    rank = {t: i for i, t in enumerate(_TASK_ORDER)}
+    return sorted(spec.tasks.items(), key=lambda kv: (rank.get(kv[0], len(rank)), kv[0]))
+
+
+def _prediction_columns(spec: Any, style: schema.ColumnStyle) -> list[str]:
+    cols: list[str] = []
+    for task, labels in _tasks(spec):
+        if task == "expression":
+            cols += schema.expression_columns(tuple(labels)) + [schema.EXPRESSION_LABEL_COLUMN]
+        elif task in ("au", "au_intensity"):
+            kind = "prob" if task == "au" else "intensity"
+            cols += [schema.au_column(_au_number(lb), kind, style) for lb in labels]
+        elif task == "va":
+            cols += [schema.VALENCE_COLUMN, schema.AROUSAL_COLUMN]
+        else:
+            cols += [f"{task}_{lb}" for lb in labels]
+    return cols
+
+
+def _prediction_values(
+    spec: Any, out: dict[str, np.ndarray], style: schema.ColumnStyle
+) -> dict[str, np.ndarray]:
+    """Turn raw head outputs into named columns: softmax for expressions, sigmoid for AU logits."""
+    cols: dict[str, np.ndarray] = {}
+    for task, labels in _tasks(spec):
+        if task not in out:
+            raise KeyError(f"model {spec.name!r} returned no {task!r} output (it returned {sorted(out)})")
+        v = out[task]
+        if v.shape[-1] != len(labels):
+            raise ValueError(
+                f"model {spec.name!r}: {task!r} has {v.shape[-1]} outputs but {len(labels)} labels"
+            )
+        if task == "expression":
+            e = np.exp(v - v.max(axis=1, keepdims=True))
+            p = e / e.sum(axis=1, keepdims=True)
+            for name, k in zip(schema.expression_columns(tuple(labels)), range(len(labels)), strict=True):
+                cols[name] = p[:, k].astype(np.float32)
+            cols[schema.EXPRESSION_LABEL_COLUMN] = np.asarray(labels, dtype=object)[p.argmax(axis=1)]
+        elif task == "au":
+            p = 1.0 / (1.0 + np.exp(-v))
+            for k, lb in enumerate(labels):
+                cols[schema.au_column(_au_number(lb), "prob", style)] = p[:, k].astype(np.float32)
+        elif task == "au_intensity":
+            for k, lb in enumerate(labels):
+                cols[schema.au_column(_au_number(lb), "intensity", style)] = v[:, k].astype(np.float32)
+        elif task == "va":
+            cols[schema.VALENCE_COLUMN] = v[:, 0].astype(np.float32)
+            cols[schema.AROUSAL_COLUMN] = v[:, 1].astype(np.float32)
+        else:
+            for k, lb in enumerate(labels):
+                cols[f"{task}_{lb}"] = v[:, k].astype(np.float32)
+    return cols
+
+
+def _empty_frame(columns: list[str]) -> Any:
+    import pandas as pd
+
+    dtypes = {"source": object, "frame": np.int64, "timestamp": np.float64, "face_id": np.int64}
+    dtypes[schema.EXPRESSION_LABEL_COLUMN] = object
+    return pd.DataFrame({c: pd.Series([], dtype=dtypes.get(c, np.float32)) for c in columns})

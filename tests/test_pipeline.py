@@ -1,0 +1,192 @@
+"""The Analyzer: batching, rows, affect-model protocol, bad inputs, the real face models on samples."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from facebehavior import schema
+from facebehavior.io import InputError
+from facebehavior.models import create_model
+from facebehavior.models.weights import InputSpec, WeightSpec, save_checkpoint
+from facebehavior.pipeline import Analyzer
+from facebehavior.types import Detections
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE_IMAGE = REPO / "samples" / "face.jpg"
+SAMPLE_VIDEO = REPO / "samples" / "video.mp4"
+
+
+class SquareDetector:
+    """Test double for the FaceDetector protocol: every bright square is a 'face'.
+
+    Box = the square's pixel extent; score = its mean brightness / 255; keypoints at fixed
+    fractions of the box (eyes at 30 %/70 % across, 35 % down; nose centre; mouth at 75 %).
+    """
+
+    name = "squares"
+
+    def __call__(self, images: np.ndarray) -> Detections:
+        fi, boxes, scores = [], [], []
+        for i, img in enumerate(images):
+            g = img.mean(axis=2)
+            # Label squares by columns: test frames hold squares in distinct column bands.
+            cols = np.flatnonzero((g > 128).any(axis=0))
+            if cols.size == 0:
+                continue
+            runs = np.split(cols, np.flatnonzero(np.diff(cols) > 1) + 1)
+            for run in runs:
+                rows = np.flatnonzero((g[:, run] > 128).any(axis=1))
+                x1, x2, y1, y2 = run[0], run[-1] + 1, rows[0], rows[-1] + 1
+                fi.append(i)
+                boxes.append((x1, y1, x2, y2))
+                scores.append(g[y1:y2, x1:x2].mean() / 255.0)
+        if not fi:
+            return Detections.empty()
+        b = np.array(boxes, np.float32)
+        w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+        fx = np.array([0.3, 0.7, 0.5, 0.3, 0.7], np.float32)
+        fy = np.array([0.35, 0.35, 0.55, 0.75, 0.75], np.float32)
+        kp = np.stack([b[:, :1] + w[:, None] * fx, b[:, 1:2] + h[:, None] * fy], axis=-1)
+        return Detections(np.array(fi, np.int64), b, np.array(scores, np.float32), kp.astype(np.float32))
+
+
+def square_frames(n: int, *, size=(96, 128), missing=(), second=False) -> np.ndarray:
+    """Frames with a 40 px bright square moving right 2 px per frame (none in ``missing``)."""
+    h, w = size
+    out = np.zeros((n, h, w, 3), np.uint8)
+    for k in range(n):
+        if k in missing:
+            continue
+        out[k, 20:60, 10 + 2 * k : 50 + 2 * k] = 250
+        if second:
+            out[k, 30:60, 100:125] = 180
+    return out
+
+
+def write_video(path: Path, frames: np.ndarray, fps: int = 25) -> None:
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=fps)
+        s.height, s.width = frames.shape[1:3]
+        s.pix_fmt = "yuv420p"
+        s.options = {"crf": "10"}
+        for img in frames:
+            for pk in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(pk)
+        for pk in s.encode():
+            c.mux(pk)
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    model = create_model("facebehaviornet_mobile_tiny", num_expressions=8, aus=(1, 12), va=True)
+    spec = WeightSpec(
+        name="tiny_test",
+        architecture="facebehaviornet_mobile_tiny",
+        arch_kwargs={"num_expressions": 8, "aus": [1, 12], "va": True},
+        input=InputSpec(
+            size=64, channels=3, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), template="arcface"
+        ),
+        tasks={"expression": schema.EXPRESSIONS_8, "au": ("AU01", "AU12"), "va": ("valence", "arousal")},
+    )
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"
+    save_checkpoint(model.state_dict(), spec, path)
+    return path
+
+
+def test_face_rows_from_an_array_of_frames():
+    frames = square_frames(10, missing=(3, 4))
+    an = Analyzer(detector=SquareDetector(), landmarks=False, model=None, batch_size=4)
+    chunks = list(an.iter_chunks(frames))
+    assert [c.frames for c in chunks] == [4, 4, 2] and [c.no_face for c in chunks] == [1, 1, 0]
+    assert [c.done for c in chunks] == [False, False, True]
+    df = pd.concat([c.rows for c in chunks], ignore_index=True)
+    assert list(df.columns) == schema.face_columns()
+    assert df["frame"].tolist() == [0, 1, 2, 5, 6, 7, 8, 9]
+    k = df["frame"].to_numpy()
+    np.testing.assert_allclose(df["x1"], 10 + 2 * k)
+    np.testing.assert_allclose(df["x2"], 50 + 2 * k)
+    np.testing.assert_allclose(df["right_eye_x"], 10 + 2 * k + 12, atol=1e-4)
+    np.testing.assert_allclose(df["mouth_left_y"], 20 + 30, atol=1e-4)
+    assert df["pose_yaw"].isna().all()  # no landmarks, no pose
+    # One face moving smoothly, a two-frame gap: one identity throughout.
+    assert df["face_id"].nunique() == 1 and (df["face_id"] >= 0).all()
+
+
+def test_max_faces_keeps_the_best_scoring():
+    frames = square_frames(3, second=True)
+    both = Analyzer(detector=SquareDetector(), landmarks=False, model=None).analyze(frames)
+    assert both.groupby("frame").size().tolist() == [2, 2, 2]
+    assert both["face_id"].nunique() == 2
+    one = Analyzer(detector=SquareDetector(), landmarks=False, model=None, max_faces=1).analyze(frames)
+    assert one.groupby("frame").size().tolist() == [1, 1, 1]
+    np.testing.assert_allclose(one["det_score"], 250 / 255, atol=1e-6)  # the brighter square
+
+
+def test_affect_model_protocol(tiny_checkpoint):
+    from facebehavior.face.align import align_faces
+    from facebehavior.models.weights import load_weights
+
+    frames = square_frames(3)
+    an = Analyzer(detector=SquareDetector(), landmarks=False, model=tiny_checkpoint)
+    df = an.analyze(frames)
+    probs = schema.expression_columns(schema.EXPRESSIONS_8)
+    assert an.columns == schema.face_columns() + probs + [
+        "expression",
+        "AU01_prob",
+        "AU12_prob",
+        "valence",
+        "arousal",
+    ]
+    np.testing.assert_allclose(df[probs].sum(axis=1), 1.0, atol=1e-5)
+    # Independent path: align with the spec's template, normalise by hand, run the model.
+    model, spec = load_weights(tiny_checkpoint)
+    crops = align_faces(frames, SquareDetector()(frames), size=64, template="arcface").crops
+    x = (torch.from_numpy(crops).float().permute(0, 3, 1, 2) / 255 - 0.5) / 0.25
+    with torch.no_grad():
+        out = model(x)
+    np.testing.assert_allclose(df[probs], torch.softmax(out["expression"], 1).numpy(), atol=1e-5)
+    np.testing.assert_allclose(df[["AU01_prob", "AU12_prob"]], torch.sigmoid(out["au"]).numpy(), atol=1e-5)
+    np.testing.assert_allclose(df[["valence", "arousal"]], out["va"].numpy(), atol=1e-5)
+    assert df["expression"].tolist() == [
+        schema.EXPRESSIONS_8[i] for i in out["expression"].argmax(1).tolist()
+    ]
+    oface = Analyzer(
+        detector=SquareDetector(), landmarks=False, model=tiny_checkpoint, column_style="openface"
+    )
+    assert {"AU01_c", "AU12_c"} <= set(oface.columns)
+
+
+def test_no_face_at_all_gives_empty_typed_frame(tiny_checkpoint):
+    an = Analyzer(detector=SquareDetector(), landmarks=False, model=tiny_checkpoint)
+    df = an.analyze(np.zeros((2, 32, 32, 3), np.uint8))
+    assert len(df) == 0 and list(df.columns) == an.columns
+    assert df["frame"].dtype == np.int64
+
+
+def test_bad_inputs_are_reported_and_the_rest_is_analysed(tmp_path):
+    good = tmp_path / "good.mp4"
+    write_video(good, square_frames(6))
+    (tmp_path / "zero.mp4").write_bytes(b"")
+    (tmp_path / "notes.xyz").write_text("hello")
+    inputs = [tmp_path / "missing.mp4", tmp_path / "zero.mp4", tmp_path / "notes.xyz", good]
+    an = Analyzer(detector=SquareDetector(), landmarks=False, model=None, batch_size=4)
+    with pytest.raises(InputError, match="missing.mp4: file or folder not found"):
+        an.analyze(inputs)
+    df = an.analyze(inputs, errors="skip")
+    assert df["source"].unique().tolist() == [str(good)] and df["frame"].tolist() == list(range(6))
+    msgs = sorted(str(e) for e in an.failures)
+    assert msgs == sorted(
+        [
+            f"{tmp_path / 'missing.mp4'}: file or folder not found",
+            f"{tmp_path / 'zero.mp4'}: empty file (0 bytes)",
+            f"{tmp_path / 'notes.xyz'}: unsupported file type '.xyz'; images: "
+            + msgs[[m.startswith(str(tmp_path / "notes")) for m in msgs].index(True)].split("; images: ")[1],
+        ]
+    )
