@@ -1,5 +1,6 @@
 """FATAUVA-Net and ARL/iARL losses against hand computations, torch references and gradcheck."""
 
+import inspect
 import itertools
 import math
 
@@ -125,11 +126,12 @@ def test_arl_loss_adds_crf_energy():
     torch.testing.assert_close(arl_loss(logits, y, w, crf_energy=e), arl_detection_loss(logits, y, w) + e)
 
 
-def _brute_energy(v0, feats, q1, crf):
-    """Expected energy by explicit loops over pixels and label pairs (ARL eq. 3–4, Potts μ)."""
+def _brute_energy(v0, feats, q1, crf, group=0):
+    """Expected energy by explicit loops over pixels and label pairs (ARL eq. 3–4)."""
     H, W = v0.shape
     pix = [(r, c) for r in range(H) for c in range(W)]
     mu = crf.compatibility.detach().double()
+    mu = mu[group] if mu.dim() == 3 else mu
     e = 0.0
     for r, c in pix:
         p0 = min(max(v0[r, c].item(), crf.eps), 1 - crf.eps)
@@ -176,3 +178,27 @@ def test_crf_energy_loss_vs_bruteforce_with_model_zoo_crf():
     assert torch.isfinite(a.grad).all() and torch.isfinite(f.grad).all()
     with pytest.raises(ValueError, match="one CRF per AU"):
         crf_energy_loss(crfs[:1] * 3, att, feats)
+
+
+@pytest.mark.skipif(
+    "groups" not in inspect.signature(DenseCRF).parameters, reason="this DenseCRF has no per-AU groups"
+)
+def test_crf_energy_loss_with_one_grouped_crf():
+    B, n, D, H, W = 2, 3, 2, 2, 2
+    att = torch.rand(B, n, H, W, generator=g, dtype=torch.float64) * 0.9 + 0.05
+    feats = torch.randn(B, n, D, H, W, generator=g, dtype=torch.float64)
+    refined = torch.rand(B, n, H, W, generator=g, dtype=torch.float64)
+    crf = DenseCRF(alpha=2.0, beta=1.5, gamma=1.0, groups=n).double()
+    with torch.no_grad():  # distinct (symmetric) compatibilities per AU, so a wrong group mapping is caught
+        r = torch.rand(crf.compatibility.shape, generator=g, dtype=torch.float64)
+        crf.compatibility.add_(r + r.transpose(1, 2))
+    got = crf_energy_loss(crf, att, feats, refined)
+    ref = np.mean(
+        [
+            sum(_brute_energy(att[b, i], feats[b, i], refined[b, i], crf, group=i) for i in range(n))
+            for b in range(B)
+        ]
+    )
+    assert got.item() == pytest.approx(ref, rel=1e-9)
+    with pytest.raises(ValueError, match="compatibility groups"):
+        crf_energy_loss(crf, att[:, :2], feats[:, :2], refined[:, :2])

@@ -44,12 +44,14 @@ def crf_energy_loss(
     """``Σ_i E_i^crf`` over the AUs, averaged over the batch (ARL eq. 3 / eq. 9).
 
     Args:
-        crf: one ``DenseCRF`` shared by every AU, or a sequence of ``n`` (one per AU, as in ARL).
+        crf: a single ``DenseCRF`` — shared by every AU (``groups == 1``) or holding one compatibility per
+            AU (``groups == n``; maps are stacked AU-fastest, as its docstring prescribes) — or a sequence
+            of ``n`` ``DenseCRF`` modules, one per AU.
         attention: ``(B, n, H, W)`` initial spatial attention v⁰ of each AU (the unary term).
         features: ``(B, n, D, H, W)`` pixel features f^(3s) per AU, or a sequence of ``n`` tensors
             ``(B, D, H, W)``.
         refined: optional ``(B, n, H, W)`` refined attention v^(s) already computed by the forward pass
-            (saves re-running mean-field); default: each CRF's own inference.
+            (saves re-running mean-field); default: the CRF's own inference.
         per_pixel: divide each energy by the number of pixels ``m = H·W`` (the paper's sum is
             ``per_pixel=False``; the energy grows with m and dominates E_det at ARL's 44×44 maps).
 
@@ -59,16 +61,40 @@ def crf_energy_loss(
     if attention.dim() != 4:
         raise ValueError(f"attention must be (B, n, H, W), got {tuple(attention.shape)}")
     B, n, H, W = attention.shape
-    feats = list(features.unbind(1)) if isinstance(features, torch.Tensor) else list(features)
-    crfs = [crf] * n if hasattr(crf, "energy") else list(crf)  # type: ignore[list-item]
-    if len(feats) != n or len(crfs) != n:
-        raise ValueError(f"need one feature map and one CRF per AU ({n}); got {len(feats)} and {len(crfs)}")
+    feats = features if isinstance(features, torch.Tensor) else torch.stack(list(features), dim=1)
+    if feats.dim() != 5 or feats.shape[:2] != (B, n) or feats.shape[3:] != (H, W):
+        raise ValueError(
+            f"features {tuple(feats.shape)} must be (B, n, D, H, W) matching attention "
+            f"{tuple(attention.shape)}"
+        )
     if refined is not None and refined.shape != attention.shape:
         raise ValueError(f"refined {tuple(refined.shape)} must match attention {tuple(attention.shape)}")
-    total = attention.new_zeros(B)
-    for i in range(n):
-        r = None if refined is None else refined[:, i : i + 1]
-        total = total + crfs[i].energy(attention[:, i : i + 1], feats[i], r)
+    if hasattr(crf, "energy"):
+        groups = int(getattr(crf, "groups", 1))
+        if groups not in (1, n):
+            raise ValueError(
+                f"the CRF has {groups} compatibility groups; need 1 (shared) or one per AU ({n})"
+            )
+        # AU index varies fastest in the flattened (B·n) batch, matching DenseCRF's group convention.
+        energy = crf.energy(  # type: ignore[union-attr]
+            attention.reshape(B * n, 1, H, W),
+            feats.reshape(B * n, *feats.shape[2:]),
+            None if refined is None else refined.reshape(B * n, 1, H, W),
+        ).reshape(B, n)
+    else:
+        crfs = list(crf)  # type: ignore[arg-type]
+        if len(crfs) != n:
+            raise ValueError(f"need one CRF per AU ({n}), got {len(crfs)}")
+        energy = torch.stack(
+            [
+                crfs[i].energy(
+                    attention[:, i : i + 1], feats[:, i], None if refined is None else refined[:, i : i + 1]
+                )
+                for i in range(n)
+            ],
+            dim=1,
+        )
+    total = energy.sum(dim=1)
     if per_pixel:
         total = total / (H * W)
     return total.mean()
