@@ -222,17 +222,13 @@ def _auc1(t: np.ndarray, s: np.ndarray) -> float:
     n_pos, n_neg = int(pos.sum()), int((~pos).sum())
     if n_pos == 0 or n_neg == 0:
         return float("nan")
-    # Mann–Whitney U with average ranks for ties.
+    # Mann–Whitney U with average ranks for ties (vectorised: one rank per run of equal scores).
     order = np.argsort(s, kind="mergesort")
+    ss = s[order]
+    starts = np.concatenate([[0], np.flatnonzero(ss[1:] != ss[:-1]) + 1])
+    ends = np.concatenate([starts[1:], [len(ss)]])
     ranks = np.empty(len(s), dtype=np.float64)
-    sorted_s = s[order]
-    i = 0
-    while i < len(s):
-        j = i
-        while j + 1 < len(s) and sorted_s[j + 1] == sorted_s[i]:
-            j += 1
-        ranks[order[i : j + 1]] = 0.5 * (i + j) + 1.0
-        i = j + 1
+    ranks[order] = np.repeat(0.5 * (starts + ends - 1) + 1.0, ends - starts)
     u = ranks[pos].sum() - n_pos * (n_pos + 1) / 2
     return float(u / (n_pos * n_neg))
 
