@@ -53,6 +53,7 @@ __all__ = [
     "keypoints5_from_raw",
     "letterbox",
     "tf_same_pad",
+    "check_images",
 ]
 
 logger = logging.getLogger(__name__)
@@ -561,7 +562,7 @@ class BlazeFaceDetector:
         Returns:
             ``RawDetections``; boxes may extend past the frame edges (faces cut by the border).
         """
-        images = _check_images(images)
+        images = check_images(images)
         if images.shape[0] == 0:
             return RawDetections(Detections.empty(), np.zeros((0, 6, 2), np.float32))
         pixels, side, pad_x, pad_y = letterbox(images, self.config.input_size)
@@ -575,8 +576,14 @@ class BlazeFaceDetector:
         return self.detect(images).detections
 
 
-def _check_images(images: np.ndarray) -> np.ndarray:
+def check_images(images: np.ndarray) -> np.ndarray:
+    """Validate a frame batch and return it as (N, H, W, 3) uint8 RGB (grayscale is expanded)."""
     images = np.asarray(images)
+    if images.ndim == 3 and images.shape[-1] in (1, 3, 4):
+        raise ValueError(
+            f"images of shape {images.shape} look like a single (H, W, C) image; pass a batch "
+            "(N, H, W, 3): add a batch axis with image[None]"
+        )
     if images.ndim == 3:  # (N, H, W) grayscale
         images = images[..., None]
     if images.ndim != 4 or images.shape[-1] not in (1, 3):
