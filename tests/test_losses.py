@@ -60,6 +60,34 @@ def test_expression_ce_soft_labels():
         expression_ce(logits, votes)
 
 
+def test_unannotated_targets_cannot_leak_nan():
+    logits = torch.randn(4, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    y = torch.tensor([[1.0, 0.0, float("nan")], [0.0, 1.0, 1.0], [float("nan")] * 3, [1.0, 1.0, 0.0]])
+    m = (~torch.isnan(y)).double()
+    loss = masked_bce(logits, y, m)
+    assert torch.isfinite(loss)
+    loss.backward()
+    assert torch.isfinite(logits.grad).all()
+    torch.testing.assert_close(loss, masked_bce(logits, torch.nan_to_num(y), m))
+    va = torch.tensor([[0.1, 0.2], [float("nan"), float("nan")], [0.5, -0.3], [-0.2, 0.4]])
+    vm = torch.tensor([1.0, 0.0, 1.0, 1.0])
+    pred = torch.randn(4, 2, generator=g)
+    assert torch.isfinite(ccc_loss(pred, va, vm))
+    soft = torch.tensor([[0.5, 0.5, 0.0], [float("nan")] * 3, [0.0, 1.0, 0.0], [0.2, 0.3, 0.5]])
+    em = torch.tensor([1, 0, 1, 1])
+    assert torch.isfinite(expression_ce(logits, soft, em))
+
+
+def test_soft_ce_and_masked_bce_gradcheck():
+    logits = torch.randn(5, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    soft = torch.softmax(torch.randn(5, 4, generator=g, dtype=torch.float64), 1)
+    w = torch.rand(4, generator=g, dtype=torch.float64) + 0.5
+    assert torch.autograd.gradcheck(lambda z: expression_ce(z, soft, class_weights=w), (logits,))
+    y = (torch.rand(5, 4, generator=g) > 0.5).double()
+    m = (torch.rand(5, 4, generator=g) > 0.3).double()
+    assert torch.autograd.gradcheck(lambda z: masked_bce(z, y, m), (logits,))
+
+
 def test_expression_ce_errors_and_empty():
     logits = torch.randn(3, 7, requires_grad=True)
     with pytest.raises(ValueError, match="outside"):

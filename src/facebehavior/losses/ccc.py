@@ -47,6 +47,8 @@ def ccc(
     if x.ndim != 2:
         raise ValueError(f"pred must be (B,) or (B, K), got {tuple(pred.shape)}")
     m = as_mask(mask, x)
+    # Unannotated targets may hold anything (NaN, sentinels): zero them so they cannot leak through 0·NaN.
+    y = torch.where(m > 0, y, torch.zeros_like(y))
     n = m.sum(dim=0)
     nz = n.clamp_min(1.0)
     mx = (m * x).sum(0) / nz

@@ -30,9 +30,9 @@ __all__ = [
 def expression_ce(
     logits: torch.Tensor,
     target: torch.Tensor,
+    mask: torch.Tensor | None = None,
     *,
     class_weights: torch.Tensor | None = None,
-    mask: torch.Tensor | None = None,
     normalize_target: bool = False,
 ) -> torch.Tensor:
     """Cross-entropy for expression classification with hard or soft labels.
@@ -45,8 +45,8 @@ def expression_ce(
         logits: ``(B, C)`` unnormalised scores.
         target: ``(B,)`` integer class indices in ``[0, C)``, or ``(B, C)`` non-negative soft labels
             (each row a distribution, or raw vote counts with ``normalize_target=True``).
-        class_weights: optional ``(C,)`` non-negative per-class weights.
         mask: optional ``(B,)`` 0/1 — samples with 0 carry no expression label and are ignored.
+        class_weights: optional ``(C,)`` non-negative per-class weights.
         normalize_target: divide each soft-label row by its sum (e.g. FER+ vote counts); rows summing to
             0 are ignored.
 
@@ -86,6 +86,7 @@ def expression_ce(
     else:
         check_same_shape(target, logits, "soft target", "logits")
         soft = target.to(device=logits.device, dtype=logits.dtype)
+        soft = torch.where(m[:, None] > 0, soft, torch.zeros_like(soft))
         if bool((soft < 0).any()):
             raise ValueError("soft expression targets must be non-negative")
         sums = soft.sum(dim=1)
@@ -132,8 +133,10 @@ def masked_bce(
     """
     check_2d(logits, "logits")
     check_same_shape(target, logits, "target", "logits")
-    y = target.to(dtype=logits.dtype, device=logits.device)
     m = as_mask(mask, logits)
+    # Unannotated entries may hold anything (NaN, -1): they must not leak through 0·NaN.
+    y = target.to(dtype=logits.dtype, device=logits.device)
+    y = torch.where(m > 0, y, torch.zeros_like(y))
     bce = F.binary_cross_entropy_with_logits(logits, y, reduction="none")
     if weight is not None:
         bce = bce * as_mask(torch.as_tensor(weight), logits, "weight")
@@ -230,5 +233,7 @@ def arl_detection_loss(
     w = torch.as_tensor(weights, dtype=logits.dtype, device=logits.device)
     if w.shape != (logits.shape[1],):
         raise ValueError(f"weights must have shape ({logits.shape[1]},), got {tuple(w.shape)}")
-    bce = F.binary_cross_entropy_with_logits(logits, target.to(logits.dtype), reduction="none")
-    return (bce * w[None, :] * as_mask(mask, logits)).sum(dim=1).mean()
+    m = as_mask(mask, logits)
+    y = torch.where(m > 0, target.to(logits.dtype), torch.zeros_like(logits))
+    bce = F.binary_cross_entropy_with_logits(logits, y, reduction="none")
+    return (bce * w[None, :] * m).sum(dim=1).mean()
