@@ -151,6 +151,21 @@ def test_au_metrics_vs_sklearn():
     np.testing.assert_allclose(f1m, [skm.f1_score(yt[mask[:, j], j], yp[mask[:, j], j]) for j in range(8)])
 
 
+def test_au_masked_entries_may_hold_anything():
+    yt = rng.integers(0, 2, (50, 4)).astype(float)
+    yp = rng.random((50, 4))
+    mask = rng.random((50, 4)) > 0.3
+    dirty = yt.copy()
+    dirty[~mask] = np.nan
+    dirty_p = yp.copy()
+    dirty_p[~mask] = -7
+    np.testing.assert_array_equal(M.au_f1(dirty, dirty_p, mask), M.au_f1(yt, yp, mask))
+    np.testing.assert_array_equal(M.au_auc(dirty, yp, mask), M.au_auc(yt, yp, mask))
+    assert M.abaw_au_score(dirty, yp, mask) == M.abaw_au_score(yt, yp, mask)
+    with pytest.raises(ValueError, match="NaN"):
+        M.au_f1(dirty, yp)
+
+
 def test_au_edge_cases():
     yt = np.array([[0, 1], [0, 0], [0, 1]])
     # AU never present and never predicted → zero_division (0.0); accuracy 1; AUC undefined (NaN).

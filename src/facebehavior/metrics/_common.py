@@ -9,8 +9,9 @@ import numpy as np
 ArrayLike = Any  # list | tuple | np.ndarray | torch.Tensor — kept loose so torch is never imported here
 
 
-def to_numpy(x: ArrayLike, name: str, *, dtype: type = np.float64) -> np.ndarray:
-    """Convert ``x`` to a NumPy array of ``dtype``; raises ``ValueError`` when empty or non-finite."""
+def to_numpy(x: ArrayLike, name: str, *, dtype: type = np.float64, finite: bool = True) -> np.ndarray:
+    """Convert ``x`` to a NumPy array of ``dtype``; raises ``ValueError`` when empty or (with ``finite``)
+    when it holds NaN/inf."""
     if x is None:
         raise ValueError(f"{name} is None; pass an array of values")
     if hasattr(x, "detach") and hasattr(x, "cpu"):  # torch.Tensor without importing torch
@@ -21,7 +22,7 @@ def to_numpy(x: ArrayLike, name: str, *, dtype: type = np.float64) -> np.ndarray
         raise ValueError(f"{name} must be numeric (list, NumPy array or torch tensor)") from None
     if arr.size == 0:
         raise ValueError(f"{name} is empty; metrics need at least one sample")
-    if np.issubdtype(arr.dtype, np.floating) and not np.all(np.isfinite(arr)):
+    if finite and np.issubdtype(arr.dtype, np.floating) and not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or infinite values")
     return arr
 

@@ -7,7 +7,8 @@ predictions or probabilities (an AU is predicted present when ``y_pred >= thresh
 
 Edge cases:
 
-* empty input, NaN, shape mismatch or labels outside ``[0, num_classes)`` → ``ValueError``;
+* empty input, NaN, shape mismatch or labels outside ``[0, num_classes)`` → ``ValueError`` (AU metrics
+  accept any value, NaN included, where the mask is 0);
 * F1 of a class/AU with no positive in the ground truth *and* none predicted (tp + fp + fn = 0) is
   ``zero_division`` (default 0.0, scikit-learn's default value); with positives predicted but none in the
   ground truth it is 0.0 by the formula;
@@ -150,13 +151,19 @@ def macro_f1(
 def _au_inputs(
     y_true: ArrayLike, y_pred: ArrayLike, mask: ArrayLike | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    t = columns(to_numpy(y_true, "y_true"))
-    p = columns(to_numpy(y_pred, "y_pred"))
+    # Unannotated entries (mask 0) may hold anything — NaN, −1, 9 — and are zeroed; annotated ones are
+    # checked.
+    t = columns(to_numpy(y_true, "y_true", finite=mask is None))
+    p = columns(to_numpy(y_pred, "y_pred", finite=mask is None))
     if t.shape != p.shape or t.ndim != 2:
         raise ValueError(f"y_true {t.shape} and y_pred {p.shape} must both be (N, A)")
+    m = mask_array(mask, t.shape)
+    t, p = np.where(m, t, 0.0), np.where(m, p, 0.0)
+    if not (np.all(np.isfinite(t)) and np.all(np.isfinite(p))):
+        raise ValueError("y_true / y_pred contain NaN or infinite values on annotated entries")
     if not np.all((t == 0) | (t == 1)):
         raise ValueError("AU ground truth must be binary 0/1 (threshold intensities first, e.g. DISFA >= 2)")
-    return t, p, mask_array(mask, t.shape)
+    return t, p, m
 
 
 def _au_counts(y_true, y_pred, mask, threshold):
