@@ -179,3 +179,13 @@ def test_ccc_loss_gradcheck():
     y = torch.randn(12, 2, dtype=torch.float64, generator=g)
     assert torch.autograd.gradcheck(lambda a: ccc_loss(a, y), (x,))
     assert torch.autograd.gradcheck(lambda b: ccc_loss(x.detach(), b), (y.clone().requires_grad_(True),))
+
+
+def test_half_precision_inputs_stay_finite():
+    pred = torch.zeros(8, 2, dtype=torch.float16, requires_grad=True)
+    loss = ccc_loss(pred, torch.zeros(8, 2, dtype=torch.float16))
+    loss.backward()
+    assert loss.dtype == torch.float32 and torch.isfinite(loss) and torch.isfinite(pred.grad).all()
+    x = torch.randn(16, 2, generator=g)
+    y = torch.randn(16, 2, generator=g)
+    assert abs(ccc_loss(x.bfloat16(), y.bfloat16()).item() - ccc_loss(x, y).item()) < 0.05

@@ -42,3 +42,8 @@ def zero_like_graph(*tensors: torch.Tensor) -> torch.Tensor:
         if t.requires_grad:
             total = total + t.sum() * 0.0
     return total
+
+
+def upcast(x: torch.Tensor) -> torch.Tensor:
+    """float16/bfloat16 → float32 (mixed-precision training): CCC's ε and log-clamps underflow in half."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x

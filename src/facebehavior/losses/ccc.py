@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from facebehavior.losses._utils import as_mask, check_same_shape, zero_like_graph
+from facebehavior.losses._utils import as_mask, check_same_shape, upcast, zero_like_graph
 
 __all__ = ["ccc", "ccc_loss"]
 
@@ -42,7 +42,7 @@ def ccc(
     """
     check_same_shape(pred, target, "pred", "target")
     squeeze = pred.ndim == 1
-    x = pred[:, None] if squeeze else pred
+    x = upcast(pred[:, None] if squeeze else pred)
     y = target.to(x.dtype)[:, None] if squeeze else target.to(x.dtype)
     if x.ndim != 2:
         raise ValueError(f"pred must be (B,) or (B, K), got {tuple(pred.shape)}")

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from facebehavior.losses._utils import as_mask, check_2d, zero_like_graph
+from facebehavior.losses._utils import as_mask, check_2d, upcast, zero_like_graph
 from facebehavior.losses.classification import masked_bce
 from facebehavior.relatedness import RelatednessTable, get_table
 from facebehavior.schema import AUS_17, EXPRESSIONS_7
@@ -268,7 +268,7 @@ def soft_coannotation_loss(
     )
     if not bool(valid.any()):
         return zero_like_graph(expr_logits)
-    logp = F.log_softmax(expr_logits[valid], dim=1)
+    logp = F.log_softmax(upcast(expr_logits[valid]), dim=1)
     return -(targets[valid].to(logp) * logp).sum(dim=1).mean()
 
 
@@ -355,6 +355,7 @@ def distribution_matching_loss(
         raise ValueError(
             f"batch sizes differ: expr_logits {expr_logits.shape[0]}, au_logits {au_logits.shape[0]}"
         )
+    expr_logits, au_logits = upcast(expr_logits), upcast(au_logits)
     q = au_mixture(
         torch.softmax(expr_logits, dim=1),
         table=table,
