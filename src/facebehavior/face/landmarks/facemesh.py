@@ -20,16 +20,31 @@ Pipeline, as in MediaPipe's face_landmark graphs:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from facebehavior.face.detect.blazeface import tf_same_pad
+from facebehavior.face.detect.blazeface import check_images, tf_same_pad
+from facebehavior.face.landmarks import indices as idx
+from facebehavior.types import Detections, Landmarks
 
 __all__ = [
     "INPUT_SIZE",
     "ROI_SCALE",
     "FaceMeshNet",
+    "FaceRoi",
+    "FaceMeshLandmarker",
+    "roi_from_detections",
+    "roi_from_landmarks",
+    "roi_matrices",
+    "crop_rois",
+    "project_landmarks",
+    "keypoints5",
+    "refine_detections",
 ]
 
 INPUT_SIZE = 192
@@ -111,3 +126,275 @@ class FaceMeshNet(nn.Module):
         mesh = self.mesh_out(self.mesh_tail(self.mesh(x))).flatten(1)
         logit = self.flag_out(self.flag_tail(self.flag(x))).flatten(1)[:, 0]
         return mesh, logit
+
+
+# --------------------------------------------------------------------------------------------
+# Regions of interest (MediaPipe's DetectionsToRects + RectTransformation)
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FaceRoi:
+    """Rotated square crops of faces, one per face.
+
+    Attributes:
+        frame_index: (F,) int64 frame of each face within the batch.
+        center: (F, 2) float32 x, y of the square's centre, frame pixels.
+        size: (F,) float32 side of the square, frame pixels.
+        angle: (F,) float32 rotation in radians; positive turns the crop's x axis clockwise on
+            screen (image y points down), i.e. follows an eye line that descends to the right.
+    """
+
+    frame_index: np.ndarray  # (F,) int64
+    center: np.ndarray  # (F, 2) float32 pixels
+    size: np.ndarray  # (F,) float32 pixels
+    angle: np.ndarray  # (F,) float32 radians
+
+    def __len__(self) -> int:
+        return int(self.frame_index.shape[0])
+
+
+def _roi(
+    frame_index: np.ndarray, boxes: np.ndarray, start: np.ndarray, end: np.ndarray, scale: float
+) -> FaceRoi:
+    boxes = np.asarray(boxes, np.float64)
+    center = (boxes[:, :2] + boxes[:, 2:]) / 2
+    side = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) * scale
+    d = np.asarray(end, np.float64) - np.asarray(start, np.float64)
+    angle = np.arctan2(d[:, 1], d[:, 0])
+    return FaceRoi(
+        frame_index=np.asarray(frame_index, np.int64),
+        center=center.astype(np.float32),
+        size=side.astype(np.float32),
+        angle=angle.astype(np.float32),
+    )
+
+
+def roi_from_detections(detections: Detections, scale: float = ROI_SCALE) -> FaceRoi:
+    """MediaPipe's detection → landmark ROI: box centre, ``scale`` x the longer box side, rotated
+    by the angle of the right-eye → left-eye keypoint line.
+
+    Args:
+        detections: faces with boxes and ``schema.KEYPOINTS_5`` keypoints (pixels).
+        scale: ROI side / box side (MediaPipe: 1.5 for BlazeFace boxes).
+    """
+    kp = detections.keypoints
+    return _roi(detections.frame_index, detections.boxes, kp[:, 0], kp[:, 1], scale)
+
+
+def roi_from_landmarks(
+    points: np.ndarray, frame_index: np.ndarray | None = None, scale: float = ROI_SCALE
+) -> FaceRoi:
+    """MediaPipe's landmarks → next-frame ROI, for tracking without re-detection.
+
+    Bounding box of all landmarks; rotation from the right eye's outer corner (33) to the left
+    eye's outer corner (263); side = ``scale`` x the longer box side.
+
+    Args:
+        points: (F, 468, 2 or 3) landmarks in frame pixels.
+        frame_index: (F,) frame of each face in the *next* batch (default: all 0).
+        scale: ROI side / landmark box side (MediaPipe: 1.5).
+    """
+    points = np.asarray(points)
+    if points.ndim != 3 or points.shape[1] != idx.NUM_POINTS or points.shape[2] < 2:
+        raise ValueError(f"points must be (F, {idx.NUM_POINTS}, 2|3) FaceMesh landmarks, got {points.shape}")
+    xy = points[..., :2].astype(np.float64)
+    boxes = np.concatenate([xy.min(1), xy.max(1)], 1)
+    fi = np.zeros(len(points), np.int64) if frame_index is None else np.asarray(frame_index, np.int64)
+    return _roi(fi, boxes, xy[:, idx.ROI_ROTATION_START], xy[:, idx.ROI_ROTATION_END], scale)
+
+
+def roi_matrices(rois: FaceRoi, size: int = INPUT_SIZE) -> np.ndarray:
+    """Affine maps from crop pixels to frame pixels.
+
+    A point (u, v) of the ``size`` x ``size`` crop (pixel centres at i + 0.5) lies at
+    ``M @ (u, v, 1)`` in the frame.
+
+    Returns:
+        (F, 2, 3) float64.
+    """
+    a = rois.size.astype(np.float64) / size
+    c, s = np.cos(rois.angle.astype(np.float64)) * a, np.sin(rois.angle.astype(np.float64)) * a
+    h = size / 2
+    cx, cy = rois.center[:, 0].astype(np.float64), rois.center[:, 1].astype(np.float64)
+    return np.stack([np.stack([c, -s, cx - h * (c - s)], 1), np.stack([s, c, cy - h * (s + c)], 1)], 1)
+
+
+def crop_rois(images: np.ndarray, rois: FaceRoi, size: int = INPUT_SIZE) -> torch.Tensor:
+    """Resample each ROI to a ``size`` x ``size`` RGB crop (bilinear, zeros outside the frame).
+
+    Values are rounded to integers like MediaPipe's CPU path (uint8 warp), which also makes the
+    crops exactly reproducible for golden tests.
+
+    Args:
+        images: (N, H, W, 3) uint8 RGB.
+        rois: regions with ``frame_index`` into ``images``.
+
+    Returns:
+        (F, 3, size, size) float32 pixel values in [0, 255].
+    """
+    n, h, w, _ = images.shape
+    f = len(rois)
+    out = torch.zeros(f, 3, size, size)
+    if f == 0:
+        return out
+    if rois.frame_index.min() < 0 or rois.frame_index.max() >= n:
+        raise ValueError(f"roi frame_index out of range for a batch of {n} frames")
+    m = roi_matrices(rois, size)
+    t = np.arange(size, dtype=np.float64) + 0.5
+    uu, vv = np.meshgrid(t, t, indexing="xy")
+    # Frame pixel coordinates of every crop pixel centre, then grid_sample's [-1, 1] convention.
+    gx = m[:, 0, 0, None, None] * uu + m[:, 0, 1, None, None] * vv + m[:, 0, 2, None, None]
+    gy = m[:, 1, 0, None, None] * uu + m[:, 1, 1, None, None] * vv + m[:, 1, 2, None, None]
+    grid = torch.from_numpy(np.stack([2 * gx / w - 1, 2 * gy / h - 1], -1).astype(np.float32))
+    for frame in np.unique(rois.frame_index):
+        sel = np.nonzero(rois.frame_index == frame)[0]
+        img = torch.from_numpy(np.array(images[frame], dtype=np.float32)).permute(2, 0, 1)[None]
+        # All faces of one frame in one call: stack their grids vertically (no frame copies).
+        g = grid[sel].reshape(1, len(sel) * size, size, 2)
+        crops = F.grid_sample(img, g, mode="bilinear", padding_mode="zeros", align_corners=False)
+        out[torch.from_numpy(sel)] = crops.reshape(3, len(sel), size, size).permute(1, 0, 2, 3)
+    return out.round_().clamp_(0, 255)
+
+
+def project_landmarks(mesh: np.ndarray, rois: FaceRoi, size: int = INPUT_SIZE) -> np.ndarray:
+    """Map network landmarks from crop pixels to frame pixels (MediaPipe's LandmarkProjection).
+
+    Args:
+        mesh: (F, 468, 3) x, y, z in crop pixels.
+        rois: the crops' regions.
+
+    Returns:
+        (F, 468, 3) float32: x, y in frame pixels; z scaled by ROI side / ``size`` (frame pixels).
+    """
+    m = roi_matrices(rois, size)
+    xy = np.einsum("fij,fpj->fpi", m[:, :, :2], mesh[..., :2].astype(np.float64)) + m[:, None, :, 2]
+    z = mesh[..., 2:3].astype(np.float64) * (rois.size.astype(np.float64) / size)[:, None, None]
+    return np.concatenate([xy, z], -1).astype(np.float32)
+
+
+def keypoints5(points: np.ndarray) -> np.ndarray:
+    """The ``schema.KEYPOINTS_5`` points from FaceMesh landmarks.
+
+    Eye centres are the means of the 16-point eye contours; nose = nose tip (1); mouth corners
+    = 61 (subject's right) and 291 (subject's left).
+
+    Args:
+        points: (F, 468, 2|3) landmarks.
+
+    Returns:
+        (F, 5, 2) float32 right_eye, left_eye, nose, mouth_right, mouth_left.
+    """
+    xy = np.asarray(points)[..., :2].astype(np.float64)
+    return np.stack(
+        [
+            xy[:, list(idx.RIGHT_EYE)].mean(1),
+            xy[:, list(idx.LEFT_EYE)].mean(1),
+            xy[:, idx.NOSE_TIP],
+            xy[:, idx.MOUTH_RIGHT],
+            xy[:, idx.MOUTH_LEFT],
+        ],
+        1,
+    ).astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------
+# Landmarker
+# --------------------------------------------------------------------------------------------
+class FaceMeshLandmarker:
+    """Batched FaceMesh-468 over all faces of all frames.
+
+    Example:
+        >>> lm = FaceMeshLandmarker()  # doctest: +SKIP
+        >>> marks = lm(frames.images, detections)  # doctest: +SKIP
+        >>> next_rois = roi_from_landmarks(marks.points)  # track without re-detecting
+    """
+
+    def __init__(
+        self, *, device: str | torch.device = "cpu", weights: str | Path | None = None, batch_size: int = 64
+    ) -> None:
+        """Args:
+        device: torch device for the network.
+        weights: override the packaged ``facemesh.safetensors``.
+        batch_size: faces per network call (bounds memory on crowded frames).
+        """
+        from safetensors.torch import load_file
+
+        from facebehavior.models.weights import packaged_weights_dir
+
+        path = Path(weights) if weights is not None else packaged_weights_dir() / "facemesh.safetensors"
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{path}: FaceMesh weights missing; reinstall facebehavior or regenerate them with "
+                "tools/convert_mediapipe.py"
+            )
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.device = torch.device(device)
+        self.batch_size = batch_size
+        net = FaceMeshNet()
+        net.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()}, strict=True)
+        self.net = net.eval().to(self.device)
+
+    @torch.inference_mode()
+    def raw(self, crops: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Run the network on crops.
+
+        Args:
+            crops: (F, 3, 192, 192) float pixel values in [0, 255].
+
+        Returns:
+            ``(mesh, presence)``: (F, 468, 3) float32 crop pixels and (F,) float32 in [0, 1].
+        """
+        meshes, flags = [], []
+        for i in range(0, len(crops), self.batch_size):
+            x = crops[i : i + self.batch_size].to(self.device, torch.float32) / 255.0
+            mesh, logit = self.net(x)
+            meshes.append(mesh.cpu())
+            flags.append(torch.sigmoid(logit).cpu())
+        if not meshes:
+            return np.zeros((0, idx.NUM_POINTS, 3), np.float32), np.zeros(0, np.float32)
+        mesh = torch.cat(meshes).numpy().reshape(-1, idx.NUM_POINTS, 3)
+        return mesh, torch.cat(flags).numpy()
+
+    def from_rois(self, images: np.ndarray, rois: FaceRoi) -> Landmarks:
+        """Landmarks for given ROIs (e.g. ``roi_from_landmarks`` of the previous frame).
+
+        Args:
+            images: (N, H, W, 3) uint8 RGB frames.
+            rois: one ROI per face, ``frame_index`` into ``images``.
+
+        Returns:
+            ``Landmarks`` with (F, 468, 3) points in frame pixels and (F,) presence.
+        """
+        images = check_images(images)
+        mesh, presence = self.raw(crop_rois(images, rois))
+        return Landmarks(points=project_landmarks(mesh, rois), presence=presence)
+
+    def __call__(self, images: np.ndarray, detections: Detections) -> Landmarks:
+        """Landmarks for detected faces (ROI from each box and its eye keypoints).
+
+        Args:
+            images: (N, H, W, 3) uint8 RGB frames the detections refer to.
+            detections: faces with ``frame_index`` into ``images``.
+        """
+        return self.from_rois(images, roi_from_detections(detections))
+
+
+def refine_detections(detections: Detections, landmarks: Landmarks) -> Detections:
+    """Replace detector keypoints by FaceMesh's 5 points (true mouth corners, eye centres).
+
+    Args:
+        detections: the faces the landmarks were computed for (same order).
+        landmarks: their FaceMesh landmarks.
+    """
+    if len(detections) != landmarks.points.shape[0]:
+        raise ValueError(
+            f"{len(detections)} detections but {landmarks.points.shape[0]} landmark sets; pass the "
+            "detections the landmarks were computed from"
+        )
+    return Detections(
+        frame_index=detections.frame_index,
+        boxes=detections.boxes,
+        scores=detections.scores,
+        keypoints=keypoints5(landmarks.points),
+        face_id=detections.face_id,
+    )
