@@ -73,6 +73,8 @@ def test_json_round_trip_and_user_tables(tmp_path):
     t = R.get_table(str(p))
     assert t.weights("happiness") == {6: 0.4, 12: 1.0}
     assert R.get_table({"entries": {"anger": {4: 1}}}).prototypical("anger") == (4,)
+    assert hash(R.RelatednessTable.from_json(R.TABLE_A.to_json())) == hash(R.TABLE_A)
+    assert len({R.TABLE_A, R.TABLE_B, R.get_table("A")}) == 2
     R.TABLE_A.to_json(tmp_path / "a.json")
     assert R.get_table(tmp_path / "a.json") == R.TABLE_A
 

@@ -107,6 +107,11 @@ class RelatednessTable:
             clean[emo] = MappingProxyType(row)
         object.__setattr__(self, "entries", MappingProxyType(clean))
 
+    def __hash__(self) -> int:
+        return hash(
+            (self.name, self.source, tuple((e, tuple(sorted(r.items()))) for e, r in self.entries.items()))
+        )
+
     # ---- queries -------------------------------------------------------------------------------
     @property
     def emotions(self) -> tuple[str, ...]:
