@@ -43,6 +43,23 @@ CASES: dict[str, tuple[dict, list[tuple[int, ...]], dict[str, tuple[int, ...]]]]
         [(2, 3, 3, 96, 96), (2, 3, 1, 64, 64)],
         {"expression": (2, 3, 7), "au": (2, 3, 8), "va": (2, 3, 2)},
     ),
+    "arl": (
+        {},
+        [(2, 3, 176, 176)],
+        {
+            "au": (2, 12),
+            "attention": (2, 12, 44, 44),
+            "attention_init": (2, 12, 44, 44),
+            "crf_energy": (2, 12),
+        },
+    ),
+    "arl_tiny": ({}, [(2, 3, 48, 48)], {"au": (2, 3), "attention": (2, 3, 12, 12), "crf_energy": (2, 3)}),
+    "iarl": (
+        {"aus": schema.DATASET_AU_SUBSETS["fera2015_intensity"]},
+        [(2, 3, 176, 176)],
+        {"au": (2, 5), "au_intensity": (2, 5), "attention": (2, 5, 44, 44)},
+    ),
+    "iarl_tiny": ({}, [(2, 3, 48, 48)], {"au": (2, 2), "au_intensity": (2, 2), "crf_energy": (2, 2)}),
 }
 
 

@@ -31,3 +31,15 @@ def test_facebehaviornet_mobile_exports_to_onnx(tmp_path):
     _export_and_compare(
         create_model("facebehaviornet_mobile", in_channels=1), torch.randn(2, 1, 64, 64), tmp_path
     )
+
+
+def test_facebehaviornet_tiny_exports_to_onnx(tmp_path):
+    torch.manual_seed(0)
+    _export_and_compare(create_model("facebehaviornet_tiny"), torch.randn(2, 3, 96, 96), tmp_path)
+
+
+def test_arl_exports_to_onnx(tmp_path):
+    # The tiny variant runs the same code (region layers, grouped AU branches, exact CRF); the
+    # full-size export is timed in benchmarks/model_speed.py --onnx.
+    torch.manual_seed(0)
+    _export_and_compare(create_model("arl_tiny"), torch.randn(2, 3, 48, 48), tmp_path, atol=1e-4)

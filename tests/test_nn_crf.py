@@ -16,7 +16,7 @@ def _reference_mean_field(v0, feats, crf: DenseCRF, iters: int):
     h, w = v0.shape
     pix = [(y, x) for y in range(h) for x in range(w)]
     m = len(pix)
-    mu = crf.compatibility.detach().tolist()
+    mu = crf.compatibility.detach()[0].tolist()
 
     def k(j, i):
         (y1, x1), (y2, x2) = pix[j], pix[i]
@@ -56,8 +56,7 @@ def test_mean_field_and_energy_match_a_per_pixel_reference():
     feats = torch.randn(3, 4, 5, generator=g) * 2
     crf = DenseCRF(num_iters=3, w_appearance=0.3, w_smooth=0.2, alpha=4.0, beta=2.0, gamma=1.5)
     with torch.no_grad():
-        crf.compatibility.copy_(torch.tensor([[0.1, 0.9], [1.2, -0.05]]))
-        crf.compatibility.copy_((crf.compatibility + crf.compatibility.t()) / 2)
+        crf.compatibility.copy_(torch.tensor([[[0.1, 1.05], [1.05, -0.05]]]))
         out = crf(v0[None, None], feats[None])
         energy = crf.energy(v0[None, None], feats[None], out)
     ref_q, ref_e = _reference_mean_field(v0, feats, crf, 3)
@@ -114,9 +113,27 @@ def test_gradients_reach_attention_features_and_compatibility():
 
 def test_potts_initialisation_and_input_checks():
     crf = DenseCRF()
-    torch.testing.assert_close(crf.compatibility.detach(), torch.tensor([[0.0, 1.0], [1.0, 0.0]]))
+    torch.testing.assert_close(crf.compatibility.detach(), torch.tensor([[[0.0, 1.0], [1.0, 0.0]]]))
     assert not DenseCRF(learn_compatibility=False).compatibility.requires_grad
     with pytest.raises(ValueError, match="features"):
         crf(torch.rand(1, 1, 4, 4), torch.rand(1, 2, 4, 5))
     with pytest.raises(ValueError, match="attention"):
         crf(torch.rand(1, 2, 4, 4), torch.rand(1, 2, 4, 4))
+
+
+def test_groups_use_their_own_compatibility():
+    # Two maps with group-specific μ equal running each map through a one-group CRF with that μ.
+    g = torch.Generator().manual_seed(1)
+    v0 = torch.rand(4, 1, 5, 5, generator=g) * 0.9 + 0.05
+    feats = torch.randn(4, 3, 5, 5, generator=g)
+    grouped = DenseCRF(groups=2, w_appearance=0.5, w_smooth=0.4, alpha=3.0)
+    mus = torch.tensor([[[0.0, 1.0], [1.0, 0.0]], [[0.2, 0.4], [0.7, 0.1]]])
+    with torch.no_grad():
+        grouped.compatibility.copy_(mus)
+        out = grouped(v0, feats)
+        for k in range(4):
+            single = DenseCRF(w_appearance=0.5, w_smooth=0.4, alpha=3.0)
+            single.compatibility.copy_(mus[k % 2][None])
+            torch.testing.assert_close(out[k : k + 1], single(v0[k : k + 1], feats[k : k + 1]))
+    with pytest.raises(ValueError, match="multiple of groups"):
+        grouped(v0[:3], feats[:3])

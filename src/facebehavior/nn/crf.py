@@ -26,6 +26,8 @@ attention, the features and ``Q``, and is what mean-field inference lowers.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
 
@@ -59,6 +61,9 @@ class DenseCRF(nn.Module):
         gamma: ``γ``, position scale of the smoothness kernel, pixels (ARL: 3).
         learn_compatibility: make the 2×2 label compatibility ``μ`` a parameter. It is
             initialised as the Potts model ``μ(l, l') = [l ≠ l']`` either way.
+        groups: number of independent compatibility matrices (ARL: one per AU). Map ``k`` of a
+            batch of ``N`` maps uses matrix ``k mod groups``, so stack maps as ``(B·groups, …)``
+            with the group index varying fastest (e.g. ``(B, n_AU, H, W).reshape(-1, H, W)``).
         eps: probabilities are clamped to ``[eps, 1 − eps]`` before ``−log``.
 
     ``forward(attention, features)`` takes the initial attention ``(N, 1, H, W)`` (or ``(N, H, W)``),
@@ -76,6 +81,7 @@ class DenseCRF(nn.Module):
         beta: float = 3.0,
         gamma: float = 3.0,
         learn_compatibility: bool = True,
+        groups: int = 1,
         eps: float = 1e-6,
     ) -> None:
         super().__init__()
@@ -91,7 +97,10 @@ class DenseCRF(nn.Module):
         self.beta = float(beta)
         self.gamma = float(gamma)
         self.eps = float(eps)
-        potts = 1.0 - torch.eye(2)
+        if groups < 1:
+            raise ValueError(f"groups must be >= 1, got {groups}")
+        self.groups = groups
+        potts = (1.0 - torch.eye(2)).repeat(groups, 1, 1)  # (groups, 2, 2)
         if learn_compatibility:
             self.compatibility = nn.Parameter(potts)
         else:
@@ -104,14 +113,18 @@ class DenseCRF(nn.Module):
         )
 
     # -- pieces -------------------------------------------------------------------------------
-    def kernel(self, features: torch.Tensor) -> torch.Tensor:
-        """Dense pairwise kernel ``K(j, k)`` with a zero diagonal.
+    def kernels(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The two pairwise kernels, with zero diagonals (no self-messages).
+
+        The position-only smoothness kernel is the same for every map, so it is kept as one
+        ``(m, m)`` matrix and applied to all maps in a single matrix product.
 
         Args:
             features: ``(N, D, H, W)`` per-pixel features.
 
         Returns:
-            ``(N, m, m)`` kernel, ``m = H·W``, pixels in row-major order.
+            ``(appearance, smooth)``: ``(N, m, m)`` = ``w1·exp(−|Δo|²/2α² − |Δf|²/2β²)`` and
+            ``(m, m)`` = ``w2·exp(−|Δo|²/2γ²)``; ``m = H·W``, pixels in row-major order.
         """
         if features.dim() != 4:
             raise ValueError(f"features must be (N, D, H, W), got shape {tuple(features.shape)}")
@@ -120,14 +133,22 @@ class DenseCRF(nn.Module):
         pos = pairwise_position_sqdist(h, w, features.device).to(features.dtype)
         # -inf on the diagonal removes self-messages (the energy sums over j ≠ k) without an
         # in-place write that autograd would reject.
-        no_self = torch.zeros(m, m, dtype=features.dtype, device=features.device)
-        no_self = no_self.masked_fill(torch.eye(m, dtype=torch.bool, device=features.device), float("-inf"))
-        appearance_pos = no_self - pos / (2 * self.alpha**2)
-        smooth = self.w_smooth * torch.exp(no_self - pos / (2 * self.gamma**2))
+        idx = torch.arange(m, device=features.device)
+        eye = idx[:, None] == idx[None, :]  # (not torch.eye: its bool ONNX export has no onnxruntime kernel)
+        smooth = self.w_smooth * torch.exp((-pos / (2 * self.gamma**2)).masked_fill(eye, float("-inf")))
+        # log w1 − |Δo|²/2α² − |Δf|²/2β², with |Δf|² = |f_j|² + |f_k|² − 2 f_j·f_k expanded so that
+        # the whole exponent costs one broadcast add and one batched matrix product per map.
+        const = (math.log(self.w_appearance) - pos / (2 * self.alpha**2)).masked_fill(eye, float("-inf"))
         f = features.reshape(n, -1, m).transpose(1, 2)  # (N, m, D)
-        sq = f.square().sum(-1)
-        fdist = torch.baddbmm(sq[:, :, None] + sq[:, None, :], f, f.transpose(1, 2), alpha=-2.0).clamp_min(0)
-        return self.w_appearance * torch.exp(appearance_pos - fdist / (2 * self.beta**2)) + smooth
+        half_sq = f.square().sum(-1) / (2 * self.beta**2)  # (N, m)
+        base = const - half_sq[:, :, None] - half_sq[:, None, :]
+        appearance = torch.exp(torch.baddbmm(base, f, f.transpose(1, 2), alpha=1.0 / self.beta**2))
+        return appearance, smooth
+
+    def kernel(self, features: torch.Tensor) -> torch.Tensor:
+        """Dense pairwise kernel ``K(j, k)`` (both kernels summed), ``(N, m, m)`` with a zero diagonal."""
+        appearance, smooth = self.kernels(features)
+        return appearance + smooth
 
     def unary(self, attention: torch.Tensor) -> torch.Tensor:
         """Unary potentials ``−log P⁰(y = l)``: ``(N, H, W)`` or ``(N, 1, H, W)`` → ``(N, m, 2)``."""
@@ -143,20 +164,38 @@ class DenseCRF(nn.Module):
             raise ValueError(f"attention must be (N, 1, H, W) or (N, H, W), got {tuple(attention.shape)}")
         return attention.reshape(attention.shape[0], -1)
 
-    def _pairwise(self, q: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    def _pairwise(
+        self, q: torch.Tensor, kernel: torch.Tensor | tuple[torch.Tensor, torch.Tensor]
+    ) -> torch.Tensor:
         # message(j, l') = Σ_k K(j, k) Q_k(l');  compatibility transform: Σ_l' μ(l, l') message(j, l')
-        return torch.bmm(kernel, q) @ self.compatibility.t()
+        # Both kernels are symmetric, so K·Q = (Qᵀ·K)ᵀ; the row-vector form streams K contiguously
+        # and ran ≈3× faster on CPU for (m, m) × (m, 2) products.
+        if isinstance(kernel, tuple):
+            appearance, smooth = kernel
+            n, m, _ = q.shape
+            msg = torch.bmm(q.transpose(1, 2), appearance).transpose(1, 2)
+            # One (N·2, m) × (m, m) product for the smoothness kernel shared by all maps.
+            msg = msg + (q.transpose(1, 2).reshape(n * 2, m) @ smooth).reshape(n, 2, m).transpose(1, 2)
+        else:
+            msg = torch.bmm(q.transpose(1, 2), kernel).transpose(1, 2)
+        mu = self.compatibility.transpose(1, 2)
+        if self.groups == 1:
+            return msg @ mu[0]
+        return torch.bmm(msg, mu.repeat(msg.shape[0] // self.groups, 1, 1))
 
     # -- inference ----------------------------------------------------------------------------
     def mean_field(
-        self, attention: torch.Tensor, features: torch.Tensor, kernel: torch.Tensor | None = None
+        self,
+        attention: torch.Tensor,
+        features: torch.Tensor,
+        kernel: torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> list[torch.Tensor]:
         """Run the unrolled iterations, returning every iterate.
 
         Args:
             attention: initial attention ``P⁰(y=1)``, ``(N, 1, H, W)`` or ``(N, H, W)``.
             features: ``(N, D, H, W)``.
-            kernel: a precomputed ``self.kernel(features)`` (optional).
+            kernel: precomputed ``self.kernels(features)`` or ``self.kernel(features)`` (optional).
 
         Returns:
             ``num_iters + 1`` tensors ``Q`` of shape ``(N, m, 2)`` (label 0, label 1), the first
@@ -164,7 +203,7 @@ class DenseCRF(nn.Module):
         """
         self._check(attention, features)
         unary = self.unary(attention)
-        kernel = self.kernel(features) if kernel is None else kernel
+        kernel = self.kernels(features) if kernel is None else kernel
         q = torch.softmax(-unary, dim=-1)
         qs = [q]
         for _ in range(self.num_iters):
@@ -182,7 +221,7 @@ class DenseCRF(nn.Module):
         attention: torch.Tensor,
         features: torch.Tensor,
         refined: torch.Tensor | None = None,
-        kernel: torch.Tensor | None = None,
+        kernel: torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """Expected CRF energy ``E(Q)`` of each map (see the module docstring), in nats.
 
@@ -192,19 +231,21 @@ class DenseCRF(nn.Module):
             features: pixel features ``(N, D, H, W)`` defining the pairwise kernel.
             refined: ``Q(y=1)`` to evaluate, same shape as ``attention`` (default: run inference
                 with ``forward`` and use its output), or an ``(N, m, 2)`` distribution.
-            kernel: a precomputed ``self.kernel(features)`` (optional).
+            kernel: precomputed ``self.kernels(features)`` or ``self.kernel(features)`` (optional).
 
         Returns:
             ``(N,)`` energies (sums over pixels and pixel pairs; divide by ``m`` for a per-pixel scale).
         """
         self._check(attention, features)
-        kernel = self.kernel(features) if kernel is None else kernel
+        kernel = self.kernels(features) if kernel is None else kernel
         if refined is None:
             refined = self.mean_field(attention, features, kernel)[-1]
         if refined.shape == attention.shape:
             r = self._flat(refined)
             q = torch.stack([1 - r, r], dim=-1)
-        elif refined.shape == (kernel.shape[0], kernel.shape[1], 2):
+        elif (
+            refined.dim() == 3 and refined.shape[-1] == 2 and refined.shape[:2] == self._flat(attention).shape
+        ):
             q = refined
         else:
             raise ValueError(
@@ -216,6 +257,8 @@ class DenseCRF(nn.Module):
 
     def _check(self, attention: torch.Tensor, features: torch.Tensor) -> None:
         a = self._flat(attention)
+        if a.shape[0] % self.groups:
+            raise ValueError(f"the number of maps ({a.shape[0]}) must be a multiple of groups={self.groups}")
         if (
             features.dim() != 4
             or features.shape[0] != a.shape[0]
