@@ -53,6 +53,16 @@ ARCFACE_112 = np.array(
 )
 
 
+# Fractions of the crop side (pixel-edge convention), schema.KEYPOINTS_5 order: this package's MTCNN
+# run on 300 random FER2013 Training faces (upscaled 3x, 48 px replicated border; 273 detected),
+# keypoints averaged and mirrored about x = 0.5 (see the default model's card,
+# src/facebehavior/weights/fbn_mobile_ferplus.md).
+_FER2013_POINTS = np.array(
+    [[0.3205, 0.3815], [0.6795, 0.3815], [0.5000, 0.5945], [0.3500, 0.7800], [0.6500, 0.7800]],
+    dtype=np.float64,
+)
+
+
 @dataclass(frozen=True)
 class Template:
     """A 5-point alignment template.
@@ -75,6 +85,10 @@ TEMPLATES: dict[str, Template] = {
         Template("arcface", (ARCFACE_112 + 0.5) / 112.0),
         # The whole head with some background: for models trained on loose face crops.
         Template("arcface_loose", (ARCFACE_112 + 0.5) / 112.0, margin=1.5),
+        # FER2013's framing (tight crop, forehead cut): mean MTCNN keypoints of 273 FER2013 training
+        # faces, mirrored to be left/right symmetric. Used by models trained on FER2013/FER+ crops so
+        # that aligned video faces look like their training data.
+        Template("fer2013", _FER2013_POINTS),
     )
 }
 
