@@ -1,0 +1,487 @@
+"""Training recipes: a YAML file parsed into typed, validated dataclasses.
+
+A recipe has these sections (every key is optional unless marked; unknown keys are errors, with
+the list of valid ones, so a typo never silently falls back to a default)::
+
+    name: ferplus_small                 # run name (required)
+    seed: 0
+    output_dir: runs/ferplus_small      # Lightning logs, checkpoints and the exported model
+    model:
+      name: facebehaviornet_mobile      # MODELS registry name (required)
+      kwargs: {num_expressions: 8, aus: [], va: false, in_channels: 1, width: 0.5}
+    input: {size: 48, channels: 1, mean: [0.5], std: [0.5], template: none}
+    data:
+      batch_size: 64                    # total per step; split over the task sets (FaceBehaviorNet)
+      num_workers: 0
+      sets:                             # one entry per task set (VA-Set, AU-Set, EXPR-Set ...)
+        expr:
+          dataset: ferplus              # DATASETS registry name
+          root: /path/to/fer2013
+          split: train
+          options: {exclude_test_duplicates: true}   # adapter keyword arguments
+          batch_size: null              # explicit per-set batch size (overrides the derivation)
+          sampling: {kind: none}        # none | expression | au  (+ power): over/under-sampling
+          hooks: []                     # "module:function" (table, adapter) -> LabelTable; extra targets
+      val: [{dataset: ferplus, root: ..., split: val}]
+    augment:                            # batch transform applied to training images
+      target: facebehavior.data.augment:FaceAugment   # "module:callable" or null for none
+      config: {p_blur: 0.0}            # keyword arguments of its config
+    loss:
+      expression: {weight: 1.0, class_weights: null}
+      au: {weight: 1.0, weighting: none}              # none | arl (ARL's 1/rate weights)
+      va: {weight: 1.0}                                # 1 - CCC averaged over V and A
+      coupling: {coannotation: 0.0, soft_coannotation: 0.0, distribution_matching: 0.0}
+    optim: {name: adamw, lr: 1.0e-3, weight_decay: 0.05, schedule: onecycle, ...}
+    trainer: {max_epochs: 20, precision: 32-true, accelerator: auto, devices: 1, ...}
+    checkpoint: {monitor: val/expression/accuracy, mode: max, export: model.safetensors}
+    stages: []                          # stage-wise training (FATAUVA-Net), see StageConfig
+
+Paths in a recipe may use ``${ENV_VAR}`` (expanded) and are relative to the working directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "AugmentConfig",
+    "CheckpointConfig",
+    "ConfigError",
+    "DataConfig",
+    "InputConfig",
+    "LossConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "Recipe",
+    "SetConfig",
+    "StageConfig",
+    "TrainerConfig",
+    "load_recipe",
+    "parse_recipe",
+]
+
+
+class ConfigError(ValueError):
+    """A recipe is malformed; the message names the offending key path."""
+
+
+@dataclass
+class ModelConfig:
+    """``create_model(name, **kwargs)``."""
+
+    name: str = ""
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class InputConfig:
+    """Model input; becomes the exported ``WeightSpec.input``.
+
+    Attributes:
+        size: side of the square input in pixels.
+        channels: 1 (grayscale luma) or 3 (RGB).
+        mean, std: per-channel normalisation after scaling to [0, 1].
+        template: alignment template the crops were made with (``none`` for pre-cropped corpora).
+    """
+
+    size: int = 96
+    channels: int = 3
+    mean: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
+    std: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
+    template: str = "arcface"
+
+
+@dataclass
+class SamplingConfig:
+    """Over/under-sampling of one task set.
+
+    Attributes:
+        kind: ``none`` (uniform permutation), ``expression`` (class-balanced) or ``au``
+            (rare-AU over-sampling).
+        power: weights ∝ frequency^-power (1 = fully balanced, 0.5 = softened).
+    """
+
+    kind: str = "none"
+    power: float = 1.0
+
+
+@dataclass
+class SetConfig:
+    """One dataset split (a task set for training, or an evaluation set).
+
+    Attributes:
+        dataset: ``DATASETS`` registry name.
+        root: corpus root in its official layout.
+        split: split name understood by the adapter.
+        options: adapter keyword arguments.
+        batch_size: explicit per-step batch size of this set (training; overrides the derivation).
+        sampling: over/under-sampling (training).
+        hooks: ``"module:function"`` callables ``(table, adapter) -> LabelTable`` applied in order,
+            to add targets (e.g. VA from expression votes, geometric AU pseudo-labels).
+        sequence_length: >0 to draw clips of consecutive frames of one video (AffWildNet).
+    """
+
+    dataset: str = ""
+    root: str = ""
+    split: str = "train"
+    options: dict[str, Any] = field(default_factory=dict)
+    batch_size: int | None = None
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    hooks: list[str] = field(default_factory=list)
+    sequence_length: int = 0
+
+
+@dataclass
+class DataConfig:
+    """Task sets and loaders.
+
+    Attributes:
+        batch_size: total samples per step over all task sets (split by ``derive_batch_sizes``).
+        eval_batch_size: batch size for validation/evaluation.
+        num_workers: DataLoader worker processes (0 = load in the training process).
+        sets: name → training task set.
+        val: evaluation sets (the first one drives checkpoint selection).
+    """
+
+    batch_size: int = 64
+    eval_batch_size: int = 256
+    num_workers: int = 0
+    sets: dict[str, SetConfig] = field(default_factory=dict)
+    val: list[SetConfig] = field(default_factory=list)
+
+
+@dataclass
+class AugmentConfig:
+    """Training-time batch transform.
+
+    Attributes:
+        target: ``"module:callable"`` building the transform from a ``config`` object; ``None``
+            disables augmentation (only resizing/colour conversion). The callable's instances are
+            called on ``(B, C, H, W)`` uint8 batches and return ``(images in [0, 1], flipped)``.
+        config: keyword arguments of the transform's config dataclass (``out_size`` and
+            ``out_channels`` are filled from ``input``).
+    """
+
+    target: str | None = "facebehavior.data.augment:FaceAugment"
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TaskLossConfig:
+    """One task's loss term.
+
+    Attributes:
+        weight: multiplier in the total loss (0 disables the term).
+        class_weights: expression: per-class weights (list of E floats) or ``inverse_frequency``.
+        weighting: AU: ``none`` or ``arl`` (w_i ∝ 1/occurrence rate, normalised; ARL eq. 8).
+    """
+
+    weight: float = 1.0
+    class_weights: list[float] | str | None = None
+    weighting: str = "none"
+
+
+@dataclass
+class CouplingConfig:
+    """FaceBehaviorNet's task-coupling losses (weights; 0 = off).
+
+    Attributes:
+        coannotation: AU BCE on AUs implied by expression labels (prototypical + observational).
+        soft_coannotation: CE between predicted expressions and soft targets from predicted AUs.
+        distribution_matching: AU predictions vs. the mixture implied by predicted expressions.
+        observational_weight: weighting of observational AUs in co-annotation.
+    """
+
+    coannotation: float = 0.0
+    soft_coannotation: float = 0.0
+    distribution_matching: float = 0.0
+
+
+@dataclass
+class LossConfig:
+    """Per-task loss terms and coupling."""
+
+    expression: TaskLossConfig = field(default_factory=TaskLossConfig)
+    au: TaskLossConfig = field(default_factory=TaskLossConfig)
+    va: TaskLossConfig = field(default_factory=TaskLossConfig)
+    coupling: CouplingConfig = field(default_factory=CouplingConfig)
+
+
+@dataclass
+class OptimConfig:
+    """Optimiser and learning-rate schedule.
+
+    Attributes:
+        name: ``adamw``, ``adam`` or ``sgd``.
+        lr: peak learning rate.
+        weight_decay: decoupled (AdamW) or L2 (SGD/Adam) weight decay.
+        momentum, nesterov: SGD only.
+        schedule: ``none``, ``onecycle`` (warm-up then cosine), ``cosine`` or ``step``.
+        warmup_pct: onecycle warm-up fraction of all steps.
+        step_epochs, gamma: ``step``: multiply by ``gamma`` every ``step_epochs`` epochs.
+        time_budget_s: train for this many wall-clock seconds instead of a fixed number of epochs:
+            ``onecycle``/``cosine`` then follow the elapsed fraction of the budget rather than of the
+            steps, the trainer stops when it is spent (``max_epochs`` becomes an upper bound) and the
+            model is validated once more at the end. For machines whose speed is unknown or shared.
+    """
+
+    name: str = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    nesterov: bool = False
+    schedule: str = "none"
+    warmup_pct: float = 0.1
+    step_epochs: int = 1
+    gamma: float = 0.1
+    time_budget_s: float | None = None
+
+
+@dataclass
+class TrainerConfig:
+    """Lightning ``Trainer`` arguments (devices, DDP, precision, accumulation come from Lightning).
+
+    Attributes:
+        extra: any other ``lightning.Trainer`` keyword argument, passed through.
+        threads: torch intra-op threads per process (0 = torch's default).
+    """
+
+    max_epochs: int = 10
+    max_steps: int = -1
+    accelerator: str = "auto"
+    devices: int | str = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
+    accumulate_grad_batches: int = 1
+    gradient_clip_val: float | None = None
+    log_every_n_steps: int = 50
+    val_check_interval: float | int | None = None
+    limit_train_batches: float | int | None = None
+    limit_val_batches: float | int | None = None
+    threads: int = 1
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class CheckpointConfig:
+    """Checkpoint selection and export.
+
+    Attributes:
+        monitor: logged metric selecting the best checkpoint (on the first ``val`` set).
+        mode: ``max`` or ``min``.
+        export: file name (in ``output_dir``) of the exported safetensors + WeightSpec model.
+        licence: SPDX licence of the exported weights.
+    """
+
+    monitor: str = "val/expression/accuracy"
+    mode: str = "max"
+    export: str = "model.safetensors"
+    licence: str = "Apache-2.0"
+
+
+@dataclass
+class StageConfig:
+    """One stage of stage-wise training (FATAUVA-Net): trains with earlier parts frozen.
+
+    Attributes:
+        name: stage name (sub-folder of ``output_dir``).
+        max_epochs: epochs of this stage.
+        freeze: parameter-name prefixes to freeze (e.g. ``trunk``, ``heads.heads.au``).
+        loss: per-task weight overrides for this stage (``{au: 1.0, expression: 0.0}``).
+        lr: learning-rate override.
+        sets: task sets used in this stage (default: all).
+    """
+
+    name: str = ""
+    max_epochs: int = 1
+    freeze: list[str] = field(default_factory=list)
+    loss: dict[str, float] = field(default_factory=dict)
+    lr: float | None = None
+    sets: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Recipe:
+    """A whole training recipe (see the module docstring for the YAML layout)."""
+
+    name: str = ""
+    seed: int = 0
+    output_dir: str = ""
+    description: str = ""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    input: InputConfig = field(default_factory=InputConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    stages: list[StageConfig] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form (for logging and the exported spec)."""
+        return dataclasses.asdict(self)
+
+
+_ENV = re.compile(r"\$\{(\w+)\}")
+
+
+def _expand(value: str, where: str) -> str:
+    def sub(m: re.Match[str]) -> str:
+        if m.group(1) not in os.environ:
+            raise ConfigError(f"{where}: environment variable ${{{m.group(1)}}} is not set")
+        return os.environ[m.group(1)]
+
+    return _ENV.sub(sub, value)
+
+
+def _build(tp: Any, value: Any, where: str) -> Any:
+    """Convert plain YAML data to ``tp`` (a dataclass or a typing annotation), validating keys."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        if value is None:
+            return tp()
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
+        hints = typing.get_type_hints(tp)
+        names = [f.name for f in dataclasses.fields(tp)]
+        unknown = sorted(set(value) - set(names))
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s) {unknown}; valid: {names}")
+        return tp(**{k: _build(hints[k], v, f"{where}.{k}") for k, v in value.items()})
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _build(a, value, where)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: {value!r} matches none of {args}")
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return [_build(args[0], v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return {str(k): _build(args[1], v, f"{where}.{k}") for k, v in value.items()}
+    if tp is Any:
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return _expand(str(value), where)
+    raise ConfigError(f"{where}: unsupported type {tp}")
+
+
+def _validate(r: Recipe) -> None:
+    if not r.name:
+        raise ConfigError("recipe: 'name' is required")
+    if not r.model.name:
+        raise ConfigError("model.name is required (a MODELS registry name)")
+    if r.input.channels not in (1, 3):
+        raise ConfigError(f"input.channels must be 1 or 3, got {r.input.channels}")
+    for k in ("mean", "std"):
+        if len(getattr(r.input, k)) != r.input.channels:
+            raise ConfigError(f"input.{k} needs {r.input.channels} value(s), got {getattr(r.input, k)}")
+    if not r.data.sets:
+        raise ConfigError("data.sets: at least one training task set is required")
+    for where, s in [(f"data.sets.{k}", s) for k, s in r.data.sets.items()] + [
+        (f"data.val[{i}]", s) for i, s in enumerate(r.data.val)
+    ]:
+        if not s.dataset:
+            raise ConfigError(f"{where}.dataset is required (a DATASETS registry name)")
+        if not s.root:
+            raise ConfigError(f"{where}.root is required (the corpus folder)")
+        if s.sampling.kind not in ("none", "expression", "au"):
+            raise ConfigError(
+                f"{where}.sampling.kind must be none, expression or au, got {s.sampling.kind!r}"
+            )
+    if r.optim.name not in ("adamw", "adam", "sgd"):
+        raise ConfigError(f"optim.name must be adamw, adam or sgd, got {r.optim.name!r}")
+    if r.optim.schedule not in ("none", "onecycle", "cosine", "step"):
+        raise ConfigError(f"optim.schedule must be none, onecycle, cosine or step, got {r.optim.schedule!r}")
+    if r.optim.time_budget_s is not None and r.optim.schedule not in ("onecycle", "cosine", "none"):
+        raise ConfigError("optim.time_budget_s works with the onecycle, cosine or none schedules")
+    if r.loss.au.weighting not in ("none", "arl"):
+        raise ConfigError(f"loss.au.weighting must be none or arl, got {r.loss.au.weighting!r}")
+    if r.checkpoint.mode not in ("max", "min"):
+        raise ConfigError(f"checkpoint.mode must be max or min, got {r.checkpoint.mode!r}")
+    for i, st in enumerate(r.stages):
+        unknown = sorted(set(st.sets) - set(r.data.sets))
+        if unknown:
+            raise ConfigError(f"stages[{i}].sets: {unknown} are not task sets ({sorted(r.data.sets)})")
+        bad = sorted(set(st.loss) - {"expression", "au", "va"})
+        if bad:
+            raise ConfigError(f"stages[{i}].loss: unknown task(s) {bad}; valid: expression, au, va")
+    if not r.output_dir:
+        r.output_dir = str(Path("runs") / r.name)
+
+
+def parse_recipe(data: dict[str, Any]) -> Recipe:
+    """Build and validate a ``Recipe`` from plain data (e.g. parsed YAML).
+
+    Raises:
+        ConfigError: unknown keys, wrong types or inconsistent values (the message names the key).
+    """
+    recipe = _build(Recipe, data, "recipe")
+    _validate(recipe)
+    return recipe
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
+    """Read a YAML recipe, apply ``key.path=value`` overrides (values parsed as YAML), validate.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ConfigError: invalid YAML or recipe (the message names the file and the key).
+    """
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"recipe {path} not found; recipes live in recipes/ (see docs/training.md)")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({e})") from None
+    for ov in overrides or []:
+        if "=" not in ov:
+            raise ConfigError(f"override {ov!r} must look like key.path=value")
+        key, val = ov.split("=", 1)
+        node = data
+        parts = key.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {ov!r}: {p} is not a mapping")
+        node[parts[-1]] = yaml.safe_load(val)
+    try:
+        return parse_recipe(data)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None

@@ -1,0 +1,297 @@
+"""Datasets, collation and the Lightning data module of the training stack.
+
+Every sample carries the union of the labels of all tasks, with masks (STYLE rule 7), so batches
+drawn from different task sets (FaceBehaviorNet's VA-Set / AU-Set / EXPR-Set) concatenate into one
+batch and each loss term sees only its own labelled samples:
+
+========================  ===============  =========================================================
+key                       shape            meaning
+========================  ===============  =========================================================
+``image``                 (B, C, H, W)     uint8 pixels (C = 1 grey or 3 RGB), at the set's load size
+``expression``            (B,)             int64 index in ``EXPRESSIONS_8`` (0 where unlabelled)
+``expression_dist``       (B, 8)           float32 soft label (one-hot for hard labels)
+``expression_mask``       (B,)             float32 1 where an expression label exists
+``expression_hard``       (B,)             float32 1 where it is a single class (hard / majority label)
+``au``                    (B, A)           float32 0/1 occurrence in the model's AU order
+``au_mask``               (B, A)           float32 1 where that AU is annotated
+``va``                    (B, 2)           float32 valence, arousal in [-1, 1]
+``va_mask``               (B,)             float32 1 where VA is annotated
+``set_index``             (B,)             int64 position of the sample's task set
+========================  ===============  =========================================================
+
+Label tables can be extended before training by *hooks* (``SetConfig.hooks``): callables
+``(table, adapter) -> LabelTable`` that add targets (e.g. VA from expression votes, geometric AU
+pseudo-labels); whatever they put in the table's ``va``/``au_*`` columns is trained on.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import ConcatDataset, DataLoader, Dataset
+
+from facebehavior.data.datasets import DatasetAdapter, create_dataset
+from facebehavior.data.labels import NUM_EXPRESSIONS, LabelTable
+from facebehavior.data.sampler import (
+    MultiTaskBatchSampler,
+    au_sample_weights,
+    derive_batch_sizes,
+    expression_sample_weights,
+)
+
+__all__ = [
+    "LabelledImages",
+    "SetData",
+    "collate",
+    "eval_loader",
+    "load_set",
+    "resolve",
+    "task_set_loader",
+    "to_model_input",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def resolve(target: str) -> Callable[..., Any]:
+    """Import ``"package.module:attribute"``.
+
+    Raises:
+        ValueError: malformed or unresolvable reference (the message names it).
+    """
+    if ":" not in target:
+        raise ValueError(f"{target!r} must look like 'package.module:function'")
+    mod, attr = target.split(":", 1)
+    try:
+        obj = getattr(importlib.import_module(mod), attr)
+    except (ImportError, AttributeError) as e:
+        raise ValueError(f"cannot resolve {target!r}: {e}") from None
+    return obj
+
+
+def to_model_input(
+    images: torch.Tensor, size: int, channels: int, mean: Sequence[float], std: Sequence[float]
+) -> torch.Tensor:
+    """Deterministic preprocessing: uint8 ``(B, C, H, W)`` → normalised float ``(B, channels, size, size)``.
+
+    Grey ↔ RGB conversion uses BT.601 luma / replication; resizing is antialiased bilinear. Values
+    are scaled to [0, 1], then ``(x - mean) / std`` per channel (the ``WeightSpec.input`` rule).
+    """
+    x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
+    if x.shape[1] == 3 and channels == 1:
+        x = (x * x.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    elif x.shape[1] == 1 and channels == 3:
+        x = x.expand(-1, 3, -1, -1)
+    if x.shape[-1] != size or x.shape[-2] != size:
+        x = torch.nn.functional.interpolate(
+            x, size=(size, size), mode="bilinear", align_corners=False, antialias=True
+        )
+    return normalise(x, mean, std)
+
+
+def normalise(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """``(x - mean) / std`` per channel of a float ``(B, C, H, W)`` batch in [0, 1]."""
+    return (x - x.new_tensor(list(mean)).view(1, -1, 1, 1)) / x.new_tensor(list(std)).view(1, -1, 1, 1)
+
+
+@dataclass
+class SetData:
+    """A loaded split: the adapter (for pixels) and its (hook-extended) labels."""
+
+    adapter: DatasetAdapter
+    table: LabelTable
+
+
+def load_set(cfg: Any) -> SetData:
+    """Build the adapter of a ``SetConfig``, load its split and apply its hooks."""
+    adapter = create_dataset(cfg.dataset, cfg.root, **cfg.options)
+    table = adapter.load(cfg.split)
+    for hook in cfg.hooks:
+        table = resolve(hook)(table, adapter)
+        if not isinstance(table, LabelTable):
+            raise TypeError(f"hook {hook!r} must return a LabelTable, got {type(table).__name__}")
+    if len(table) == 0:
+        raise ValueError(f"{cfg.dataset}/{cfg.split} under {cfg.root}: no samples")
+    return SetData(adapter, table)
+
+
+class LabelledImages(Dataset):
+    """Samples of one ``LabelTable`` in the batch format above.
+
+    Args:
+        data: adapter + table.
+        aus: the model's AU numbers (output order); the table's AU columns are mapped onto them,
+            AUs the table lacks are masked out.
+        channels: 1 or 3; pixels are converted (luma BT.601 / replicated grey) to this.
+        load_size: side images are resized to before batching (corpora of fixed-size crops, such as
+            FER2013's 48×48, are used as they are when they already have it).
+        set_index: position of the task set (carried in the batch for per-set logging).
+    """
+
+    def __init__(
+        self, data: SetData, aus: Sequence[int], channels: int, load_size: int, set_index: int = 0
+    ) -> None:
+        self.adapter, self.table = data.adapter, data.table
+        t, n = self.table, len(self.table)
+        self.channels, self.load_size, self.set_index = channels, load_size, set_index
+        self.images = self.adapter.image_array(t)
+        if self.images is not None:
+            self.images = self._convert(self.images)
+        dist = np.zeros((n, NUM_EXPRESSIONS), np.float32)
+        if t.expression_dist is not None:
+            dist[:] = t.expression_dist
+        hard = (t.expression >= 0) & (dist.sum(1) == 0)
+        dist[np.flatnonzero(hard), t.expression[hard]] = 1.0
+        self.expression = np.where(t.expression >= 0, t.expression, dist.argmax(1)).astype(np.int64)
+        self.expression_dist = dist
+        self.expression_mask = (dist.sum(1) > 0).astype(np.float32)
+        self.expression_hard = (t.expression >= 0).astype(np.float32)
+        col = {au: j for j, au in enumerate(t.aus)}
+        self.au = np.zeros((n, len(aus)), np.float32)
+        self.au_mask = np.zeros((n, len(aus)), np.float32)
+        for i, au in enumerate(aus):
+            if au in col:
+                self.au[:, i] = t.au_occurrence[:, col[au]]
+                self.au_mask[:, i] = t.au_mask[:, col[au]]
+        self.va = t.va.astype(np.float32)
+        self.va_mask = t.va_mask.astype(np.float32)
+
+    def _convert(self, imgs: np.ndarray) -> np.ndarray:
+        """(N, H, W, C) uint8 → (N, channels, load_size, load_size) uint8."""
+        if imgs.ndim == 3:
+            imgs = imgs[..., None]
+        c = imgs.shape[-1]
+        if c == 3 and self.channels == 1:
+            luma = imgs.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+            imgs = np.clip(np.rint(luma), 0, 255).astype(np.uint8)[..., None]
+        elif c == 1 and self.channels == 3:
+            imgs = np.repeat(imgs, 3, axis=-1)
+        if imgs.shape[1] != self.load_size or imgs.shape[2] != self.load_size:
+            x = torch.from_numpy(np.ascontiguousarray(imgs)).permute(0, 3, 1, 2).float()
+            x = torch.nn.functional.interpolate(
+                x, size=(self.load_size,) * 2, mode="bilinear", antialias=True
+            )
+            return x.round().clamp(0, 255).to(torch.uint8).numpy()
+        return np.ascontiguousarray(imgs.transpose(0, 3, 1, 2))
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def _pixels(self, idx: np.ndarray) -> np.ndarray:
+        if self.images is not None:
+            return self.images[idx]
+        return self._convert(
+            np.stack([self._resize_one(im) for im in self.adapter.read_images(self.table, idx)])
+        )
+
+    def _resize_one(self, im: np.ndarray) -> np.ndarray:
+        if im.shape[0] == self.load_size and im.shape[1] == self.load_size:
+            return im if im.ndim == 3 else im[..., None]
+        from PIL import Image
+
+        pil = Image.fromarray(im if im.ndim == 2 or im.shape[-1] == 3 else im[..., 0])
+        out = np.asarray(pil.resize((self.load_size, self.load_size), Image.BILINEAR))
+        return out if out.ndim == 3 else out[..., None]
+
+    def __getitems__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
+        """Batched fetch (PyTorch calls this with a whole batch of indices)."""
+        idx = np.asarray(indices, np.int64)
+        return {
+            "image": torch.from_numpy(np.ascontiguousarray(self._pixels(idx))),
+            "expression": torch.from_numpy(self.expression[idx]),
+            "expression_dist": torch.from_numpy(self.expression_dist[idx]),
+            "expression_mask": torch.from_numpy(self.expression_mask[idx]),
+            "expression_hard": torch.from_numpy(self.expression_hard[idx]),
+            "au": torch.from_numpy(self.au[idx]),
+            "au_mask": torch.from_numpy(self.au_mask[idx]),
+            "va": torch.from_numpy(self.va[idx]),
+            "va_mask": torch.from_numpy(self.va_mask[idx]),
+            "set_index": torch.full((len(idx),), self.set_index, dtype=torch.int64),
+        }
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {k: v[0] for k, v in self.__getitems__([i]).items()}
+
+
+class _MultiSet(ConcatDataset):
+    """Concatenated task sets with a batched fetch grouped by set (indices come grouped)."""
+
+    def __getitems__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
+        idx = np.asarray(indices, np.int64)
+        which = np.searchsorted(np.asarray(self.cumulative_sizes), idx, side="right")
+        parts = []
+        for d in np.unique(which):
+            sel = idx[which == d]
+            local = sel - (self.cumulative_sizes[d - 1] if d > 0 else 0)
+            parts.append(self.datasets[d].__getitems__(local))
+        return parts[0] if len(parts) == 1 else collate(parts)
+
+
+def collate(batch: Any) -> dict[str, torch.Tensor]:
+    """Collate either pre-batched dicts (from ``__getitems__``) or a list of per-sample dicts."""
+    if isinstance(batch, dict):
+        return batch
+    if batch and isinstance(batch[0], dict) and batch[0]["image"].ndim == 4:
+        return {k: torch.cat([b[k] for b in batch]) for k in batch[0]}
+    return {k: torch.stack([b[k] for b in batch]) for k in batch[0]}
+
+
+def _sampling_weights(ds: LabelledImages, kind: str, power: float) -> np.ndarray | None:
+    if kind == "none":
+        return None
+    if kind == "expression":
+        return expression_sample_weights(ds.table, power)
+    return au_sample_weights(ds.table, power)
+
+
+def task_set_loader(
+    sets: dict[str, tuple[LabelledImages, Any]],
+    *,
+    total_batch_size: int,
+    num_workers: int = 0,
+    seed: int = 0,
+    num_replicas: int = 1,
+    rank: int = 0,
+) -> DataLoader:
+    """DataLoader drawing one batch per task set per step (FaceBehaviorNet's batching).
+
+    Args:
+        sets: set name → (dataset, its ``SetConfig``).
+        total_batch_size: samples per step over all sets, per process; split by
+            ``derive_batch_sizes`` unless a set gives its own ``batch_size``.
+    """
+    sizes = {k: len(ds) for k, (ds, _) in sets.items()}
+    derived = derive_batch_sizes(sizes, total_batch_size)
+    batch_sizes = {k: (cfg.batch_size or derived[k]) for k, (_, cfg) in sets.items()}
+    weights = {
+        k: _sampling_weights(ds, cfg.sampling.kind, cfg.sampling.power) for k, (ds, cfg) in sets.items()
+    }
+    sampler = MultiTaskBatchSampler(
+        sizes, batch_sizes, weights=weights, seed=seed, num_replicas=num_replicas, rank=rank
+    )
+    logger.info("task sets %s, batch sizes %s, %d steps per epoch", sizes, batch_sizes, len(sampler))
+    return DataLoader(
+        _MultiSet([ds for ds, _ in sets.values()]),
+        batch_sampler=sampler,
+        collate_fn=collate,
+        num_workers=num_workers,
+        persistent_workers=num_workers > 0,
+    )
+
+
+def eval_loader(ds: LabelledImages, batch_size: int, num_workers: int = 0) -> DataLoader:
+    """Sequential DataLoader over one evaluation set."""
+    from torch.utils.data import BatchSampler, SequentialSampler
+
+    return DataLoader(
+        ds,
+        batch_sampler=BatchSampler(SequentialSampler(range(len(ds))), batch_size, drop_last=False),
+        collate_fn=collate,
+        num_workers=num_workers,
+    )

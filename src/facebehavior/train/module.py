@@ -1,0 +1,395 @@
+"""The Lightning module (*what* is trained: model, losses, steps, optimiser) and data module.
+
+Lightning supplies the *how*: devices, DDP, mixed precision, gradient accumulation, checkpoints,
+resuming and loggers (``facebehavior.train.runner`` builds the ``Trainer`` from a recipe). This
+module is only imported by training code; inference never imports Lightning.
+
+Losses (``facebehavior.losses``), each over its own labelled samples only (masks):
+
+- expression: soft-label cross-entropy on ``expression_dist`` (one-hot for hard labels, the vote
+  distribution for FER+), optional class weights;
+- AU: masked BCE averaged over the annotated AUs (FaceBehaviorNet eq. 1), or ARL's
+  rate-weighted BCE (``loss.au.weighting: arl``);
+- VA: ``1 - CCC`` averaged over valence and arousal, over the VA-labelled samples of the batch;
+- coupling (switchable, weights in the recipe): co-annotation, soft co-annotation, distribution
+  matching.
+
+Randomness (augmentation, dropout) is re-seeded from ``(seed, global_step)`` at every step, and
+the sampler from ``(seed, epoch)``, so a run resumed from an epoch-end checkpoint continues exactly
+as the uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+
+from facebehavior import losses, metrics
+from facebehavior.models import create_model
+from facebehavior.schema import EXPRESSIONS_8
+from facebehavior.train.config import Recipe, SetConfig
+from facebehavior.train.data import (
+    LabelledImages,
+    eval_loader,
+    load_set,
+    normalise,
+    resolve,
+    task_set_loader,
+    to_model_input,
+)
+
+__all__ = ["FaceBehaviorDataModule", "FaceBehaviorModule", "model_aus", "model_tasks"]
+
+logger = logging.getLogger(__name__)
+
+
+def model_tasks(model: torch.nn.Module) -> dict[str, tuple[str, ...]]:
+    """Task name → label names of a zoo model's heads (from its ``task_labels``)."""
+    labels = getattr(model, "task_labels", None)
+    if not labels:
+        raise ValueError(
+            f"{type(model).__name__} has no task_labels; training needs a multi-task model of the zoo "
+            "(a dict of task outputs with labelled heads)"
+        )
+    return dict(labels)
+
+
+def model_aus(model: torch.nn.Module) -> tuple[int, ...]:
+    """AU numbers of the model's AU head, in output order (empty without an AU head)."""
+    return tuple(int(code[2:]) for code in model_tasks(model).get("au", ()))
+
+
+class FaceBehaviorModule(L.LightningModule):
+    """Multi-task model + losses + optimiser of a recipe.
+
+    Args:
+        recipe: the parsed recipe.
+        au_rates: ``(A,)`` training occurrence rates of the model's AUs (required for ARL weighting).
+        steps_per_epoch: optimiser steps per epoch (for the one-cycle / cosine schedules).
+    """
+
+    def __init__(
+        self, recipe: Recipe, au_rates: np.ndarray | None = None, steps_per_epoch: int | None = None
+    ) -> None:
+        super().__init__()
+        self.recipe = recipe
+        self.model = create_model(recipe.model.name, **recipe.model.kwargs)
+        self.tasks = model_tasks(self.model)
+        self.aus = model_aus(self.model)
+        self.emotions = self.tasks.get("expression", ())
+        if self.emotions and tuple(self.emotions) != EXPRESSIONS_8[: len(self.emotions)]:
+            raise ValueError(f"expression head labels {self.emotions} are not a prefix of EXPRESSIONS_8")
+        self.augment = self._build_augment()
+        self.loss_weights = {t: getattr(recipe.loss, t).weight for t in ("expression", "au", "va")}
+        self.au_weights: torch.Tensor | None = None
+        if recipe.loss.au.weighting == "arl" and "au" in self.tasks:
+            if au_rates is None:
+                raise ValueError("loss.au.weighting=arl needs the AU occurrence rates of the training sets")
+            self.au_weights = losses.arl_au_weights(au_rates)
+        self.class_weights = self._class_weights()
+        self.steps_per_epoch = steps_per_epoch
+        self._val_outputs: dict[int, list[dict[str, torch.Tensor]]] = {}
+
+    # -- preprocessing -------------------------------------------------------------------------
+    def _build_augment(self) -> Any:
+        cfg = self.recipe.augment
+        if not cfg.target:
+            return None
+        factory = resolve(cfg.target)
+        kwargs = dict(cfg.config)
+        kwargs.setdefault("out_size", self.recipe.input.size)
+        kwargs.setdefault("out_channels", self.recipe.input.channels)
+        config_cls = getattr(factory, "config_class", None)
+        if config_cls is None:
+            module = __import__(factory.__module__, fromlist=["AugmentConfig"])
+            config_cls = getattr(module, "AugmentConfig", None)
+        if config_cls is None:
+            return factory(**kwargs)
+        return factory(config_cls(**kwargs), generator=torch.Generator())
+
+    def _class_weights(self) -> torch.Tensor | None:
+        cw = self.recipe.loss.expression.class_weights
+        if cw is None or not self.emotions:
+            return None
+        if isinstance(cw, str):
+            raise ValueError(
+                f"loss.expression.class_weights={cw!r}: give a list of {len(self.emotions)} weights"
+            )
+        if len(cw) != len(self.emotions):
+            raise ValueError(
+                f"loss.expression.class_weights has {len(cw)} values for {len(self.emotions)} classes"
+            )
+        return torch.tensor(cw, dtype=torch.float32)
+
+    def preprocess(self, images: torch.Tensor, train: bool) -> torch.Tensor:
+        """uint8 ``(B, C, H, W)`` → normalised float ``(B, channels, size, size)``.
+
+        Training batches go through the recipe's augmentation (which also resamples to the input
+        size); evaluation batches are only resized.
+        """
+        inp = self.recipe.input
+        if train and self.augment is not None:
+            if getattr(self.augment, "gen", None) is not None:
+                self.augment.gen.manual_seed(self.recipe.seed * 1_000_003 + self.global_step)
+            return normalise(self.augment(images)[0], inp.mean, inp.std)
+        return to_model_input(images, inp.size, inp.channels, inp.mean, inp.std)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.model(x)
+
+    # -- losses --------------------------------------------------------------------------------
+    def compute_losses(
+        self,
+        out: dict[str, torch.Tensor],
+        batch: dict[str, torch.Tensor],
+        weights: dict[str, float] | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Per-term losses and their weighted sum ``"loss"``.
+
+        Args:
+            out: model outputs ``{"expression": (B, E), "au": (B, A), "va": (B, 2)}``.
+            batch: the batch dict (see ``facebehavior.train.data``).
+            weights: per-task weight overrides (stage-wise training).
+        """
+        w = dict(self.loss_weights, **(weights or {}))
+        terms: dict[str, torch.Tensor] = {}
+        total = sum(v.sum() * 0.0 for v in out.values())
+        E = len(self.emotions)
+        if "expression" in out and w["expression"] > 0:
+            dist = batch["expression_dist"][:, :E]
+            mask = batch["expression_mask"] * (dist.sum(1) > 0).to(dist.dtype)
+            dist = dist / dist.sum(1, keepdim=True).clamp_min(1e-12)
+            cw = None if self.class_weights is None else self.class_weights.to(dist.device)
+            terms["expression"] = losses.expression_ce(out["expression"], dist, class_weights=cw, mask=mask)
+            total = total + w["expression"] * terms["expression"]
+        if "au" in out and w["au"] > 0:
+            if self.au_weights is not None:
+                terms["au"] = losses.arl_detection_loss(
+                    out["au"], batch["au"], self.au_weights.to(out["au"].device), batch["au_mask"]
+                )
+            else:
+                terms["au"] = losses.masked_bce(out["au"], batch["au"], batch["au_mask"])
+            total = total + w["au"] * terms["au"]
+        if "va" in out and w["va"] > 0:
+            terms["va"] = losses.ccc_loss(out["va"], batch["va"], batch["va_mask"])
+            total = total + w["va"] * terms["va"]
+        c = self.recipe.loss.coupling
+        if "expression" in out and "au" in out:
+            kw = {"emotions": self.emotions, "aus": self.aus}
+            if c.coannotation > 0:
+                has_hard = batch["expression_mask"] * (batch["expression_dist"].max(1).values >= 1.0)
+                terms["coannotation"] = losses.coannotation_loss(
+                    out["expression"], out["au"], expr_labels=batch["expression"], expr_mask=has_hard,
+                    au_labels=batch["au"], au_mask=batch["au_mask"], **kw,
+                )  # fmt: skip
+                total = total + c.coannotation * terms["coannotation"]
+            if c.soft_coannotation > 0:
+                terms["soft_coannotation"] = losses.soft_coannotation_loss(
+                    out["expression"], batch["au"], batch["au_mask"], **kw
+                )
+                total = total + c.soft_coannotation * terms["soft_coannotation"]
+            if c.distribution_matching > 0:
+                terms["distribution_matching"] = losses.distribution_matching_loss(
+                    out["expression"], out["au"], **kw
+                )
+                total = total + c.distribution_matching * terms["distribution_matching"]
+        terms["loss"] = total
+        return terms
+
+    # -- steps ---------------------------------------------------------------------------------
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        # Dropout & co. draw from the global RNG: tie it to the step so resuming is exact.
+        torch.manual_seed(self.recipe.seed * 1_000_003 + self.global_step + 1)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x = self.preprocess(batch["image"], train=True)
+        terms = self.compute_losses(self(x), batch, getattr(self, "stage_loss_weights", None))
+        bs = int(x.shape[0])
+        for k, v in terms.items():
+            self.log(
+                f"train/{k}", v.detach(), on_step=True, on_epoch=True, prog_bar=k == "loss", batch_size=bs
+            )
+        return terms["loss"]
+
+    def validation_step(
+        self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        out = self(self.preprocess(batch["image"], train=False))
+        names = (
+            "expression",
+            "expression_hard",
+            "expression_dist",
+            "expression_mask",
+            "au",
+            "au_mask",
+            "va",
+            "va_mask",
+        )
+        keep = {k: batch[k] for k in names}
+        rec = {**{f"pred_{k}": v.detach().float().cpu() for k, v in out.items()},
+               **{k: v.cpu() for k, v in keep.items()}}  # fmt: skip
+        self._val_outputs.setdefault(dataloader_idx, []).append(rec)
+
+    def on_validation_epoch_end(self) -> None:
+        for idx, recs in sorted(self._val_outputs.items()):
+            cat = {k: torch.cat([r[k] for r in recs]) for k in recs[0]}
+            prefix = "val" if idx == 0 else f"val{idx}"
+            for name, value in summary_metrics(cat, len(self.emotions)).items():
+                self.log(f"{prefix}/{name}", value, prog_bar=name == "expression/accuracy", sync_dist=True)
+        self._val_outputs.clear()
+
+    # -- optimiser -----------------------------------------------------------------------------
+    def configure_optimizers(self) -> Any:
+        o = self.recipe.optim
+        lr = getattr(self, "stage_lr", None) or o.lr
+        params = [p for p in self.parameters() if p.requires_grad]
+        if o.name == "sgd":
+            opt = torch.optim.SGD(
+                params, lr=lr, momentum=o.momentum, nesterov=o.nesterov, weight_decay=o.weight_decay
+            )
+        elif o.name == "adam":
+            opt = torch.optim.Adam(params, lr=lr, weight_decay=o.weight_decay)
+        else:
+            opt = torch.optim.AdamW(params, lr=lr, weight_decay=o.weight_decay)
+        if o.schedule == "none":
+            return opt
+        if o.schedule == "step":
+            sched = torch.optim.lr_scheduler.StepLR(opt, step_size=o.step_epochs, gamma=o.gamma)
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+        if o.time_budget_s:
+            return {
+                "optimizer": opt,
+                "lr_scheduler": {"scheduler": self._timed_schedule(opt), "interval": "step"},
+            }
+        total = int(self.trainer.estimated_stepping_batches)
+        if o.schedule == "onecycle":
+            sched = torch.optim.lr_scheduler.OneCycleLR(
+                opt, max_lr=lr, total_steps=max(total, 1), pct_start=o.warmup_pct, anneal_strategy="cos"
+            )
+        else:
+            sched = torch.optim.lr_scheduler.LambdaLR(
+                opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / max(total, 1)))
+            )
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def _timed_schedule(self, opt: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR:
+        """LR factor from the elapsed fraction ``p`` of ``optim.time_budget_s`` (wall clock).
+
+        onecycle: linear warm-up to 1 over ``warmup_pct``, then cosine to 0 at ``p = 1``;
+        cosine: cosine from 1 to 0.
+        """
+        o = self.recipe.optim
+        budget = float(o.time_budget_s or 1.0)
+        start = time.monotonic()
+
+        def factor(_step: int) -> float:
+            p = min((time.monotonic() - start) / budget, 1.0)
+            if o.schedule == "onecycle":
+                if p < o.warmup_pct:
+                    return 0.04 + 0.96 * p / max(o.warmup_pct, 1e-9)
+                p = (p - o.warmup_pct) / max(1.0 - o.warmup_pct, 1e-9)
+            return 0.5 * (1.0 + math.cos(math.pi * p)) if o.schedule != "none" else 1.0
+
+        return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def summary_metrics(cat: dict[str, torch.Tensor], num_expressions: int) -> dict[str, float]:
+    """Headline metrics of collected predictions (``facebehavior.metrics``).
+
+    Expression metrics use the samples with a single-class label only (``expression_hard``: the
+    corpus' hard label, or the FER+ majority vote).
+    """
+    out: dict[str, float] = {}
+    if "pred_expression" in cat:
+        m = hard_expression_mask(cat)
+        if m.any():
+            y = cat["expression"][m].numpy()
+            p = cat["pred_expression"][m].argmax(1).numpy()
+            out["expression/accuracy"] = float(metrics.accuracy(y, p))
+            out["expression/macro_f1"] = float(metrics.macro_f1(y, p, num_classes=num_expressions))
+    if "pred_au" in cat and cat["au_mask"].sum() > 0:
+        cols = (cat["au_mask"].sum(0) > 0).numpy()
+        prob = torch.sigmoid(cat["pred_au"]).numpy()[:, cols]
+        out["au/f1_mean"] = float(
+            metrics.au_f1_mean(cat["au"].numpy()[:, cols], prob, mask=cat["au_mask"].numpy()[:, cols])
+        )
+    if "pred_va" in cat and cat["va_mask"].sum() > 1:
+        m = cat["va_mask"] > 0
+        for j, name in enumerate(("valence", "arousal")):
+            out[f"va/ccc_{name}"] = float(metrics.ccc(cat["va"][m, j].numpy(), cat["pred_va"][m, j].numpy()))
+    return out
+
+
+def hard_expression_mask(cat: dict[str, torch.Tensor]) -> torch.Tensor:
+    """(N,) bool — samples with a single-class expression label (hard, or the FER+ majority)."""
+    return cat["expression_hard"] > 0
+
+
+class FaceBehaviorDataModule(L.LightningDataModule):
+    """Task sets of a recipe as Lightning dataloaders.
+
+    Training: one batch per task set per step (``MultiTaskBatchSampler``), sharded over DDP ranks.
+    Validation: the ``data.val`` sets, in order (the first drives checkpoint selection).
+    """
+
+    def __init__(self, recipe: Recipe, aus: tuple[int, ...], stage_sets: list[str] | None = None) -> None:
+        super().__init__()
+        self.recipe = recipe
+        self.aus = aus
+        self.stage_sets = stage_sets
+        self.train_sets: dict[str, tuple[LabelledImages, SetConfig]] = {}
+        self.val_sets: list[LabelledImages] = []
+
+    def _dataset(self, cfg: SetConfig, index: int) -> LabelledImages:
+        inp = self.recipe.input
+        if cfg.sequence_length:
+            raise NotImplementedError(
+                "sequence_length: sequence batching is provided by facebehavior.temporal; this data module "
+                "serves single frames"
+            )
+        return LabelledImages(load_set(cfg), self.aus, inp.channels, inp.size, set_index=index)
+
+    def setup(self, stage: str | None = None) -> None:
+        if not self.train_sets:
+            names = self.stage_sets or list(self.recipe.data.sets)
+            for i, name in enumerate(names):
+                self.train_sets[name] = (
+                    self._dataset(self.recipe.data.sets[name], i),
+                    self.recipe.data.sets[name],
+                )
+        if not self.val_sets:
+            self.val_sets = [self._dataset(cfg, i) for i, cfg in enumerate(self.recipe.data.val)]
+
+    def au_rates(self) -> np.ndarray | None:
+        """Occurrence rate of each model AU over the annotated training samples."""
+        if not self.aus:
+            return None
+        occ = np.concatenate([ds.au for ds, _ in self.train_sets.values()])
+        mask = np.concatenate([ds.au_mask for ds, _ in self.train_sets.values()])
+        ann = mask.sum(0)
+        return np.where(ann > 0, (occ * mask).sum(0) / np.maximum(ann, 1), np.nan)
+
+    def train_dataloader(self) -> Any:
+        world, rank = 1, 0
+        if self.trainer is not None:
+            world, rank = self.trainer.world_size, self.trainer.global_rank
+        return task_set_loader(
+            self.train_sets,
+            total_batch_size=self.recipe.data.batch_size,
+            num_workers=self.recipe.data.num_workers,
+            seed=self.recipe.seed,
+            num_replicas=world,
+            rank=rank,
+        )
+
+    def val_dataloader(self) -> Any:
+        return [
+            eval_loader(ds, self.recipe.data.eval_batch_size, self.recipe.data.num_workers)
+            for ds in self.val_sets
+        ]
