@@ -1,0 +1,138 @@
+"""The bundled default model: where it is, how to load it, how to feed it.
+
+``fbn_mobile_ferplus`` is a FaceBehaviorNet-style multi-task network (``facebehaviornet_mobile``:
+expression, AU and valence/arousal heads on a MobileNetV2 trunk) trained in this repository on
+FER2013 images with FER+ crowd labels; see ``src/facebehavior/weights/fbn_mobile_ferplus.md`` for
+its data, method, metrics and limits. Its ``WeightSpec`` (read with
+:func:`facebehavior.models.weights.read_spec`) carries the input size, colour, normalisation,
+alignment template and every head's label order; the helpers below only read them from there.
+
+Nothing is loaded at import; :func:`load_default_model` does the work when called.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from facebehavior import schema
+from facebehavior.models.weights import WeightSpec, load_weights, packaged_weights_dir
+
+__all__ = [
+    "DEFAULT_WEIGHTS",
+    "DEFAULT_AUS",
+    "default_model_path",
+    "load_default_model",
+    "preprocess",
+    "predict",
+    "predict_expression_probs",
+]
+
+DEFAULT_WEIGHTS = "fbn_mobile_ferplus.safetensors"
+# FaceBehaviorNet's 17 AUs, then the extra AUs the geometry layer measures (eyes closed, blink).
+DEFAULT_AUS: tuple[int, ...] = tuple(schema.AUS_17) + (43, 45)
+
+
+def default_model_path() -> Path:
+    """Path of the packaged default weights.
+
+    Raises:
+        FileNotFoundError: the file is missing (a broken install or a source checkout without it).
+    """
+    path = packaged_weights_dir() / DEFAULT_WEIGHTS
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: the default model's weights are missing; reinstall facebehavior, or retrain them "
+            "with `python tools/train_default.py` (see src/facebehavior/weights/fbn_mobile_ferplus.md)"
+        )
+    return path
+
+
+def load_default_model(path: str | Path | None = None) -> tuple[torch.nn.Module, WeightSpec]:
+    """Build and load the default model (or another checkpoint of the same kind) in eval mode.
+
+    Args:
+        path: a checkpoint; ``None`` loads the packaged default.
+
+    Returns:
+        ``(model, spec)``; ``model(x)`` gives ``{"expression": (B, 8) logits, "au": (B, A) logits,
+        "va": (B, 2) in [-1, 1]}`` for ``x`` prepared by :func:`preprocess`.
+    """
+    return load_weights(default_model_path() if path is None else path)
+
+
+def preprocess(faces: np.ndarray | torch.Tensor, spec: WeightSpec) -> torch.Tensor:
+    """Aligned face crops → model input, following ``spec.input``.
+
+    Args:
+        faces: ``(N, H, W)`` grey, ``(N, H, W, 3)`` RGB (uint8 in [0, 255] or float in [0, 1]) or a
+            ``(N, C, H, W)`` tensor with the same value conventions. Crops must already be framed
+            like ``spec.input.template`` (FER2013 crops are, by construction of that template).
+
+    Returns:
+        ``(N, spec.input.channels, size, size)`` float32, normalised.
+
+    Raises:
+        ValueError: unsupported shape or channel count.
+    """
+    x = torch.as_tensor(np.asarray(faces) if not isinstance(faces, torch.Tensor) else faces)
+    if x.ndim == 3:
+        x = x.unsqueeze(1)
+    elif x.ndim == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
+        x = x.permute(0, 3, 1, 2)
+    if x.ndim != 4 or x.shape[1] not in (1, 3):
+        raise ValueError(f"faces must be (N, H, W), (N, H, W, 1|3) or (N, 1|3, H, W); got {tuple(x.shape)}")
+    x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+    inp = spec.input
+    if inp.channels == 1 and x.shape[1] == 3:
+        x = (x * x.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    elif inp.channels == 3 and x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    if x.shape[-2:] != (inp.size, inp.size):
+        down = x.shape[-1] > inp.size
+        x = F.interpolate(x, size=(inp.size, inp.size), mode="bilinear", align_corners=False, antialias=down)
+    mean = x.new_tensor(inp.mean).view(1, -1, 1, 1)
+    std = x.new_tensor(inp.std).view(1, -1, 1, 1)
+    return (x - mean) / std
+
+
+@torch.no_grad()
+def predict(
+    model: torch.nn.Module, spec: WeightSpec, faces: np.ndarray | torch.Tensor, batch_size: int = 256
+) -> dict[str, np.ndarray]:
+    """Run the model on face crops.
+
+    Returns:
+        ``{"expression": (N, E) probabilities, "au": (N, A) probabilities, "va": (N, 2)}`` (tasks the
+        checkpoint has), label orders as in ``spec.tasks``.
+    """
+    out: dict[str, list[np.ndarray]] = {}
+    n = len(faces)
+    for i in range(0, n, batch_size):
+        y = model(preprocess(faces[i : i + batch_size], spec))
+        for task, v in y.items():
+            if task == "expression":
+                v = v.softmax(-1)
+            elif task == "au":
+                v = v.sigmoid()
+            out.setdefault(task, []).append(v.float().numpy())
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def predict_expression_probs(model: torch.nn.Module, spec: WeightSpec, faces: np.ndarray) -> np.ndarray:
+    """``(N, 8)`` expression probabilities in ``schema.EXPRESSIONS_8`` order (for benchmarks).
+
+    Raises:
+        ValueError: the checkpoint's expression labels are not a subset of ``EXPRESSIONS_8``.
+    """
+    labels = spec.tasks["expression"]
+    unknown = [lab for lab in labels if lab not in schema.EXPRESSIONS_8]
+    if unknown:
+        raise ValueError(f"expression labels {unknown} are not in schema.EXPRESSIONS_8")
+    p = predict(model, spec, faces)["expression"]
+    out = np.zeros((p.shape[0], len(schema.EXPRESSIONS_8)), dtype=np.float32)
+    out[:, [schema.EXPRESSIONS_8.index(lab) for lab in labels]] = p
+    return out
