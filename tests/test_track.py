@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -62,14 +61,7 @@ def track_in_chunks(tracker: FaceTracker, images, dets, chunk: int, use_images: 
     ids = np.full(len(dets), -1, np.int64)
     for s in range(0, len(images), chunk):
         sel = (dets.frame_index >= s) & (dets.frame_index < s + chunk)
-        sub = replace(
-            dets,
-            frame_index=dets.frame_index[sel] - s,
-            boxes=dets.boxes[sel],
-            scores=dets.scores[sel],
-            keypoints=dets.keypoints[sel],
-            face_id=dets.face_id[sel],
-        )
+        sub = _subset(dets, sel, s)
         n = min(chunk, len(images) - s)
         out = tracker.update(sub, images[s : s + n] if use_images else None, num_frames=n)
         ids[sel] = out.face_id
@@ -155,3 +147,25 @@ def test_bad_input(faces):
         FaceTracker().update(dets, images[:1])
     with pytest.raises(ValueError, match="descriptors"):
         FaceTracker().update(dets, descriptors=np.zeros((1, 8), np.float32))
+
+
+def _subset(dets: Detections, sel: np.ndarray, first_frame: int = 0, keypoints=None) -> Detections:
+    return Detections(
+        frame_index=dets.frame_index[sel] - first_frame,
+        boxes=dets.boxes[sel],
+        scores=dets.scores[sel],
+        keypoints=dets.keypoints[sel] if keypoints is None else keypoints,
+    )
+
+
+def test_degenerate_keypoints_fall_back_to_motion(faces):
+    images, dets, _ = render(_scene()[:6], faces)
+    early = dets.frame_index < 3
+    tr = FaceTracker()
+    first = tr.update(_subset(dets, early), images[:3])
+    kp = dets.keypoints[~early].copy()
+    kp[0] = 7.0  # a broken detector output: all five points identical
+    late = _subset(dets, ~early, 3, kp)
+    desc = appearance_descriptors(images[3:], late)
+    assert np.isnan(desc[0]).all() and np.isfinite(desc[1:]).all()
+    np.testing.assert_array_equal(tr.update(late, images[3:]).face_id, first.face_id)

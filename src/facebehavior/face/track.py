@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 _DESC_SIZE = 16  # side of the aligned crop the descriptor is computed from (antialiased warp)
 _DESC_MARGIN = 1.4  # looser than ArcFace: include hair and some background/clothing
+_DESC_DIM = 16 * 16 + 8 * 8 * 3
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -62,15 +63,25 @@ def appearance_descriptors(images: np.ndarray, detections: Detections) -> np.nda
         detections: faces with 5 keypoints.
 
     Returns:
-        (F, 448) float32 unit vectors; cosine similarity near 1 means the same face.
+        (F, 448) float32 unit vectors; cosine similarity near 1 means the same face. Rows are NaN
+        for faces whose keypoints cannot be aligned (coincident or non-finite).
     """
-    from facebehavior.face.align import align_faces
+    from facebehavior.face.align import crop_matrices, warp_faces
 
-    if len(detections) == 0:
-        return np.zeros((0, 448), np.float32)
-    crops = align_faces(
-        images, detections, size=_DESC_SIZE, margin=_DESC_MARGIN, border="replicate"
-    ).crops.astype(np.float32)
+    out = np.full((len(detections), _DESC_DIM), np.nan, np.float32)
+    kp = detections.keypoints.astype(np.float64)
+    spread = np.nan_to_num((kp - kp.mean(axis=1, keepdims=True)) ** 2).sum(axis=(1, 2))
+    ok = np.isfinite(kp).all(axis=(1, 2)) & (spread > 1e-2)
+    if not ok.any():
+        return out
+    mats = crop_matrices(kp[ok], _DESC_SIZE, "arcface", _DESC_MARGIN)
+    crops = warp_faces(images, detections.frame_index[ok], mats, _DESC_SIZE, border="replicate")
+    out[ok] = _describe(crops.astype(np.float32))
+    return out
+
+
+def _describe(crops: np.ndarray) -> np.ndarray:
+    """(F, 16, 16, 3) float crops → (F, 448) unit descriptors."""
     f = crops.shape[0]
     grey16 = (crops @ np.array([0.299, 0.587, 0.114], np.float32)).reshape(f, -1)  # (F, 256)
     col8 = crops.reshape(f, 8, 2, 8, 2, 3).mean(axis=(2, 4))  # (F, 8, 8, 3)
@@ -182,6 +193,7 @@ class FaceTracker:
             descriptors = appearance_descriptors(images, detections)
         if descriptors is not None and len(descriptors) != f:
             raise ValueError(f"descriptors has {len(descriptors)} rows for {f} detections")
+        usable = np.ones(f, bool) if descriptors is None else np.isfinite(descriptors).all(axis=1)
         # A face cut by the frame edge gives an unreliable descriptor: such faces are linked by
         # motion only, never re-identified, and do not update their track's appearance.
         if images is None:
@@ -191,6 +203,7 @@ class FaceTracker:
             inside = (
                 (b[:, 0] >= 0) & (b[:, 1] >= 0) & (b[:, 2] <= images.shape[2]) & (b[:, 3] <= images.shape[1])
             )
+        inside &= usable  # a face without a usable descriptor is treated like a cut-off one
         ids = np.full(f, -1, np.int64)
         order = np.argsort(detections.frame_index, kind="stable")
         bounds = np.searchsorted(detections.frame_index[order], np.arange(num_frames + 1))

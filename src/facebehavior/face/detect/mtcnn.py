@@ -53,6 +53,7 @@ WEIGHTS_FILE = "mtcnn.safetensors"
 # it backwards silently mirrors every aligned crop (tests/test_mtcnn.py checks it on real photos).
 MTCNN_TO_KEYPOINTS_5: tuple[int, ...] = (0, 1, 2, 3, 4)
 
+_MAX_PIXELS_PER_CALL = 8_000_000
 _NORM_MEAN = 127.5
 _NORM_SCALE = 0.0078125  # 1/128
 
@@ -508,7 +509,7 @@ class MTCNNDetector:
         min_face_size: smallest face side searched for, in pixels (smaller is slower).
         thresholds: P-, R-, O-Net face-probability thresholds.
         factor: pyramid scale step.
-        batch_size: frames per cascade call (bounds memory on long videos).
+        batch_size: most frames per cascade call (fewer for large frames: at most 8 Mpx per call).
     """
 
     name = "mtcnn"
@@ -554,8 +555,11 @@ class MTCNNDetector:
         if images.dtype != np.uint8:
             raise ValueError(f"MTCNN expects uint8 pixels in [0, 255], got dtype {images.dtype}")
         frames, boxes, scores, points = [], [], [], []
-        for start in range(0, images.shape[0], self.batch_size):
-            chunk = torch.tensor(images[start : start + self.batch_size])  # copy: input may be read-only
+        # P-Net's first layer holds 10 float32 maps of up to 0.36x the frame area per frame; cap the
+        # pixels per call so a batch of 1080p frames does not need gigabytes.
+        step = max(1, min(self.batch_size, _MAX_PIXELS_PER_CALL // (images.shape[1] * images.shape[2])))
+        for start in range(0, images.shape[0], step):
+            chunk = torch.tensor(images[start : start + step])  # copy: input may be read-only
             x = chunk.to(self.device).permute(0, 3, 1, 2).float().contiguous()
             r = detect_faces(
                 x, self.nets, min_face_size=self.min_face_size, thresholds=self.thresholds, factor=self.factor
