@@ -277,34 +277,57 @@ def warp_faces(
         scale = np.sqrt(np.abs(np.linalg.det(np.asarray(matrices, np.float64)[:, :, :2])))
         k = int(min(4, max(1, math.ceil(1.0 / max(scale.min(), 1e-6) - 1e-9))))
     dev = img.device
+    # Pack the frames that hold faces as one int32 per RGB pixel, with a 1-pixel border (black or
+    # replicated edges), so that each bilinear tap is a single 1-D gather with no bounds checks.
+    used, local = np.unique(fi, return_inverse=True)
+    sel = img[torch.as_tensor(used, device=dev)].to(torch.int32)
+    packed = sel[..., 0] | (sel[..., 1] << 8) | (sel[..., 2] << 16)  # (U, H, W)
+    hp, wp = h + 2, w + 2
+    pad = torch.zeros((len(used), hp, wp), dtype=torch.int32, device=dev)
+    pad[:, 1:-1, 1:-1] = packed
+    if border == "replicate":
+        pad[:, 0, 1:-1], pad[:, -1, 1:-1] = packed[:, 0], packed[:, -1]
+        pad[:, :, 0], pad[:, :, -1] = pad[:, :, 1], pad[:, :, -2]
+    flat = pad.reshape(-1)
     # Sub-pixel sample offsets of the k×k grid, centred on the crop pixel.
-    sub = (torch.arange(k, dtype=torch.float64, device=dev) + 0.5) / k - 0.5
-    base = torch.arange(size, dtype=torch.float64, device=dev)
+    sub = (torch.arange(k, dtype=torch.float32, device=dev) + 0.5) / k - 0.5
+    base = torch.arange(size, dtype=torch.float32, device=dev)
     v = (base[:, None] + sub[None, :]).reshape(-1)  # (size*k,)
-    uu = v[None, :].expand(v.shape[0], -1)
-    vv = v[:, None].expand(-1, v.shape[0])
-    m = torch.as_tensor(inv, dtype=torch.float64, device=dev)
-    x = m[:, 0, 0, None, None] * uu + m[:, 0, 1, None, None] * vv + m[:, 0, 2, None, None]
-    y = m[:, 1, 0, None, None] * uu + m[:, 1, 1, None, None] * vv + m[:, 1, 2, None, None]
+    m = torch.as_tensor(inv, dtype=torch.float32, device=dev)
+    x = (
+        m[:, 0, 0, None, None] * v[None, None, :]
+        + m[:, 0, 1, None, None] * v[None, :, None]
+        + m[:, 0, 2, None, None]
+    )
+    y = (
+        m[:, 1, 0, None, None] * v[None, None, :]
+        + m[:, 1, 1, None, None] * v[None, :, None]
+        + m[:, 1, 2, None, None]
+    )
+    # Beyond one pixel outside the frame every tap lands in the border, which is what it should read.
+    x = x.clamp_(-1.0, w - 1.0 + 0.999)
+    y = y.clamp_(-1.0, h - 1.0 + 0.999)
     x0 = torch.floor(x)
     y0 = torch.floor(y)
-    wx = (x - x0).to(torch.float32)[..., None]
-    wy = (y - y0).to(torch.float32)[..., None]
-    x0 = x0.to(torch.int64)
-    y0 = y0.to(torch.int64)
-    flat = img.reshape(-1, 3)
-    fb = torch.as_tensor(fi, device=dev)[:, None, None] * (h * w)
-
-    def tap(yy: torch.Tensor, xx: torch.Tensor) -> torch.Tensor:
-        inside = (xx >= 0) & (xx < w) & (yy >= 0) & (yy < h)
-        idx = fb + yy.clamp(0, h - 1) * w + xx.clamp(0, w - 1)
-        val = flat[idx.reshape(-1)].reshape(*idx.shape, 3).to(torch.float32)
-        return val * inside[..., None] if border == "constant" else val
-
-    out = (tap(y0, x0) * (1 - wx) + tap(y0, x0 + 1) * wx) * (1 - wy)
-    out = out + (tap(y0 + 1, x0) * (1 - wx) + tap(y0 + 1, x0 + 1) * wx) * wy
+    wx = x - x0
+    wy = y - y0
+    fb = torch.as_tensor(local, device=dev)[:, None, None] * (hp * wp)
+    i00 = fb + (y0.to(torch.int64) + 1) * wp + (x0.to(torch.int64) + 1)
+    taps = (
+        (i00, (1 - wx) * (1 - wy)),
+        (i00 + 1, wx * (1 - wy)),
+        (i00 + wp, (1 - wx) * wy),
+        (i00 + wp + 1, wx * wy),
+    )
+    chans = [torch.zeros(x.shape, dtype=torch.float32, device=dev) for _ in range(3)]
+    for idx, wt in taps:
+        val = flat[idx]
+        for c in range(3):
+            chans[c].add_(((val >> (8 * c)) & 255).to(torch.float32).mul_(wt))
+    out = torch.stack(chans, dim=1)  # (F, 3, size*k, size*k)
     if k > 1:
-        out = out.reshape(f, size, k, size, k, 3).mean(dim=(2, 4))
+        out = torch.nn.functional.avg_pool2d(out, k)
+    out = out.permute(0, 2, 3, 1)
     return out.round().clamp(0, 255).to(torch.uint8).cpu().numpy()
 
 
