@@ -117,10 +117,11 @@ class VGGFC(nn.Sequential):
     def __init__(self, in_features: int, hidden: int = 4096, dropout: float = 0.5) -> None:
         super().__init__(
             OrderedDict(
-                fc6=nn.Linear(in_features, hidden),
+                # skip_init: the default init of a 100-200 M weight matrix is slow and overwritten below
+                fc6=nn.utils.skip_init(nn.Linear, in_features, hidden, device=torch.get_default_device()),
                 relu6=nn.ReLU(inplace=True),
                 drop6=nn.Dropout(dropout),
-                fc7=nn.Linear(hidden, hidden),
+                fc7=nn.utils.skip_init(nn.Linear, hidden, hidden, device=torch.get_default_device()),
                 relu7=nn.ReLU(inplace=True),
                 drop7=nn.Dropout(dropout),
             )
