@@ -8,6 +8,7 @@ means "no label" and is mirrored by ``expression_mask``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -42,6 +43,9 @@ class LabelTable:
         au_intensity_mask: (N, A) bool, or None.
         va: (N, 2) float32 valence, arousal in [-1, 1].
         va_mask: (N,) bool — True where valence/arousal are annotated.
+        extra: corpus-specific per-row arrays, each with N rows, keyed by name (e.g. RAF-DB's
+            ``"compound"`` (N,) int64 index into ``relatedness.RAFDB_COMPOUND_11`` with -1 = none,
+            CelebA's ``"attributes"`` (N, 10) float32 0/1). Each adapter documents its keys.
     """
 
     corpus: str
@@ -60,6 +64,7 @@ class LabelTable:
     expression_dist: np.ndarray | None = None
     va: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.float32))
     va_mask: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    extra: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n = len(self.image)
@@ -80,6 +85,9 @@ class LabelTable:
                 raise ValueError(f"{name} has {len(getattr(self, name))} rows, expected {n}")
         if self.expression_dist is not None and self.expression_dist.shape != (n, NUM_EXPRESSIONS):
             raise ValueError(f"expression_dist shape {self.expression_dist.shape} != {(n, NUM_EXPRESSIONS)}")
+        for key, value in self.extra.items():
+            if len(value) != n:
+                raise ValueError(f"extra[{key!r}] has {len(value)} rows, expected {n}")
 
     def __len__(self) -> int:
         return len(self.image)
@@ -113,4 +121,5 @@ class LabelTable:
             expression_dist=take(self.expression_dist),
             va=self.va[idx],
             va_mask=self.va_mask[idx],
+            extra={k: v[idx] for k, v in self.extra.items()},
         )
