@@ -58,11 +58,24 @@ Source files inside the wheel:
   identical to `schema.KEYPOINTS_5` order (subject's right eye first).
 - R-Net/O-Net flatten their feature maps in (W, H, C) order (permute (0, 3, 2, 1)).
 
-## Verification
+## Verification (measured)
 
 `tests/test_mtcnn.py` compares the port with facenet-pytorch 2.6.0 run once by
-`tools/golden_mtcnn.py` on real photos (fixture `tests/fixtures/mtcnn/golden.npz`):
-network outputs within 1e-4, final boxes and landmarks within 1e-3 px.
+`tools/golden_mtcnn.py` on real photos (fixture `tests/fixtures/mtcnn/golden.npz`; the test
+bounds are 1e-4 on network outputs and 1e-3 px on boxes/landmarks). Measured:
+
+| check | max abs difference |
+|---|---|
+| P-Net, R-Net, O-Net outputs on real face/background patches | 0.0 (bit-identical) |
+| full cascade, `group6.jpg` + its mirror batched (4 + 4 faces): boxes, landmarks, scores | 0.0 |
+| full cascade, `group5.jpg` (5 faces): boxes, landmarks, scores | 0.0 |
+
+Same faces, scores and order as the reference (on this torch 2.13 CPU build; other builds may
+differ by float32 summation order, which the test's tolerances allow).
+
+Speed (1 thread, shared 2-core VM under heavy load, so upper bounds): 960×768 photo 0.66 s
+(min face 40) / 0.94 s (min face 20); 640×480 video frames batched by 32: 0.27 s/frame (min
+face 40) / 0.48 s/frame (min face 20).
 """
 
 
