@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def make_clip(n: int, seed: int = 0) -> np.ndarray:
-    """(n, 480, 640, 3) uint8 frames: one face, a slow random walk in position, rotation and zoom."""
+    """(n, 480, 640, 3) uint8 frames: one face on a plain background, drifting, turning, zooming."""
     from PIL import Image
 
     from facebehavior.face.detect import create_detector
@@ -40,18 +40,26 @@ def make_clip(n: int, seed: int = 0) -> np.ndarray:
     k = int(np.argmax(det.scores))
     cx, cy = (det.boxes[k, :2] + det.boxes[k, 2:]) / 2
     side = float(max(det.boxes[k, 2] - det.boxes[k, 0], det.boxes[k, 3] - det.boxes[k, 1]))
-    scale = 160.0 / side  # the face ~160 px tall in the 480-line frame: a webcam at arm's length
-    img = Image.fromarray(photo)
+    # Cut the head (1.6 box sides) out of the group photo and place it, ~170 px tall (a webcam at
+    # arm's length), on a grey backdrop so that the clip holds exactly one face.
+    r = 0.8 * side
+    head = Image.fromarray(photo).crop((int(cx - r), int(cy - r), int(cx + r), int(cy + r)))
+    head = head.resize((int(head.width * 170 / side),) * 2, Image.BILINEAR)
+    scene = Image.new("RGB", (1280, 960), (118, 112, 104))
+    scene.paste(head, (640 - head.width // 2, 480 - head.height // 2))
     rng = np.random.default_rng(seed)
     walk = np.cumsum(rng.normal(0, 1, (n, 4)) * [1.5, 1.5, 0.3, 0.003], axis=0)
+    walk[:, :2] = np.clip(walk[:, :2], -150, 150)
     frames = np.empty((n, 480, 640, 3), np.uint8)
     for i, (dx, dy, rot, dz) in enumerate(walk):
-        s = scale * (1 + dz)
+        s = 1 + dz
         a, b = np.cos(np.deg2rad(rot)) / s, np.sin(np.deg2rad(rot)) / s
-        # Output pixel (u, v) samples the photo at centre + R(rot)/s · (u − 320, v − 240) + drift.
-        ox = cx + dx - a * 320 - b * 240
-        oy = cy + dy + b * 320 - a * 240
-        frames[i] = np.asarray(img.transform((640, 480), Image.AFFINE, (a, b, ox, -b, a, oy), Image.BILINEAR))
+        # Output pixel (u, v) samples the scene at centre + R(rot)/s · (u − 320, v − 240) + drift.
+        ox = 640 + dx - a * 320 - b * 240
+        oy = 480 + dy + b * 320 - a * 240
+        frames[i] = np.asarray(
+            scene.transform((640, 480), Image.AFFINE, (a, b, ox, -b, a, oy), Image.BILINEAR)
+        )
     return frames
 
 

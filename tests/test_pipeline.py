@@ -190,3 +190,60 @@ def test_bad_inputs_are_reported_and_the_rest_is_analysed(tmp_path):
             + msgs[[m.startswith(str(tmp_path / "notes")) for m in msgs].index(True)].split("; images: ")[1],
         ]
     )
+
+
+@pytest.fixture(scope="module")
+def sample_frames() -> np.ndarray:
+    if not SAMPLE_VIDEO.exists():
+        pytest.skip("samples/video.mp4 not present")
+    from facebehavior.io.video import VideoReader
+
+    return next(iter(VideoReader(SAMPLE_VIDEO, batch_size=10))).images
+
+
+def test_batched_tracking_equals_frame_by_frame_tracking(sample_frames):
+    """The wave schedule gives exactly MediaPipe's sequential track-from-previous-landmarks."""
+    from facebehavior.face.detect import create_detector
+    from facebehavior.face.landmarks.facemesh import (
+        FaceMeshLandmarker,
+        roi_from_detections,
+        roi_from_landmarks,
+    )
+
+    frames = sample_frames[:10]
+    an = Analyzer(detector="blazeface_short", model=None, redetect_every=5, batch_size=10)
+    df = an.analyze(frames)
+    lm, det = FaceMeshLandmarker(), create_detector("blazeface_short")
+    ref = []
+    for j in range(10):
+        if j % 5 == 0:
+            rois = roi_from_detections(det(frames[j : j + 1]))
+        marks = lm.from_rois(frames[j : j + 1], rois)
+        ref.append(marks.points)
+        rois = roi_from_landmarks(marks.points)
+    ref_pts = np.concatenate(ref)
+    assert len(df) == len(ref_pts) == 20  # two faces in each frame
+    xy = ref_pts[..., :2]
+    ref_boxes = np.concatenate([xy.min(1), xy.max(1)], 1)
+    got = df.sort_values(["frame", "x1"])[["x1", "y1", "x2", "y2"]].to_numpy()
+    order = np.lexsort((ref_boxes[:, 0], np.repeat(np.arange(10), 2)))
+    np.testing.assert_allclose(got, ref_boxes[order], atol=1e-3)
+    assert df.groupby("face_id").size().tolist() == [10, 10]
+
+
+def test_real_models_on_the_sample_photo():
+    if not SAMPLE_IMAGE.exists():
+        pytest.skip("samples/face.jpg not present")
+    an = Analyzer(model=None, geometry=True)
+    df = an.analyze(SAMPLE_IMAGE)
+    assert len(df) == 4 and sorted(df["face_id"]) == [0, 1, 2, 3]
+    assert list(df.columns) == an.columns and "AU12_prob_geom" in df.columns
+    assert df[["pose_pitch", "pose_yaw", "pose_roll", "AU12_prob_geom"]].notna().all().all()
+    # Eye centres lie inside the face box, the subject's right eye on the image left.
+    assert ((df["right_eye_x"] > df["x1"]) & (df["left_eye_x"] < df["x2"])).all()
+    assert (df["right_eye_x"] < df["left_eye_x"]).all()
+    # The short→full cascade: these ~130 px faces are below 0.2 of the frame's long side, so the
+    # full-range model is consulted; both models find the same four faces.
+    short = Analyzer(detector="blazeface_short", model=None, landmarks=False).analyze(SAMPLE_IMAGE)
+    auto = Analyzer(detector="auto", model=None, landmarks=False).analyze(SAMPLE_IMAGE)
+    assert len(short) == len(auto) == 4

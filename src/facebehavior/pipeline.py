@@ -457,50 +457,58 @@ class Analyzer:
 
     # ------------------------------------------------------------------ landmarks (tracked)
     def _landmark_faces(self, images: np.ndarray) -> _Faces:
-        """FaceMesh on every frame; crops follow the previous frame's landmarks (see module doc)."""
+        """FaceMesh on every frame, each frame's crops taken from the previous frame's landmarks.
+
+        The batch is cut into intervals of ``redetect_every`` frames whose first frame is a key
+        frame: the detector runs on all key frames in one call. Tracking inside an interval is
+        sequential (frame j's crop needs frame j-1's landmarks), but the intervals are independent,
+        so they advance together in *waves*: wave w runs FaceMesh once on frame ``key + w`` of every
+        interval. A batch of N frames thus costs ``redetect_every`` FaceMesh calls of about
+        ``N / redetect_every`` frames each, instead of N calls of one frame — the per-frame result
+        is exactly MediaPipe's track-from-previous-landmarks, computed in batches.
+        """
         from facebehavior.face.landmarks.facemesh import keypoints5, roi_from_landmarks
 
         lm = self._get_landmarker()
         n = images.shape[0]
         k = self.redetect_every
-        # The detector runs on the scheduled key frames of the batch in one batched call; the first
-        # frame of every batch is a key frame, so batches never depend on each other's crops.
         keyframes = np.arange(0, n, k)
         key = self._detect(images[keyframes])
-        key_rois = {}
-        for pos, j in enumerate(keyframes):
-            sel = key.frame_index == pos
-            key_rois[int(j)] = self._rois_from_detections(key.take(np.flatnonzero(sel)))
+        # ROIs of the current wave, frame_index = absolute frame in the batch.
+        rois = self._rois_from_detections(key, keyframes[key.frame_index])
         out_fi, out_pts, out_pres = [], [], []
-        rois = None
-        for j in range(n):
-            fresh = j in key_rois
-            if fresh:
-                rois = key_rois[j]
-            if rois is None or _roi_count(rois) == 0:
-                rois = None
-                continue
-            pts, pres = self._run_landmarker(lm, images[j], rois)
+        for w in range(k):
+            if len(rois) == 0:
+                break
+            marks = lm.from_rois(images, rois)
+            pts = np.asarray(marks.points, np.float32)
+            pres = np.asarray(marks.presence, np.float32)
+            fi = rois.frame_index
             ok = pres >= self.min_presence
-            if not fresh and not ok.all():
-                # A tracked face was lost (turned away, occluded, moved too fast): detect again
-                # on this very frame rather than dropping it.
-                redo = self._rois_from_detections(self._detect(images[j : j + 1]))
-                if _roi_count(redo):
-                    pts, pres = self._run_landmarker(lm, images[j], redo)
+            if w > 0 and not ok.all():
+                # A tracked face was lost (turned away, occluded, moved too fast): detect again on
+                # those frames (one batched call) rather than dropping them.
+                lost = np.unique(fi[~ok])
+                det = self._detect(images[lost])
+                if len(det):
+                    redo = self._rois_from_detections(det, lost[det.frame_index])
+                    again = lm.from_rois(images, redo)
+                    keep_old = ~np.isin(fi, lost)
+                    pts = np.concatenate([pts[keep_old], np.asarray(again.points, np.float32)])
+                    pres = np.concatenate([pres[keep_old], np.asarray(again.presence, np.float32)])
+                    fi = np.concatenate([fi[keep_old], redo.frame_index])
                     ok = pres >= self.min_presence
-                else:
-                    pts, pres, ok = pts[:0], pres[:0], ok[:0]
-            pts, pres = pts[ok], pres[ok]
-            pts, pres = _dedupe(pts, pres)
-            if pts.shape[0] == 0:
-                rois = None
-                continue
-            out_fi.append(np.full(pts.shape[0], j, np.int64))
+            pts, pres, fi = pts[ok], pres[ok], fi[ok]
+            pts, pres, fi = _dedupe(pts, pres, fi)
+            out_fi.append(fi)
             out_pts.append(pts)
             out_pres.append(pres)
-            rois = roi_from_landmarks(pts)
-        if not out_fi:
+            nxt = fi + 1
+            cont = (nxt < n) & (w + 1 < k)
+            if not cont.any():
+                break
+            rois = roi_from_landmarks(pts[cont], nxt[cont])
+        if not out_fi or sum(len(x) for x in out_fi) == 0:
             return _Faces(
                 np.zeros(0, np.int64),
                 np.zeros((0, 4), np.float32),
@@ -512,7 +520,7 @@ class Analyzer:
         xy = pts[..., :2]
         boxes = np.concatenate([xy.min(axis=1), xy.max(axis=1)], axis=1)
         faces = _Faces(
-            np.concatenate(out_fi),
+            np.concatenate(out_fi).astype(np.int64),
             boxes,
             np.concatenate(out_pres).astype(np.float32),
             keypoints5(pts),
@@ -520,16 +528,11 @@ class Analyzer:
         )
         return self._limit(faces)
 
-    def _rois_from_detections(self, faces: _Faces) -> Any:
+    def _rois_from_detections(self, faces: _Faces, frame_index: np.ndarray) -> Any:
         from facebehavior.face.landmarks.facemesh import roi_from_detections
 
-        dets = Detections(np.zeros(len(faces), np.int64), faces.boxes, faces.scores, faces.keypoints)
+        dets = Detections(np.asarray(frame_index, np.int64), faces.boxes, faces.scores, faces.keypoints)
         return roi_from_detections(dets)
-
-    @staticmethod
-    def _run_landmarker(lm: Any, image: np.ndarray, rois: Any) -> tuple[np.ndarray, np.ndarray]:
-        res = lm.from_rois(image[None], rois)
-        return np.asarray(res.points, np.float32), np.asarray(res.presence, np.float32)
 
     # ------------------------------------------------------------------ tracking
     def _track(self, state: _SourceState, frames: Frames, faces: _Faces) -> np.ndarray:
@@ -611,32 +614,28 @@ def analyze(inputs: Any, **kwargs: Any) -> Any:
     return Analyzer(**kwargs).analyze(inputs, errors=errors)
 
 
-def _roi_count(rois: Any) -> int:
-    return int(len(rois))
-
-
-def _dedupe(pts: np.ndarray, pres: np.ndarray, iou: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
-    """Two tracked crops that drifted onto the same face: keep the more confident one."""
+def _dedupe(
+    pts: np.ndarray, pres: np.ndarray, fi: np.ndarray, iou: float = 0.5
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two tracked crops that drifted onto the same face: keep the more confident one (per frame)."""
     if pts.shape[0] < 2:
-        return pts, pres
+        return pts, pres, fi
     xy = pts[..., :2]
     b = np.concatenate([xy.min(1), xy.max(1)], axis=1)
-    order = np.argsort(-pres)
-    keep: list[int] = []
-    for i in order:
-        if keep:
-            k = np.array(keep)
-            ix1 = np.maximum(b[i, 0], b[k, 0])
-            iy1 = np.maximum(b[i, 1], b[k, 1])
-            ix2 = np.minimum(b[i, 2], b[k, 2])
-            iy2 = np.minimum(b[i, 3], b[k, 3])
-            inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
-            area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-            if (inter / (area[i] + area[k] - inter + 1e-9) > iou).any():
-                continue
-        keep.append(int(i))
-    keep_arr = np.sort(np.array(keep))
-    return pts[keep_arr], pres[keep_arr]
+    area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    ix1 = np.maximum(b[:, None, 0], b[None, :, 0])
+    iy1 = np.maximum(b[:, None, 1], b[None, :, 1])
+    ix2 = np.minimum(b[:, None, 2], b[None, :, 2])
+    iy2 = np.minimum(b[:, None, 3], b[None, :, 3])
+    inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
+    overlap = (inter / (area[:, None] + area[None, :] - inter + 1e-9) > iou) & (fi[:, None] == fi[None, :])
+    keep = np.ones(len(pres), bool)
+    for i in np.argsort(-pres):  # greedy NMS; F is a handful of faces
+        if keep[i]:
+            later = overlap[i].copy()
+            later[i] = False
+            keep &= ~(later & (pres <= pres[i]))
+    return pts[keep], pres[keep], fi[keep]
 
 
 def _default_model_path() -> Path | None:
