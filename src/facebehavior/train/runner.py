@@ -41,14 +41,18 @@ class EpochLog(L.Callback):
 
 
 def build_trainer(
-    recipe: Recipe, out_dir: Path, max_epochs: int | None = None, **overrides: Any
+    recipe: Recipe,
+    out_dir: Path,
+    max_epochs: int | None = None,
+    callbacks: list[L.Callback] | None = None,
+    **overrides: Any,
 ) -> L.Trainer:
     """A Lightning ``Trainer`` configured from ``recipe.trainer`` and ``recipe.checkpoint``."""
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
 
     t, c = recipe.trainer, recipe.checkpoint
-    callbacks: list[L.Callback] = [EpochLog()]
+    callbacks = [EpochLog(), *(callbacks or [])]
     if recipe.data.val:
         callbacks.append(
             ModelCheckpoint(
@@ -170,14 +174,20 @@ def export_model(module: FaceBehaviorModule, path: Path, extra: dict[str, Any] |
     return save_checkpoint(module.model.state_dict(), spec, path)
 
 
-def fit(recipe: Recipe, resume: str | None = None, trainer_overrides: dict[str, Any] | None = None) -> Path:
+def fit(
+    recipe: Recipe,
+    resume: str | None = None,
+    trainer_overrides: dict[str, Any] | None = None,
+    callbacks: list[L.Callback] | None = None,
+) -> Path:
     """Train ``recipe`` (all its stages) and export the selected model.
 
     Args:
         recipe: the parsed recipe.
         resume: a Lightning ``.ckpt`` to resume from, or ``"last"`` for ``output_dir``'s last one
             (single-stage recipes).
-        trainer_overrides: extra ``Trainer`` keyword arguments (tests use ``max_steps`` etc.).
+        trainer_overrides: extra ``Trainer`` keyword arguments.
+        callbacks: extra Lightning callbacks (added to the logging and checkpoint ones).
 
     Returns:
         Path of the exported ``.safetensors`` model.
@@ -208,7 +218,9 @@ def fit(recipe: Recipe, resume: str | None = None, trainer_overrides: dict[str, 
         module.stage_loss_weights = dict(st.loss)
         module.stage_lr = st.lr
         _freeze(module, st.freeze)
-        trainer = build_trainer(recipe, stage_dir, max_epochs=st.max_epochs, **(trainer_overrides or {}))
+        trainer = build_trainer(
+            recipe, stage_dir, max_epochs=st.max_epochs, callbacks=callbacks, **(trainer_overrides or {})
+        )
         ckpt = None
         if resume:
             ckpt = str(stage_dir / "checkpoints" / "last.ckpt") if resume == "last" else resume
