@@ -152,7 +152,7 @@ def ref_anchors(grids) -> list[tuple[float, float]]:
     return out
 
 
-def ref_decode(raw: np.ndarray, cfg: dict, side: float, pad_x: float, pad_y: float):
+def ref_decode(raw: np.ndarray, cfg: dict, gain_x: float, gain_y: float, off_x: float, off_y: float):
     """One image: returns list of (score, [x1, y1, x2, y2], [[x, y] * 6]) in frame pixels."""
     anchors = ref_anchors(cfg["grids"])
     s = cfg["size"]
@@ -184,8 +184,13 @@ def ref_decode(raw: np.ndarray, cfg: dict, side: float, pad_x: float, pad_y: flo
         box = [sum(c[0] * c[1][i] for c in group) / total for i in range(4)]
         kps = [[sum(c[0] * c[2][k][j] for c in group) / total for j in range(2)] for k in range(6)]
         # Letterbox removal: normalised square coordinates -> frame pixels.
-        box = [box[0] * side - pad_x, box[1] * side - pad_y, box[2] * side - pad_x, box[3] * side - pad_y]
-        kps = [[k[0] * side - pad_x, k[1] * side - pad_y] for k in kps]
+        box = [
+            box[0] * gain_x - off_x,
+            box[1] * gain_y - off_y,
+            box[2] * gain_x - off_x,
+            box[3] * gain_y - off_y,
+        ]
+        kps = [[k[0] * gain_x - off_x, k[1] * gain_y - off_y] for k in kps]
         out.append((best[0], box, kps))
         cands = rest
     return out
@@ -208,9 +213,9 @@ def detector_golden(name, cfg, images, model_json, node_modules, litert=None):
     inputs, geo, frames = [], [], []
     for photo, *box in images:
         img = load(photo, tuple(box))
-        px, side, pad_x, pad_y = letterbox(img[None], cfg["size"])
+        px, geometry = letterbox(img[None], cfg["size"])
         inputs.append(px[0].permute(1, 2, 0).numpy().astype(np.uint8))
-        geo.append((side, pad_x, pad_y))
+        geo.append(tuple(geometry))
         frames.append(img.shape[:2])
     inputs = np.stack(inputs)
     x = inputs.astype(np.float32) / 127.5 - 1.0

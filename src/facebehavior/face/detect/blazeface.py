@@ -20,7 +20,7 @@ IoU with the best one exceeds the threshold; the best score is kept).
 
 One deliberate difference: the downscale to the network input is anti-aliased (bilinear with
 antialias) instead of MediaPipe's plain bilinear warp, which aliases badly when a 1080p frame is
-shrunk 8x to 128 px. The letterboxed input is rounded to uint8 like MediaPipe's CPU path.
+shrunk 8x to 128 px. The letterboxed input is uint8-valued like MediaPipe's CPU path.
 """
 
 from __future__ import annotations
@@ -419,26 +419,32 @@ def keypoints5_from_raw(raw_kp: np.ndarray, mouth_half_width: float = MOUTH_HALF
 # --------------------------------------------------------------------------------------------
 # Pre-processing
 # --------------------------------------------------------------------------------------------
-def letterbox(images: np.ndarray, size: int) -> tuple[torch.Tensor, float, float, float]:
-    """Centre-pad frames to a square and scale them to ``size`` (anti-aliased, rounded to uint8).
+def letterbox(images: np.ndarray, size: int) -> tuple[torch.Tensor, np.ndarray]:
+    """Scale frames to fit a ``size`` square (anti-aliased) and centre them on black bars.
+
+    The resize runs on uint8 (torch's fast path; 0.3 ms for a 960x640 frame against 20 ms for
+    padding a float copy first), so the network input is integer-valued like MediaPipe's CPU path.
 
     Args:
         images: (N, H, W, 3) uint8 RGB.
         size: output side.
 
     Returns:
-        ``(pixels, side, pad_x, pad_y)``: (N, 3, size, size) float32 pixel values in [0, 255]
-        (integers), the padded square's side and the left/top padding, all in frame pixels;
-        frame coordinates are ``normalised * side - pad``.
+        ``(pixels, geometry)``: (N, 3, size, size) float32 pixel values in [0, 255] (integers) and
+        (4,) float64 ``gain_x, gain_y, offset_x, offset_y`` with frame ``x = u * gain_x - offset_x``
+        for ``u`` in [0, 1] units of the square input (likewise y).
     """
     n, h, w, _ = images.shape
-    side = max(h, w)
-    pad_x, pad_y = (side - w) // 2, (side - h) // 2
-    x = torch.from_numpy(np.array(images, dtype=np.uint8, copy=True)).permute(0, 3, 1, 2).float()
-    x = F.pad(x, (pad_x, side - w - pad_x, pad_y, side - h - pad_y))
-    if side != size:
-        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-    return x.round_().clamp_(0, 255), float(side), float(pad_x), float(pad_y)
+    scale = size / max(h, w)
+    nw, nh = max(1, min(size, round(w * scale))), max(1, min(size, round(h * scale)))
+    px, py = (size - nw) // 2, (size - nh) // 2
+    x = torch.from_numpy(np.array(images, dtype=np.uint8, copy=True)).permute(0, 3, 1, 2)
+    if (nh, nw) != (h, w):
+        x = F.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False, antialias=True)
+    out = torch.zeros(n, 3, size, size)
+    out[:, :, py : py + nh, px : px + nw] = x.float()
+    sx, sy = w / nw, h / nh
+    return out, np.array([size * sx, size * sy, px * sx, py * sy], np.float64)
 
 
 # --------------------------------------------------------------------------------------------
@@ -525,13 +531,13 @@ class BlazeFaceDetector:
         return self.net(x).cpu().numpy()
 
     def decode(
-        self, raw: np.ndarray, side: float, pad_x: float, pad_y: float
+        self, raw: np.ndarray, geometry: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Threshold, decode and merge raw outputs of a batch; map them to frame pixels.
 
         Args:
             raw: (N, A, 17) raw network outputs.
-            side, pad_x, pad_y: letterbox geometry from ``letterbox``.
+            geometry: (4,) letterbox geometry from ``letterbox``.
 
         Returns:
             frame_index (F,), scores (F,), boxes (F, 4) and keypoints6 (F, 6, 2) in pixels.
@@ -545,7 +551,8 @@ class BlazeFaceDetector:
             sc.append(s)
             gs.append(g)
         g = np.concatenate(gs) if gs else np.zeros((0, 16), np.float32)
-        xy = g.reshape(-1, 8, 2) * np.float32(side) - np.array([pad_x, pad_y], np.float32)
+        geometry = np.asarray(geometry, np.float64)
+        xy = g.reshape(-1, 8, 2).astype(np.float64) * geometry[:2] - geometry[2:]
         return (
             np.concatenate(fi) if fi else np.zeros(0, np.int64),
             np.concatenate(sc).astype(np.float32) if sc else np.zeros(0, np.float32),
@@ -566,8 +573,8 @@ class BlazeFaceDetector:
         images = check_images(images)
         if images.shape[0] == 0:
             return RawDetections(Detections.empty(), np.zeros((0, 6, 2), np.float32))
-        pixels, side, pad_x, pad_y = letterbox(images, self.config.input_size)
-        fi, sc, boxes, kp6 = self.decode(self.raw(pixels), side, pad_x, pad_y)
+        pixels, geometry = letterbox(images, self.config.input_size)
+        fi, sc, boxes, kp6 = self.decode(self.raw(pixels), geometry)
         det = Detections(frame_index=fi, boxes=boxes, scores=sc, keypoints=keypoints5_from_raw(kp6))
         return RawDetections(det, kp6)
 
