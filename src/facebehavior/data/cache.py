@@ -1,0 +1,520 @@
+"""Face-crop cache: detect and align every labelled frame once, then train from memory-mapped crops.
+
+Layout of one cached split (``build_cache`` writes it, ``FaceCache`` reads it)::
+
+    <out>/
+      meta.json                     # corpus, split, crop size, template, detector(s), shard size, rows
+      labels.npz                    # the split's LabelTable (no pickles; ``load_table``)
+      shard_00000.crops.npy         # (M, S, S, 3) uint8 aligned crops, one per table row of the shard
+      shard_00000.index.npz         # row (M,) int64 table row; status (M,) int8; score (M,) float32;
+                                    # box (M, 4) and kp5 (M, 5, 2) float32 frame pixels;
+                                    # kp5_crop (M, 5, 2) float32 crop pixels; matrix (M, 2, 3) frame→crop;
+                                    # landmarks (M, P, 2) crop pixels when the corpus ships landmarks
+      shard_00000.done              # written last: the shard is complete (resume skips it)
+
+Every table row has an entry: rows whose face was not found (``STATUS_NO_FACE``) or whose image
+could not be read (``STATUS_UNREADABLE``) keep a black crop and their status, so nothing is
+silently dropped; ``FaceCache`` serves only ``STATUS_OK`` rows and reports the others. One face
+is kept per row: the largest detection (the annotated person fills the frame in every corpus
+with labels per image or per frame). Frames where the first detector finds nothing are retried
+with ``fallback`` (BlazeFace full-range by default, for small or far faces).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from facebehavior.data.labels import LabelTable
+
+__all__ = [
+    "CACHE_VERSION",
+    "CacheConfig",
+    "CacheMismatchError",
+    "FaceCache",
+    "STATUS_NAMES",
+    "STATUS_NO_FACE",
+    "STATUS_OK",
+    "STATUS_UNREADABLE",
+    "build_cache",
+    "load_table",
+    "save_table",
+]
+
+logger = logging.getLogger(__name__)
+
+CACHE_VERSION = 1
+STATUS_OK, STATUS_NO_FACE, STATUS_UNREADABLE = 0, 1, 2
+STATUS_NAMES = {STATUS_OK: "ok", STATUS_NO_FACE: "no_face", STATUS_UNREADABLE: "unreadable"}
+_LABEL_ARRAYS = (
+    "image",
+    "subject",
+    "video",
+    "frame",
+    "expression",
+    "au_occurrence",
+    "au_mask",
+    "va",
+    "va_mask",
+)
+_OPTIONAL_ARRAYS = ("au_intensity", "au_intensity_mask", "expression_dist")
+
+
+class CacheMismatchError(ValueError):
+    """An existing cache folder was built with other settings or another table."""
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    """How a cache is built.
+
+    Attributes:
+        size: crop side in pixels.
+        template: alignment template name (``face.align.TEMPLATES``).
+        margin: template looseness (``None``: the template's own).
+        detector: ``DETECTORS`` name of the first detector.
+        fallback: detector retried on frames without a face (``None``: no retry).
+        score_threshold: detection threshold (``None``: each detector's default).
+        shard_size: table rows per shard (the unit of resume and of parallel work).
+        batch_size: frames per detector call.
+        device: torch device for the detectors.
+    """
+
+    size: int = 112
+    template: str = "arcface"
+    margin: float | None = None
+    detector: str = "blazeface_short"
+    fallback: str | None = "blazeface_full"
+    score_threshold: float | None = None
+    shard_size: int = 1024
+    batch_size: int = 32
+    device: str = "cpu"
+
+    def fingerprint(self) -> dict:
+        """The settings that change the cache contents (``batch_size``/``device`` do not)."""
+        d = asdict(self)
+        d.pop("batch_size")
+        d.pop("device")
+        return d
+
+
+def save_table(table: LabelTable, path: str | Path) -> None:
+    """Write a ``LabelTable`` to ``path`` (.npz, strings as unicode arrays: loadable without pickle)."""
+    arrays: dict[str, np.ndarray] = {}
+    for name in _LABEL_ARRAYS + _OPTIONAL_ARRAYS:
+        value = getattr(table, name)
+        if value is None:
+            continue
+        arrays[name] = value.astype(str) if value.dtype == object else value
+    for key, value in table.extra.items():
+        arrays[f"extra.{key}"] = value.astype(str) if value.dtype == object else value
+    meta = {"corpus": table.corpus, "split": table.split, "root": str(table.root), "aus": list(table.aus)}
+    arrays["__meta__"] = np.array(json.dumps(meta))
+    tmp = Path(f"{path}.tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def load_table(path: str | Path) -> LabelTable:
+    """Read a table written by ``save_table``."""
+    with np.load(path, allow_pickle=False) as z:
+        meta = json.loads(str(z["__meta__"]))
+        fields: dict[str, object] = {}
+        extra: dict[str, np.ndarray] = {}
+        for key in z.files:
+            if key == "__meta__":
+                continue
+            value = z[key]
+            if value.dtype.kind == "U":
+                value = value.astype(object)
+            if key.startswith("extra."):
+                extra[key[len("extra.") :]] = value
+            else:
+                fields[key] = value
+    return LabelTable(
+        corpus=meta["corpus"],
+        split=meta["split"],
+        root=Path(meta["root"]),
+        aus=tuple(meta["aus"]),
+        extra=extra,
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def _shard_rows(n: int, shard_size: int) -> list[np.ndarray]:
+    return [np.arange(s, min(s + shard_size, n)) for s in range(0, n, shard_size)]
+
+
+def _shard_path(out: Path, shard: int, suffix: str) -> Path:
+    return out / f"shard_{shard:05d}.{suffix}"
+
+
+def _table_signature(table: LabelTable) -> dict:
+    return {
+        "corpus": table.corpus,
+        "split": table.split,
+        "rows": len(table),
+        "first": str(table.image[0]) if len(table) else "",
+        "last": str(table.image[-1]) if len(table) else "",
+    }
+
+
+def build_cache(
+    adapter: object,
+    table: LabelTable,
+    out: str | Path,
+    config: CacheConfig = CacheConfig(),
+    *,
+    workers: int = 1,
+    overwrite: bool = False,
+) -> dict[str, int]:
+    """Detect, align and store every row of ``table`` (resumable, optionally in parallel).
+
+    Args:
+        adapter: the dataset adapter that produced ``table`` (its ``read_images`` serves pixels).
+        table: the split to cache.
+        out: folder of this split's cache (created).
+        config: crop size, template, detectors, shard size.
+        workers: processes working on shards in parallel (each loads its own detectors).
+        overwrite: rebuild every shard even when complete; needed when settings changed.
+
+    Returns:
+        Counts: ``shards`` (total), ``skipped`` (already complete), ``built``, and per status
+        (``ok``, ``no_face``, ``unreadable``) over the shards built now.
+
+    Raises:
+        CacheMismatchError: ``out`` holds a cache built with other settings or another table
+            (and ``overwrite`` is False).
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "version": CACHE_VERSION,
+        "config": config.fingerprint(),
+        "table": _table_signature(table),
+        "shard_size": config.shard_size,
+    }
+    meta_path = out / "meta.json"
+    if meta_path.is_file() and not overwrite:
+        old = json.loads(meta_path.read_text())
+        if old != meta:
+            raise CacheMismatchError(
+                f"{out} holds a cache built with other settings or labels ({old.get('config')}, "
+                f"{old.get('table')}); use another output folder or overwrite=True (CLI: --overwrite)"
+            )
+    if overwrite:
+        for p in out.glob("shard_*.done"):
+            p.unlink()
+    meta_path.write_text(json.dumps(meta, indent=1))
+    save_table(table, out / "labels.npz")
+    shards = _shard_rows(len(table), config.shard_size)
+    pending = [s for s in range(len(shards)) if not _shard_path(out, s, "done").is_file()]
+    counts = {"shards": len(shards), "skipped": len(shards) - len(pending), "built": 0}
+    counts.update({name: 0 for name in STATUS_NAMES.values()})
+    jobs = [(s, shards[s]) for s in pending]
+    if workers > 1 and len(jobs) > 1:
+        import multiprocessing as mp
+
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+            results = pool.map(_shard_job, [(adapter, table, out, config, s, r) for s, r in jobs])
+            for stats in results:
+                _add(counts, stats)
+    else:
+        worker = _Worker(config)
+        for s, rows in jobs:
+            _add(counts, worker.run_shard(adapter, table, out, s, rows))
+    logger.info("cache %s: %s", out, counts)
+    return counts
+
+
+def _add(counts: dict[str, int], stats: dict[str, int]) -> None:
+    counts["built"] += 1
+    for k, v in stats.items():
+        counts[k] += v
+
+
+_WORKER: _Worker | None = None
+
+
+def _shard_job(args: tuple) -> dict[str, int]:
+    global _WORKER
+    adapter, table, out, config, shard, rows = args
+    if _WORKER is None or _WORKER.config != config:
+        import torch
+
+        torch.set_num_threads(1)  # one process per core: intra-op threads would oversubscribe
+        _WORKER = _Worker(config)
+    return _WORKER.run_shard(adapter, table, out, shard, rows)
+
+
+class _Worker:
+    """Detectors of one process (loaded on first use) and the per-shard work."""
+
+    def __init__(self, config: CacheConfig) -> None:
+        self.config = config
+        self._detectors: dict[str, object] = {}
+
+    def detector(self, name: str):
+        if name not in self._detectors:
+            from facebehavior.face.detect import create_detector
+
+            kwargs: dict[str, object] = {"device": self.config.device}
+            if self.config.score_threshold is not None:
+                kwargs["score_threshold"] = self.config.score_threshold
+            self._detectors[name] = create_detector(name, **kwargs)
+        return self._detectors[name]
+
+    def run_shard(
+        self, adapter, table: LabelTable, out: Path, shard: int, rows: np.ndarray
+    ) -> dict[str, int]:
+        cfg = self.config
+        m, s = len(rows), cfg.size
+        crops = np.zeros((m, s, s, 3), np.uint8)
+        index = {
+            "row": rows.astype(np.int64),
+            "status": np.full(m, STATUS_NO_FACE, np.int8),
+            "score": np.zeros(m, np.float32),
+            "box": np.zeros((m, 4), np.float32),
+            "kp5": np.zeros((m, 5, 2), np.float32),
+            "kp5_crop": np.zeros((m, 5, 2), np.float32),
+            "matrix": np.zeros((m, 2, 3), np.float32),
+        }
+        dense = _corpus_landmarks(table)
+        if dense is not None:
+            index["landmarks"] = np.full((m, dense.shape[1], 2), np.nan, np.float32)
+        for start in range(0, m, cfg.batch_size):
+            pos = np.arange(start, min(start + cfg.batch_size, m))
+            images = _read(adapter, table, rows[pos])
+            for group in _same_shape(images):
+                ok = [i for i in group if images[i] is not None]
+                if not ok:
+                    for i in group:
+                        index["status"][pos[i]] = STATUS_UNREADABLE
+                    continue
+                self._detect_align(np.stack([images[i] for i in ok]), pos[ok], crops, index, dense, rows)
+        np.save(_shard_path(out, shard, "crops.npy"), crops)
+        tmp = _shard_path(out, shard, "index.tmp.npz")
+        np.savez(tmp, **index)
+        os.replace(tmp, _shard_path(out, shard, "index.npz"))
+        _shard_path(out, shard, "done").write_text(json.dumps({"rows": m}))
+        return {name: int((index["status"] == code).sum()) for code, name in STATUS_NAMES.items()}
+
+    def _detect_align(self, batch, pos, crops, index, dense, rows) -> None:
+        from facebehavior.face.align import align_faces, transform_points
+        from facebehavior.types import Detections
+
+        cfg = self.config
+        best = _largest(self.detector(cfg.detector)(batch), len(batch))
+        if cfg.fallback:
+            missing = [i for i in range(len(batch)) if best[i] is None]
+            if missing:
+                again = _largest(self.detector(cfg.fallback)(batch[missing]), len(missing))
+                for j, i in enumerate(missing):
+                    best[i] = again[j]
+        found = [i for i in range(len(batch)) if best[i] is not None]
+        if not found:
+            return
+        det = Detections(
+            frame_index=np.asarray(found, np.int64),
+            boxes=np.stack([best[i][0] for i in found]),
+            scores=np.asarray([best[i][1] for i in found], np.float32),
+            keypoints=np.stack([best[i][2] for i in found]),
+        )
+        aligned = align_faces(batch, det, size=cfg.size, template=cfg.template, margin=cfg.margin)
+        p = pos[found]
+        crops[p] = aligned.crops
+        index["status"][p] = STATUS_OK
+        index["score"][p] = det.scores
+        index["box"][p] = det.boxes
+        index["kp5"][p] = det.keypoints
+        index["kp5_crop"][p] = transform_points(det.keypoints, aligned.matrices)
+        index["matrix"][p] = aligned.matrices
+        if dense is not None:
+            index["landmarks"][p] = transform_points(dense[rows[p]], aligned.matrices)
+
+
+def _corpus_landmarks(table: LabelTable) -> np.ndarray | None:
+    """(N, P, 2) frame-pixel landmarks shipped with the corpus (e.g. AFEW-VA's 68), if any."""
+    for key in ("landmarks68",):
+        if key in table.extra:
+            return np.asarray(table.extra[key], np.float32)
+    return None
+
+
+def _read(adapter, table: LabelTable, rows: np.ndarray) -> list[np.ndarray | None]:
+    """Pixels of ``rows`` as (H, W, 3) uint8; ``None`` for rows that cannot be read."""
+    try:
+        images = list(adapter.read_images(table, rows))
+    except Exception:  # noqa: BLE001 — one bad file must not hide the good ones: retry one by one
+        images = []
+        for r in rows:
+            try:
+                images.append(adapter.read_images(table, [r])[0])
+            except Exception as e:  # noqa: BLE001 — recorded as STATUS_UNREADABLE with the reason logged
+                logger.warning("cache: row %d (%s) unreadable: %s", r, table.image[r], e)
+                images.append(None)
+    out: list[np.ndarray | None] = []
+    for im in images:
+        if im is None:
+            out.append(None)
+            continue
+        im = np.asarray(im)
+        if im.ndim == 2:
+            im = im[..., None]
+        if im.shape[-1] == 1:  # grayscale corpora (FER2013): the detectors take RGB
+            im = np.repeat(im, 3, axis=-1)
+        out.append(np.ascontiguousarray(im[..., :3], dtype=np.uint8))
+    return out
+
+
+def _same_shape(images: Sequence[np.ndarray | None]) -> Iterator[list[int]]:
+    groups: dict[tuple, list[int]] = {}
+    for i, im in enumerate(images):
+        groups.setdefault(None if im is None else im.shape, []).append(i)
+    yield from groups.values()
+
+
+def _largest(det, n: int) -> list[tuple[np.ndarray, float, np.ndarray] | None]:
+    """Per frame, the (box, score, keypoints) of the largest detected face, or None."""
+    best: list[tuple[np.ndarray, float, np.ndarray] | None] = [None] * n
+    area = np.zeros(n)
+    for k in range(len(det)):
+        f = int(det.frame_index[k])
+        b = det.boxes[k]
+        a = float((b[2] - b[0]) * (b[3] - b[1]))
+        if best[f] is None or a > area[f]:
+            best[f] = (b.astype(np.float32), float(det.scores[k]), det.keypoints[k].astype(np.float32))
+            area[f] = a
+    return best
+
+
+def _torch_dataset_base() -> type:
+    try:
+        from torch.utils.data import Dataset
+
+        return Dataset
+    except ImportError:  # pragma: no cover — torch is a dependency; keep the reader usable without it
+        return object
+
+
+class FaceCache(_torch_dataset_base()):  # type: ignore[misc]
+    """Reader of a cache written by ``build_cache``: a torch ``Dataset`` over found faces.
+
+    Crops stay memory-mapped (``np.load(mmap_mode="r")``), so opening a million-frame cache costs
+    only its index. Item ``i`` is the ``i``-th row of ``self.table`` (the rows with a face).
+
+    Args:
+        folder: the split's cache folder.
+        transform: optional callable applied to each item dict before it is returned.
+
+    Attributes:
+        table: LabelTable of the rows with a face (what training iterates over).
+        full_table: the complete LabelTable of the split.
+        status: (N,) int8 status of every row of ``full_table``.
+        aligned_keypoints: (F, 5, 2) float32 keypoints of ``table``'s rows in crop pixels.
+    """
+
+    def __init__(self, folder: str | Path, *, transform=None) -> None:
+        self.folder = Path(folder)
+        meta_path = self.folder / "meta.json"
+        if not meta_path.is_file():
+            raise FileNotFoundError(
+                f"{self.folder} is not a face cache (no meta.json); run `facebehavior prepare`"
+            )
+        self.meta = json.loads(meta_path.read_text())
+        if self.meta.get("version") != CACHE_VERSION:
+            raise CacheMismatchError(
+                f"{self.folder}: cache version {self.meta.get('version')} != {CACHE_VERSION}"
+            )
+        self.full_table = load_table(self.folder / "labels.npz")
+        n = len(self.full_table)
+        shards = _shard_rows(n, int(self.meta["shard_size"]))
+        incomplete = [s for s in range(len(shards)) if not _shard_path(self.folder, s, "done").is_file()]
+        if incomplete:
+            raise CacheMismatchError(
+                f"{self.folder}: shards {incomplete[:5]} of {len(shards)} are incomplete; rerun "
+                "`facebehavior prepare` with the same arguments to finish them"
+            )
+        self._crops = [
+            np.load(_shard_path(self.folder, s, "crops.npy"), mmap_mode="r") for s in range(len(shards))
+        ]
+        parts: dict[str, list[np.ndarray]] = {}
+        for s in range(len(shards)):
+            with np.load(_shard_path(self.folder, s, "index.npz")) as z:
+                for k in z.files:
+                    parts.setdefault(k, []).append(z[k])
+        index = {k: np.concatenate(v) for k, v in parts.items()}
+        if not np.array_equal(index["row"], np.arange(n)):
+            raise CacheMismatchError(f"{self.folder}: shard index rows do not cover the table 0..{n - 1}")
+        self.index = index
+        self.status = index["status"]
+        self.found = np.flatnonzero(self.status == STATUS_OK)
+        self.table = self.full_table.subset(self.found)
+        self.aligned_keypoints = index["kp5_crop"][self.found]
+        self.shard_size = int(self.meta["shard_size"])
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.found)
+
+    def crop(self, i: int) -> np.ndarray:
+        """(S, S, 3) uint8 crop of item ``i`` (a row of ``self.table``)."""
+        r = int(self.found[i])
+        return np.asarray(self._crops[r // self.shard_size][r % self.shard_size])
+
+    def read_images(self, table: LabelTable, index: Iterable[int]) -> list[np.ndarray]:
+        """Crops of rows ``index`` of ``table`` (which must be ``self.table``): the adapter protocol."""
+        if table is not self.table and len(table) != len(self.table):
+            raise ValueError("FaceCache.read_images serves rows of FaceCache.table only")
+        return [self.crop(int(i)) for i in index]
+
+    def image_array(self, table: LabelTable) -> None:
+        """Crops stay on disk (memory-mapped); use ``read_images``."""
+        return None
+
+    def __getitem__(self, i: int) -> dict[str, object]:
+        """Item ``i``: ``image`` (S, S, 3) uint8 and the row's labels and masks as numpy values."""
+        t = self.table
+        item: dict[str, object] = {
+            "image": self.crop(i),
+            "row": int(self.found[i]),
+            "expression": int(t.expression[i]),
+            "expression_mask": bool(t.expression_mask[i]),
+            "au": t.au_occurrence[i],
+            "au_mask": t.au_mask[i],
+            "va": t.va[i],
+            "va_mask": bool(t.va_mask[i]),
+            "keypoints": self.aligned_keypoints[i],
+        }
+        if t.au_intensity is not None and t.au_intensity_mask is not None:
+            item["au_intensity"] = t.au_intensity[i]
+            item["au_intensity_mask"] = t.au_intensity_mask[i]
+        if t.expression_dist is not None:
+            item["expression_dist"] = t.expression_dist[i]
+        for k, v in t.extra.items():
+            item[f"extra.{k}"] = v[i]
+        if "landmarks" in self.index:
+            item["landmarks"] = self.index["landmarks"][self.found[i]]
+        return self.transform(item) if self.transform is not None else item
+
+    def missing(self) -> LabelTable:
+        """Rows without a usable face (no face found or unreadable), for reporting."""
+        return self.full_table.subset(np.flatnonzero(self.status != STATUS_OK))
+
+    def summary(self) -> dict[str, int]:
+        """Row counts per status."""
+        return {name: int((self.status == code).sum()) for code, name in STATUS_NAMES.items()}
+
+    def with_transform(self, transform) -> FaceCache:
+        """A shallow copy with another per-item transform."""
+        other = object.__new__(type(self))
+        other.__dict__.update(self.__dict__)
+        other.transform = transform
+        return other
