@@ -62,3 +62,83 @@ def test_bad_input() -> None:
         vt.va_from_distribution(-np.ones((1, 8)))
     with pytest.raises(KeyError, match="known"):
         vt.expression_va_table(("neutral", "boredom"))
+
+
+# ---- label-table hooks (facebehavior.data.weak_targets) ----------------------------------------
+
+
+def _table(dist: np.ndarray):
+    from pathlib import Path
+
+    from facebehavior.data.labels import LabelTable
+
+    n = len(dist)
+    return LabelTable(
+        corpus="ferplus",
+        split="Training",
+        root=Path("."),
+        image=np.array([f"<array>:{i + 10}" for i in range(n)], dtype=object),
+        subject=np.full(n, "", dtype=object),
+        video=np.full(n, "", dtype=object),
+        frame=np.full(n, -1, np.int64),
+        expression=np.full(n, -1, np.int64),
+        expression_dist=dist.astype(np.float32),
+    )
+
+
+def test_va_hook_masks_rows_without_votes() -> None:
+    from facebehavior.data.weak_targets import va_from_votes
+
+    dist = np.zeros((2, 8))
+    dist[0, EXPRESSIONS_8.index("happiness")] = 1.0
+    t = va_from_votes(_table(dist))
+    assert t.va_mask.tolist() == [True, False]
+    np.testing.assert_allclose(t.va[0], vt.EMOTION_VA["happiness"], rtol=1e-6)
+
+
+def test_table_a_au_targets_hand_computed() -> None:
+    from facebehavior.data.weak_targets import DEFAULT_AUS, aus_from_votes, table_a_au_targets
+
+    dist = np.zeros((3, 8))
+    dist[0, EXPRESSIONS_8.index("happiness")] = 1.0
+    dist[1, EXPRESSIONS_8.index("happiness")] = 0.5  # half happy, half surprised
+    dist[1, EXPRESSIONS_8.index("surprise")] = 0.5
+    dist[2, EXPRESSIONS_8.index("neutral")] = 1.0
+    tgt, covered = table_a_au_targets(dist)
+    col = {au: i for i, au in enumerate(DEFAULT_AUS)}
+    # Table A: happiness 12, 25 (prototypical), 6 (0.51); surprise 1, 2, 25, 26, 5 (0.66).
+    assert tgt[0, col[12]] == pytest.approx(1.0) and tgt[0, col[6]] == pytest.approx(0.51)
+    assert tgt[0, col[4]] == 0.0
+    assert tgt[1, col[25]] == pytest.approx(1.0) and tgt[1, col[12]] == pytest.approx(0.5)
+    assert tgt[1, col[5]] == pytest.approx(0.33)
+    assert np.all(tgt[2] == 0)  # neutral implies no AU
+    assert covered[: len(DEFAULT_AUS) - 2].all() and not covered[col[43]] and not covered[col[45]]
+    t = aus_from_votes(_table(dist))
+    assert t.aus == DEFAULT_AUS and t.au_mask[:, col[12]].all() and not t.au_mask[:, col[45]].any()
+    np.testing.assert_allclose(t.au_occurrence, tgt)
+
+
+def test_geometry_hook_blends_and_fills(tmp_path, monkeypatch) -> None:
+    from facebehavior.data import weak_targets as wt
+
+    dist = np.zeros((3, 8))
+    dist[:, EXPRESSIONS_8.index("happiness")] = 1.0
+    table = wt.aus_from_votes(_table(dist))  # rows 10, 11, 12 of the corpus
+    aus = np.array(wt.DEFAULT_AUS)
+    prob = np.zeros((2, len(aus)), np.float32)
+    prob[:, list(aus).index(12)] = 0.2
+    prob[:, list(aus).index(45)] = 0.9
+    cache = tmp_path / "geo.npz"
+    np.savez(cache, rows=np.array([10, 12]), presence=np.array([0.9, 0.1]), prob=prob,
+             mask=np.isin(aus, [12, 45]), aus=aus)  # fmt: skip
+    monkeypatch.setenv(wt.GEOMETRY_CACHE_ENV, str(cache))
+    out = wt.aus_from_geometry(table)
+    k12, k45 = list(aus).index(12), list(aus).index(45)
+    # Row 10: cached, present → blend 0.7·1.0 + 0.3·0.2; row 11: not cached; row 12: presence too low.
+    assert out.au_occurrence[0, k12] == pytest.approx(0.7 + 0.3 * 0.2)
+    assert out.au_occurrence[1, k12] == pytest.approx(1.0) and out.au_occurrence[2, k12] == pytest.approx(1.0)
+    assert out.au_mask[:, k45].tolist() == [True, False, False]
+    assert out.au_occurrence[0, k45] == pytest.approx(0.9)
+    monkeypatch.delenv(wt.GEOMETRY_CACHE_ENV)
+    with pytest.raises(FileNotFoundError, match=wt.GEOMETRY_CACHE_ENV):
+        wt.aus_from_geometry(table)
