@@ -213,3 +213,20 @@ def test_mouth_corner_approximation():
     kp6 = np.array([[[10, 20], [30, 20], [20, 30], [20, 40], [0, 25], [40, 25]]], np.float32)
     k5 = keypoints5_from_raw(kp6, mouth_half_width=0.5)
     np.testing.assert_allclose(k5[0], [[10, 20], [30, 20], [20, 30], [10, 40], [30, 40]])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_onnx_backend_matches_torch(name):
+    pytest.importorskip("onnxruntime")
+    g = dict(np.load(FIX / "mediapipe" / f"{name}.npz"))
+    det = create_detector(name, backend="onnx")
+    assert det.backend == "onnx"
+    out = det.raw(torch.from_numpy(g["inputs"]).permute(0, 3, 1, 2).float())
+    np.testing.assert_allclose(out[tuple(g["reg_index"].T)][:, 1:], g["tfjs_reg"], atol=1e-3, rtol=0)
+    np.testing.assert_allclose(out[..., 0], g["tfjs_logits"], atol=1e-3, rtol=0)
+    img = _image(g["sources"][0])
+    a, b = det(img[None]), create_detector(name)(img[None])
+    assert len(a) == len(b)
+    np.testing.assert_allclose(a.boxes, b.boxes, atol=1e-2)
+    with pytest.raises(ValueError, match="valid"):
+        create_detector(name, backend="tensorrt")

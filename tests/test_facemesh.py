@@ -211,3 +211,11 @@ def test_bad_inputs_are_explained(lm):
         lm.from_rois(np.zeros((1, 32, 32, 3), np.uint8), r)
     with pytest.raises(FileNotFoundError, match="convert_mediapipe"):
         FaceMeshLandmarker(weights="/nonexistent/facemesh.safetensors")
+
+
+def test_onnx_backend_matches_torch(golden):
+    pytest.importorskip("onnxruntime")
+    lm = FaceMeshLandmarker(backend="onnx")
+    mesh, presence = lm.raw(torch.from_numpy(golden["inputs"]).permute(0, 3, 1, 2).float())
+    np.testing.assert_allclose(mesh.reshape(len(mesh), -1), golden["tfjs_mesh"], atol=1e-3, rtol=0)
+    np.testing.assert_allclose(presence, golden["tfjs_presence"], atol=1e-4)

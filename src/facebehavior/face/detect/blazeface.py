@@ -54,6 +54,9 @@ __all__ = [
     "letterbox",
     "tf_same_pad",
     "check_images",
+    "BACKENDS",
+    "OnnxNet",
+    "make_runner",
 ]
 
 logger = logging.getLogger(__name__)
@@ -450,6 +453,81 @@ def letterbox(images: np.ndarray, size: int) -> tuple[torch.Tensor, np.ndarray]:
 # --------------------------------------------------------------------------------------------
 # Detector
 # --------------------------------------------------------------------------------------------
+BACKENDS = ("torch", "onnx")
+
+
+def _export_onnx(net: nn.Module, input_size: int) -> bytes:
+    import io
+    import warnings
+
+    x = torch.zeros(2, 3, input_size, input_size)
+    buf = io.BytesIO()
+    try:
+        # The TorchScript exporter takes ~1 s; torch.export's (the fallback) ~25 s.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                net,
+                (x,),
+                buf,
+                input_names=["x"],
+                dynamic_axes={"x": {0: "n"}},
+                dynamo=False,
+                opset_version=17,
+            )
+        return buf.getvalue()
+    except Exception as e:  # the legacy exporter is deprecated and may be gone in a future torch
+        logger.info("TorchScript ONNX export unavailable (%s); using torch.export", e)
+        program = torch.onnx.export(net, (x,), dynamo=True, dynamic_shapes={"x": {0: torch.export.Dim("n")}})
+        return program.model_proto.SerializeToString()
+
+
+class OnnxNet:
+    """Runs a ported network in onnxruntime instead of PyTorch (CPU).
+
+    The network is exported to ONNX in memory when built (no files, no network access); outputs
+    match the PyTorch module to float rounding (``tests/test_blazeface.py``). Measured faster on
+    CPU for BlazeFace (``benchmarks/face_models_speed.py``); PyTorch stays the reference.
+    """
+
+    def __init__(self, net: nn.Module, input_size: int, threads: int | None = None) -> None:
+        """Args:
+        net: the PyTorch module (eval mode, CPU).
+        input_size: side of its square input.
+        threads: onnxruntime intra-op threads; ``None`` uses torch's current setting.
+        """
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise ImportError(
+                "backend='onnx' needs onnxruntime; install it with pip install 'facebehavior[onnx]' "
+                "or use backend='torch'"
+            ) from None
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or torch.get_num_threads()
+        opts.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(
+            _export_onnx(net.eval().cpu(), input_size), opts, providers=["CPUExecutionProvider"]
+        )
+        self.input_name = self.session.get_inputs()[0].name
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        outs = self.session.run(None, {self.input_name: x.detach().cpu().numpy().astype(np.float32)})
+        tensors = tuple(torch.from_numpy(o) for o in outs)
+        return tensors[0] if len(tensors) == 1 else tensors
+
+
+def make_runner(net: nn.Module, input_size: int, backend: str, device: torch.device) -> nn.Module | OnnxNet:
+    """The network as PyTorch module on ``device`` or as an onnxruntime session (``backend``)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; valid: {list(BACKENDS)}")
+    if backend == "onnx":
+        if device.type != "cpu":
+            raise ValueError(f"backend='onnx' runs on the CPU; got device {device}; use backend='torch'")
+        return OnnxNet(net, input_size)
+    return net.to(device)
+
+
 @dataclass(frozen=True)
 class RawDetections:
     """BlazeFace detections with all six native keypoints.
@@ -492,6 +570,7 @@ class BlazeFaceDetector:
         iou_threshold: float = 0.3,
         device: str | torch.device = "cpu",
         weights: str | Path | None = None,
+        backend: str = "torch",
     ) -> None:
         """Args:
         config: variant description (``SHORT`` or ``FULL``).
@@ -500,6 +579,8 @@ class BlazeFaceDetector:
         iou_threshold: weighted-NMS merge IoU (MediaPipe: 0.3).
         device: torch device for the network.
         weights: override the packaged weight file.
+        backend: ``"torch"`` (reference) or ``"onnx"`` (onnxruntime on CPU, exported in memory
+            at build time; faster on CPU, see ``benchmarks/face_models_speed.py``).
         """
         from facebehavior.models.weights import packaged_weights_dir
 
@@ -514,7 +595,8 @@ class BlazeFaceDetector:
         self.device = torch.device(device)
         net = BlazeFaceShortNet() if config.input_size == 128 else BlazeFaceFullNet()
         path = Path(weights) if weights is not None else packaged_weights_dir() / config.weights
-        self.net = _load_net(net, path).to(self.device)
+        self.backend = backend
+        self.net = make_runner(_load_net(net, path), config.input_size, backend, self.device)
         self.anchors = make_anchors(config.grids)
 
     @torch.inference_mode()
@@ -613,10 +695,16 @@ def blazeface_short(
     iou_threshold: float = 0.3,
     device: str = "cpu",
     weights: str | Path | None = None,
+    backend: str = "torch",
 ) -> BlazeFaceDetector:
     """MediaPipe BlazeFace short-range (128 px input; faces filling ≳ 1/5 of the frame)."""
     return BlazeFaceDetector(
-        SHORT, score_threshold=score_threshold, iou_threshold=iou_threshold, device=device, weights=weights
+        SHORT,
+        score_threshold=score_threshold,
+        iou_threshold=iou_threshold,
+        device=device,
+        weights=weights,
+        backend=backend,
     )
 
 
@@ -627,8 +715,14 @@ def blazeface_full(
     iou_threshold: float = 0.3,
     device: str = "cpu",
     weights: str | Path | None = None,
+    backend: str = "torch",
 ) -> BlazeFaceDetector:
     """MediaPipe BlazeFace full-range (192 px input, stride-4 anchors; small and far faces)."""
     return BlazeFaceDetector(
-        FULL, score_threshold=score_threshold, iou_threshold=iou_threshold, device=device, weights=weights
+        FULL,
+        score_threshold=score_threshold,
+        iou_threshold=iou_threshold,
+        device=device,
+        weights=weights,
+        backend=backend,
     )

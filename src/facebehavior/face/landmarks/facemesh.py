@@ -28,7 +28,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from facebehavior.face.detect.blazeface import check_images, tf_same_pad
+from facebehavior.face.detect.blazeface import check_images, make_runner, tf_same_pad
 from facebehavior.face.landmarks import indices as idx
 from facebehavior.types import Detections, Landmarks
 
@@ -317,12 +317,19 @@ class FaceMeshLandmarker:
     """
 
     def __init__(
-        self, *, device: str | torch.device = "cpu", weights: str | Path | None = None, batch_size: int = 64
+        self,
+        *,
+        device: str | torch.device = "cpu",
+        weights: str | Path | None = None,
+        batch_size: int = 64,
+        backend: str = "torch",
     ) -> None:
         """Args:
         device: torch device for the network.
         weights: override the packaged ``facemesh.safetensors``.
         batch_size: faces per network call (bounds memory on crowded frames).
+        backend: ``"torch"`` (reference) or ``"onnx"`` (onnxruntime on CPU, exported in memory
+            at build time).
         """
         from safetensors.torch import load_file
 
@@ -340,7 +347,8 @@ class FaceMeshLandmarker:
         self.batch_size = batch_size
         net = FaceMeshNet()
         net.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()}, strict=True)
-        self.net = net.eval().to(self.device)
+        self.backend = backend
+        self.net = make_runner(net.eval(), INPUT_SIZE, backend, self.device)
 
     @torch.inference_mode()
     def raw(self, crops: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
