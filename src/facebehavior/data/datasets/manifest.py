@@ -70,7 +70,7 @@ class Manifest(VideoFramesMixin, DatasetAdapter):
 
     def __init__(self, root: str | Path, *, corpus: str = "manifest") -> None:
         path = Path(root)
-        if path.is_dir():
+        if path.is_dir() or (not path.exists() and not path.suffix):
             path = path / "manifest.csv"
         if not path.is_file():
             raise DatasetNotFoundError(
