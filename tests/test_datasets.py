@@ -344,8 +344,9 @@ def test_afewva_folds_and_scaling(tmp_path):
 
 # ------------------------------------------------------------------------------------- EmotioNet
 def test_emotionet(tmp_path):
-    write(tmp_path / "emotionet_manual.csv",
-          "URL,AU1,AU2,AU12\nhttp://x.org/a/img1.jpg,1,0,999\nhttp://x.org/b/img2.jpg,0,1,1\nhttp://x.org/dead.jpg,1,1,1\n")  # fmt: skip
+    rows = ["URL,AU1,AU2,AU12", "http://x.org/a/img1.jpg,1,0,999", "http://x.org/b/img2.jpg,0,1,1",
+            "http://x.org/dead.jpg,1,1,1"]  # fmt: skip
+    write(tmp_path / "emotionet_manual.csv", "\n".join(rows) + "\n")
     img(tmp_path / "images/img1.jpg")
     img(tmp_path / "images/img2.jpg")
     t = create_dataset("emotionet", tmp_path).load("all")
@@ -365,8 +366,8 @@ def test_celeba_attributes(tmp_path):
     names = ["5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bushy_Eyebrows", "Eyeglasses", "Male",
              "Mouth_Slightly_Open", "Narrow_Eyes", "No_Beard", "Smiling", "Young"]  # fmt: skip
     vals = {"000001.jpg": [1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1], "000002.jpg": [-1] * 11}
-    write(tmp_path / "Anno/list_attr_celeba.txt",
-          "2\n" + " ".join(names) + "\n" + "".join(f"{k} " + " ".join(map(str, v)) + "\n" for k, v in vals.items()))  # fmt: skip
+    body = "".join(f"{k} " + " ".join(map(str, v)) + "\n" for k, v in vals.items())
+    write(tmp_path / "Anno/list_attr_celeba.txt", "2\n" + " ".join(names) + "\n" + body)
     write(tmp_path / "Eval/list_eval_partition.txt", "000001.jpg 0\n000002.jpg 2\n")
     write(tmp_path / "Anno/identity_CelebA.txt", "000001.jpg 7\n000002.jpg 9\n")
     (tmp_path / "Img/img_align_celeba").mkdir(parents=True)
