@@ -88,6 +88,16 @@ CASES: dict[str, tuple[dict, list[tuple[int, ...]], dict[str, tuple[int, ...]]]]
             "arousal_logits": (2, 11),
         },
     ),
+    "affwildnet": ({}, [(2, 2, 3, 96, 96), (2, 2, 68, 2)], {"va": (2, 2, 2)}),
+    "affwildnet_resnet": ({}, [(2, 2, 3, 96, 96), (2, 2, 68, 2)], {"va": (2, 2, 2)}),
+    "cnn_1rnn": ({}, [(2, 2, 3, 96, 96), (2, 2, 68, 2)], {"va": (2, 2, 2)}),
+    "cnn_3rnn": ({}, [(2, 2, 3, 96, 96), (2, 2, 68, 2)], {"va": (2, 2, 2)}),
+    "affwild_model_fusion": ({}, [(2, 2, 3, 96, 96), (2, 2, 68, 2)], {"va": (2, 2, 2)}),
+    "affwild_decision_fusion": ({}, [(2, 2, 3, 96, 96), (2, 2, 68, 2)], {"va": (2, 2, 2)}),
+    "affwildnet_tiny": ({}, [(2, 3, 3, 96, 96), (2, 3, 68, 2)], {"va": (2, 3, 2)}),
+    "cnn_3rnn_tiny": ({}, [(2, 3, 3, 96, 96), (2, 3, 68, 2)], {"va": (2, 3, 2)}),
+    "affwild_model_fusion_tiny": ({}, [(2, 3, 3, 96, 96), (2, 3, 68, 2)], {"va": (2, 3, 2)}),
+    "affwild_decision_fusion_tiny": ({}, [(2, 3, 3, 96, 96), (2, 3, 68, 2)], {"va": (2, 3, 2)}),
 }
 
 
@@ -119,6 +129,9 @@ META_ONLY = {
     "aunet_pi_fc7",
     "hydranet",
     "aunets_view_classifier",
+    # two VGG-FACE CNN-RNNs each; the sub-networks run numerically as cnn_1rnn / cnn_3rnn
+    "affwild_model_fusion",
+    "affwild_decision_fusion",
 }
 
 
