@@ -80,7 +80,12 @@ def test_usage_errors_are_one_line(tmp_path, capsys):
 @pytest.mark.parametrize("ext", ["csv", "parquet", "jsonl"])
 def test_resume_after_interruption_equals_uninterrupted_run(tmp_path, squares, monkeypatch, ext):
     write_video(tmp_path / "v1.mp4", square_frames(23, missing=(5, 6, 7)))
-    write_video(tmp_path / "v2.mkv", square_frames(17))
+    # v2: face B (right) from the start, face A (left) joins at frame 6. The run is interrupted
+    # after that, inside v2: a fresh tracker would number the left face first (A=0, B=1); the
+    # tracker state saved with each chunk keeps B=0, A=1 as in the uninterrupted run.
+    v2 = square_frames(17, missing=range(6))
+    v2[:, 30:60, 100:125] = (250, 140, 140)
+    write_video(tmp_path / "v2.mkv", v2)
     Image.fromarray(square_frames(1)[0]).save(tmp_path / "v3.png")
     inputs = [str(tmp_path / n) for n in ("v1.mp4", "v2.mkv", "v3.png")]
     args = [*FAST, "--batch-size", "4", "--every", "2"]
@@ -104,6 +109,13 @@ def test_resume_after_interruption_equals_uninterrupted_run(tmp_path, squares, m
     assert 0 < len(partial) < len(read_results(ref))
     assert main(["analyze", *inputs, "-o", str(out), "--resume", *args]) == 0
     pd.testing.assert_frame_equal(read_results(out), read_results(ref))
+    ids = (
+        read_results(ref)
+        .query("source.str.endswith('v2.mkv')")
+        .groupby("face_id")["frame"]
+        .agg(["min", "max"])
+    )
+    assert ids.to_dict("index") == {0: {"min": 0, "max": 16}, 1: {"min": 6, "max": 16}}
     # Resuming a finished run does nothing and changes nothing.
     assert main(["analyze", *inputs, "-o", str(out), "--resume", *args]) == 0
     pd.testing.assert_frame_equal(read_results(out), read_results(ref))

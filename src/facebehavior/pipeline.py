@@ -27,6 +27,7 @@ only (``schema.face_columns()``).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -60,6 +61,8 @@ class Chunk:
         no_face: frames in which no face was found.
         last_frame: index of the last frame of the batch.
         done: this chunk ends the source.
+        state: JSON-serialisable face-tracker state after the chunk (only with
+            ``iter_chunks(snapshots=True)``), so a resumed run continues the same face ids.
     """
 
     source: str
@@ -68,6 +71,7 @@ class Chunk:
     no_face: int
     last_frame: int
     done: bool
+    state: dict | None = None
 
 
 @dataclass
@@ -275,6 +279,8 @@ class Analyzer:
         on_error: Callable[[InputError], None] | None = None,
         skip: dict[str, Any] | None = None,
         on_source: Callable[[Any, Any], None] | None = None,
+        snapshots: bool = False,
+        resume_state: Callable[[str], dict | None] | None = None,
     ) -> Iterator[Chunk]:
         """Analyse ``inputs`` chunk by chunk, with the bookkeeping a resumable writer needs.
 
@@ -286,6 +292,9 @@ class Analyzer:
                 are skipped, others restart after their ``last_frame``.
             on_source: called as ``on_source(source, reader)`` before each source starts (the
                 reader is ``None`` for in-memory arrays and images); used for progress bars.
+            snapshots: attach the face tracker's state to each video chunk (``Chunk.state``).
+            resume_state: source → tracker state saved with its last committed chunk (or
+                ``None``); a source resumed mid-way continues that tracker, so face ids carry on.
         """
         self.failures = []
         skip = skip or {}
@@ -304,8 +313,17 @@ class Analyzer:
                 logger.info("%s: already done, skipped", src.path)
                 continue
             start = prev.last_frame + 1 if prev is not None else 0
+            state = _SourceState()
+            if start > 0:
+                saved = resume_state(src.path) if resume_state is not None else None
+                if saved is not None:
+                    state.tracker = _restore_tracker(saved)
+                else:
+                    logger.warning(
+                        "%s: no saved tracker state; face ids restart at frame %d", src.path, start
+                    )
             try:
-                yield from self._run_source(src, start, on_source)
+                yield from self._run_source(src, start, on_source, state, snapshots)
             except InputError as e:
                 self._fail(e, on_error)
 
@@ -343,11 +361,12 @@ class Analyzer:
             rows, no_face = self.process(frames, state)
             yield Chunk("array", rows, e - s, no_face, e - 1, e == n)
 
-    def _run_source(self, src: Any, start: int, on_source: Callable | None) -> Iterator[Chunk]:
+    def _run_source(
+        self, src: Any, start: int, on_source: Callable | None, state: _SourceState, snapshots: bool
+    ) -> Iterator[Chunk]:
         from facebehavior.io.images import DEFAULT_MAX_PIXELS, read_image
         from facebehavior.io.video import VideoReader, WebcamReader
 
-        state = _SourceState()
         if src.kind == "image":
             if on_source:
                 on_source(src, None)
@@ -374,11 +393,10 @@ class Analyzer:
             if pending is not None:
                 yield pending
             rows, no_face = self.process(frames, state)
-            pending = Chunk(src.path, rows, len(frames), no_face, int(frames.index[-1]), False)
+            snap = _tracker_state(state.tracker) if snapshots and state.tracker is not None else None
+            pending = Chunk(src.path, rows, len(frames), no_face, int(frames.index[-1]), False, snap)
         if pending is not None:
-            yield Chunk(
-                pending.source, pending.rows, pending.frames, pending.no_face, pending.last_frame, True
-            )
+            yield dataclasses.replace(pending, done=True)
         else:
             # Nothing left after ``start`` (a resumed source that had only trailing frames left).
             yield Chunk(src.path, _empty_frame(self.columns), 0, 0, max(start - 1, 0), True)
@@ -541,6 +559,10 @@ class Analyzer:
         if state.tracker is None:
             state.tracker = FaceTracker()
         dets = Detections(faces.frame_index, faces.boxes, faces.scores, faces.keypoints)
+        if len(dets) == 0:
+            # Nothing to describe: only age the tracks by the batch's frames.
+            state.tracker.update(dets, None, num_frames=len(frames))
+            return np.zeros(0, np.int64)
         return np.asarray(state.tracker.update(dets, frames.images).face_id, np.int64)
 
     # ------------------------------------------------------------------ rows
@@ -636,6 +658,34 @@ def _dedupe(
             later[i] = False
             keep &= ~(later & (pres <= pres[i]))
     return pts[keep], pres[keep], fi[keep]
+
+
+def _tracker_state(tracker: Any) -> dict:
+    """The face tracker's state as JSON-serialisable data (arrays keep their dtype exactly)."""
+
+    def enc(v: Any) -> Any:
+        if isinstance(v, np.ndarray):
+            return {"array": v.tolist(), "dtype": str(v.dtype)}
+        return v
+
+    tracks = [{f.name: enc(getattr(t, f.name)) for f in dataclasses.fields(t)} for t in tracker._tracks]
+    return {"next_id": int(tracker._next_id), "frame": int(tracker._frame), "tracks": tracks}
+
+
+def _restore_tracker(state: dict) -> Any:
+    """A ``FaceTracker`` continuing from ``_tracker_state`` output."""
+    from facebehavior.face.track import FaceTracker, _Track
+
+    def dec(v: Any) -> Any:
+        if isinstance(v, dict) and "array" in v:
+            return np.asarray(v["array"], dtype=v["dtype"])
+        return v
+
+    tracker = FaceTracker()
+    tracker._tracks = [_Track(**{k: dec(v) for k, v in t.items()}) for t in state["tracks"]]
+    tracker._next_id = int(state["next_id"])
+    tracker._frame = int(state["frame"])
+    return tracker
 
 
 def _default_model_path() -> Path | None:

@@ -181,7 +181,12 @@ def run(args: argparse.Namespace) -> int:
     interrupted = False
     try:
         for chunk in analyzer.iter_chunks(
-            [s.path for s in todo], on_error=on_error, skip=writer.progress, on_source=on_source
+            [s.path for s in todo],
+            on_error=on_error,
+            skip=writer.progress,
+            on_source=on_source,
+            snapshots=True,
+            resume_state=writer.resume_state,
         ):
             writer.write(
                 chunk.rows,
@@ -190,6 +195,7 @@ def run(args: argparse.Namespace) -> int:
                 done=chunk.done,
                 frames=chunk.frames,
                 no_face=chunk.no_face,
+                state=chunk.state,
             )
             counts["frames"] += chunk.frames
             counts["rows"] += len(chunk.rows)

@@ -75,6 +75,8 @@ class ResultWriter:
         """
         self.path = Path(path)
         self.progress_path = self.path.with_name(self.path.name + ".progress.jsonl")
+        self.state_path = self.path.with_name(self.path.name + ".state.json")
+        self._states: list[dict] = []
         self.progress: dict[str, SourceProgress] = {}
         self.rows = 0
         self._columns: list[str] | None = None
@@ -83,7 +85,7 @@ class ResultWriter:
         if resume:
             self._resume()
         else:
-            for p in (self.path, self.progress_path, *self._side_files()):
+            for p in (self.path, self.progress_path, self.state_path, *self._side_files()):
                 p.unlink(missing_ok=True)
         self._journal = open(self.progress_path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
 
@@ -108,7 +110,15 @@ class ResultWriter:
 
     # --- public API ------------------------------------------------------------------------
     def write(
-        self, df, *, source: str, last_frame: int, done: bool, frames: int = 0, no_face: int = 0
+        self,
+        df,
+        *,
+        source: str,
+        last_frame: int,
+        done: bool,
+        frames: int = 0,
+        no_face: int = 0,
+        state: dict | None = None,
     ) -> None:
         """Append one chunk and commit it.
 
@@ -119,6 +129,8 @@ class ResultWriter:
             done: this chunk ends the source.
             frames: frames analysed in the chunk.
             no_face: frames of the chunk in which no face was found.
+            state: JSON-serialisable per-source state to restore on resume (the face tracker);
+                kept in ``OUT.state.json`` for the source's latest chunks only.
         """
         if self._closed:
             raise RuntimeError(f"{self.path}: writer is closed")
@@ -130,6 +142,8 @@ class ResultWriter:
                 f"{self.path}: chunk columns {cols[:6]}… differ from the file's {self._columns[:6]}…"
             )
         size = self._append(df) if len(df) or self.fmt == "parquet" else self._size()
+        if state is not None:
+            self._save_state(source, int(last_frame), state)
         self.rows += len(df)
         prev = self.progress.get(source, SourceProgress())
         entry = SourceProgress(
@@ -152,6 +166,28 @@ class ResultWriter:
         self._journal.flush()
         os.fsync(self._journal.fileno())
 
+    def _save_state(self, source: str, last_frame: int, state: dict) -> None:
+        # The two latest snapshots are kept: if the process dies between this write and the
+        # journal commit, the previous snapshot still matches the last committed chunk.
+        self._states = [x for x in self._states if x["source"] == source][-1:]
+        self._states.append({"source": source, "last_frame": last_frame, "state": state})
+        tmp = self.state_path.with_name(self.state_path.name + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(self._states, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.state_path)
+
+    def resume_state(self, source: str) -> dict | None:
+        """The state saved with ``source``'s last committed chunk, if any (see ``write``)."""
+        prog = self.progress.get(source)
+        if prog is None:
+            return None
+        for x in self._states:
+            if x["source"] == source and x["last_frame"] == prog.last_frame:
+                return x["state"]
+        return None
+
     def close(self) -> None:
         """Finish the output (Parquet: write the file from its journal). Safe to call twice."""
         if self._closed:
@@ -171,6 +207,11 @@ class ResultWriter:
         return self.path.stat().st_size if self.path.exists() else 0
 
     def _resume(self) -> None:
+        if self.state_path.exists():
+            try:
+                self._states = json.loads(self.state_path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                self._states = []
         lines = _read_journal(self.progress_path)
         if lines:
             last = lines[-1]
