@@ -169,3 +169,26 @@ def test_degenerate_keypoints_fall_back_to_motion(faces):
     desc = appearance_descriptors(images[3:], late)
     assert np.isnan(desc[0]).all() and np.isfinite(desc[1:]).all()
     np.testing.assert_array_equal(tr.update(late, images[3:]).face_id, first.face_id)
+
+
+def _edge_scene() -> list[dict[int, tuple[float, float]]]:
+    """Face 1 slides out through the right edge, stays away 20 frames, slides back in."""
+    scene: list[dict[int, tuple[float, float]]] = [{0: (100.0, 150.0), 1: (400.0, 150.0)} for _ in range(10)]
+    xs = [400.0 + 12 * k for k in range(20)] + [None] * 20 + [640.0 - 12 * k for k in range(1, 25)]
+    for x in xs:
+        placed = {0: (100.0, 150.0)}
+        if x is not None and x <= W - 0.3 * S:  # a detector finds faces at least 30 % visible
+            placed[1] = (x, 150.0)
+        scene.append(placed)
+    return scene
+
+
+def test_face_reentering_through_the_edge_gets_its_id_back_while_still_cut_off(faces):
+    images, dets, truth = render(_edge_scene(), faces)
+    ids = track_in_chunks(FaceTracker(), images, dets, chunk=16)
+    back = (truth == 1) & (dets.frame_index >= 50)
+    visible = (W - dets.boxes[:, 0]) / S
+    # once 60 % of the face box is in view the old identity is back, even though the face is cut
+    assert set(ids[back & (visible >= 0.6)].tolist()) == {1}
+    assert (visible[back & (visible >= 0.6)] < 1).any()
+    assert set(ids[truth == 0].tolist()) == {0}

@@ -66,29 +66,73 @@ def appearance_descriptors(images: np.ndarray, detections: Detections) -> np.nda
         (F, 448) float32 unit vectors; cosine similarity near 1 means the same face. Rows are NaN
         for faces whose keypoints cannot be aligned (coincident or non-finite).
     """
-    from facebehavior.face.align import crop_matrices, warp_faces
+    return _describe(_thumbnails(images, detections)[0])
 
-    out = np.full((len(detections), _DESC_DIM), np.nan, np.float32)
+
+def _thumbnails(images: np.ndarray, detections: Detections) -> tuple[np.ndarray, np.ndarray]:
+    """Loosely aligned 16×16 thumbnails and which of their pixels lie inside the frame.
+
+    Returns:
+        thumbs (F, 16, 16, 3) float32 (NaN rows where keypoints cannot be aligned) and visible
+        (F, 16, 16) bool.
+    """
+    from facebehavior.face.align import crop_matrices, invert_affine, warp_faces
+
+    f = len(detections)
+    thumbs = np.full((f, _DESC_SIZE, _DESC_SIZE, 3), np.nan, np.float32)
+    visible = np.zeros((f, _DESC_SIZE, _DESC_SIZE), bool)
     kp = detections.keypoints.astype(np.float64)
     spread = np.nan_to_num((kp - kp.mean(axis=1, keepdims=True)) ** 2).sum(axis=(1, 2))
     ok = np.isfinite(kp).all(axis=(1, 2)) & (spread > 1e-2)
     if not ok.any():
-        return out
+        return thumbs, visible
     mats = crop_matrices(kp[ok], _DESC_SIZE, "arcface", _DESC_MARGIN)
-    crops = warp_faces(images, detections.frame_index[ok], mats, _DESC_SIZE, border="replicate")
-    out[ok] = _describe(crops.astype(np.float32))
-    return out
+    thumbs[ok] = warp_faces(images, detections.frame_index[ok], mats, _DESC_SIZE, border="replicate")
+    inv = invert_affine(mats)
+    v, u = np.mgrid[0:_DESC_SIZE, 0:_DESC_SIZE].astype(np.float64)
+    x = inv[:, 0, 0, None, None] * u + inv[:, 0, 1, None, None] * v + inv[:, 0, 2, None, None]
+    y = inv[:, 1, 0, None, None] * u + inv[:, 1, 1, None, None] * v + inv[:, 1, 2, None, None]
+    h, w = images.shape[1:3]
+    visible[ok] = (x >= -0.5) & (x <= w - 0.5) & (y >= -0.5) & (y <= h - 0.5)
+    return thumbs, visible
 
 
-def _describe(crops: np.ndarray) -> np.ndarray:
-    """(F, 16, 16, 3) float crops → (F, 448) unit descriptors."""
-    f = crops.shape[0]
-    grey16 = (crops @ np.array([0.299, 0.587, 0.114], np.float32)).reshape(f, -1)  # (F, 256)
-    col8 = crops.reshape(f, 8, 2, 8, 2, 3).mean(axis=(2, 4))  # (F, 8, 8, 3)
-    # Colour as chromaticity-ish: per channel z-scored jointly so brightness changes cancel.
-    col = col8.reshape(f, -1)
-    desc = np.concatenate([_zscore(grey16), _zscore(col)], axis=1) / np.sqrt(2.0)
+_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def _describe(thumbs: np.ndarray) -> np.ndarray:
+    """(F, 16, 16, 3) float thumbnails → (F, 448) unit descriptors (NaN rows stay NaN)."""
+    f = thumbs.shape[0]
+    grey16 = (thumbs @ _LUMA).reshape(f, -1)  # (F, 256)
+    col8 = thumbs.reshape(f, 8, 2, 8, 2, 3).mean(axis=(2, 4)).reshape(f, -1)  # (F, 192)
+    # Each part z-scored on its own, so the two halves weigh equally and brightness cancels.
+    desc = np.concatenate([_zscore(grey16), _zscore(col8)], axis=1) / np.sqrt(2.0)
     return desc.astype(np.float32)
+
+
+def _masked_similarity(gallery: np.ndarray, thumb: np.ndarray, visible: np.ndarray) -> np.ndarray:
+    """Descriptor cosine between gallery thumbnails and one partly visible thumbnail.
+
+    Both sides are described from the visible pixels only, so a face cut by the frame edge can
+    be compared with complete views. With every pixel visible this equals ``_describe``'s cosine.
+
+    Args:
+        gallery: (G, 16, 16, 3) complete thumbnails.
+        thumb: (16, 16, 3) the partly visible one.
+        visible: (16, 16) bool.
+
+    Returns:
+        (G,) similarities in [-1, 1].
+    """
+    g = gallery.shape[0]
+    m16 = visible.reshape(-1)
+    m8 = visible.reshape(8, 2, 8, 2).all(axis=(1, 3))
+    m8 = np.repeat(m8.reshape(-1, 1), 3, axis=1).reshape(-1)
+    both = np.concatenate([gallery, thumb[None]], axis=0)
+    grey = (both @ _LUMA).reshape(g + 1, -1)[:, m16]
+    col = both.reshape(g + 1, 8, 2, 8, 2, 3).mean(axis=(2, 4)).reshape(g + 1, -1)[:, m8]
+    zg, zc = _zscore(grey), _zscore(col)
+    return 0.5 * (zg[:g] @ zg[g] + zc[:g] @ zc[g])
 
 
 @dataclass
@@ -97,6 +141,7 @@ class _Track:
     box: np.ndarray  # (4,) last box
     velocity: np.ndarray  # (4,) per-frame box change (smoothed)
     descriptor: np.ndarray | None  # (D,) unit vector (smoothed) or None
+    thumb: np.ndarray | None  # (16, 16, 3) smoothed thumbnail (image input only) or None
     last_seen: int  # frame counter of the last match
     first_seen: int
     hits: int = 1
@@ -189,33 +234,55 @@ class FaceTracker:
                 f"detections refer to frame {int(detections.frame_index.max())} but the batch has "
                 f"{num_frames} frames"
             )
+        thumbs = visible = None
         if descriptors is None and images is not None:
-            descriptors = appearance_descriptors(images, detections)
+            thumbs, visible = _thumbnails(images, detections)
+            descriptors = _describe(thumbs)
         if descriptors is not None and len(descriptors) != f:
             raise ValueError(f"descriptors has {len(descriptors)} rows for {f} detections")
         usable = np.ones(f, bool) if descriptors is None else np.isfinite(descriptors).all(axis=1)
         # A face cut by the frame edge gives an unreliable descriptor: such faces are linked by
-        # motion only, never re-identified, and do not update their track's appearance.
+        # motion, never update their track's appearance, and are re-identified only on the
+        # pixels they show (``partial``), and only if they show at least half the thumbnail.
+        partial = np.zeros(f, bool)
         if images is None:
-            inside = np.ones(f, bool)
+            reliable = usable
         else:
             b = detections.boxes
-            inside = (
-                (b[:, 0] >= 0) & (b[:, 1] >= 0) & (b[:, 2] <= images.shape[2]) & (b[:, 3] <= images.shape[1])
-            )
-        inside &= usable  # a face without a usable descriptor is treated like a cut-off one
+            h, w = images.shape[1:3]
+            in_frame = (b[:, 0] >= 0) & (b[:, 1] >= 0) & (b[:, 2] <= w) & (b[:, 3] <= h)
+            if visible is not None:
+                frac = visible.mean(axis=(1, 2))
+                reliable = usable & in_frame & (frac >= 0.8)
+                partial = usable & ~reliable & (frac >= 0.5)
+            else:
+                reliable = usable & in_frame
         ids = np.full(f, -1, np.int64)
         order = np.argsort(detections.frame_index, kind="stable")
         bounds = np.searchsorted(detections.frame_index[order], np.arange(num_frames + 1))
         for k in range(num_frames):
             sel = order[bounds[k] : bounds[k + 1]]
             self._frame += 1
-            d = None if descriptors is None else descriptors[sel]
-            ids[sel] = self._step(detections.boxes[sel].astype(np.float64), d, inside[sel])
+            ids[sel] = self._step(
+                detections.boxes[sel].astype(np.float64),
+                None if descriptors is None else descriptors[sel],
+                reliable[sel],
+                partial[sel],
+                None if thumbs is None else thumbs[sel],
+                None if visible is None else visible[sel],
+            )
         return replace(detections, face_id=ids)
 
     # ------------------------------------------------------------------------------------ internals
-    def _step(self, boxes: np.ndarray, desc: np.ndarray | None, inside: np.ndarray) -> np.ndarray:
+    def _step(
+        self,
+        boxes: np.ndarray,
+        desc: np.ndarray | None,
+        reliable: np.ndarray,
+        partial: np.ndarray,
+        thumbs: np.ndarray | None,
+        visible: np.ndarray | None,
+    ) -> np.ndarray:
         now = self._frame
         self._tracks = [t for t in self._tracks if now - t.last_seen <= self.reid_max_age]
         n = boxes.shape[0]
@@ -236,7 +303,7 @@ class FaceTracker:
             cost = (1.0 - iou) + np.minimum(dist, 2.0)
             sim = self._similarity(recent, desc)
             if sim is not None:
-                known = ~np.isnan(sim) & inside[None]
+                known = ~np.isnan(sim) & reliable[None]
                 ok &= ~known | (sim >= self.appearance_gate)
                 cost = cost + self.appearance_weight * np.where(known, 1.0 - sim, 0.0)
             for ti, di in self._assign(cost, ok):
@@ -244,19 +311,27 @@ class FaceTracker:
             unmatched = [i for i in range(n) if i not in assigned]
 
         # 2. Re-identify remaining detections among tracks not matched in this frame.
-        unmatched = [i for i in unmatched if inside[i]]
+        unmatched = [i for i in unmatched if reliable[i] or partial[i]]
         if unmatched and desc is not None:
             taken = {id(t) for t in assigned.values()}
             gallery = [t for t in self._tracks if id(t) not in taken and t.descriptor is not None]
             if gallery:
-                sim = np.stack([t.descriptor for t in gallery]) @ desc[unmatched].T
+                sim = np.stack([t.descriptor for t in gallery]) @ desc[unmatched].T  # (G, U)
+                for ui, i in enumerate(unmatched):
+                    if partial[i]:
+                        sim[:, ui] = -1.0
+                        with_thumb = [gi for gi, t in enumerate(gallery) if t.thumb is not None]
+                        if with_thumb and thumbs is not None and visible is not None:
+                            g = np.stack([gallery[gi].thumb for gi in with_thumb])
+                            sim[with_thumb, ui] = _masked_similarity(g, thumbs[i], visible[i])
                 for gi, ui in self._assign(1.0 - sim, sim >= self.reid_threshold):
                     assigned[unmatched[ui]] = gallery[gi]
                     logger.debug("frame %d: re-identified face %d", now, gallery[gi].face_id)
 
         # 3. New tracks; update matched ones.
         for i in range(n):
-            d = None if desc is None or not inside[i] else desc[i]
+            d = desc[i] if desc is not None and reliable[i] else None
+            th = thumbs[i] if thumbs is not None and reliable[i] else None
             t = assigned.get(i)
             if t is None:
                 t = _Track(
@@ -264,6 +339,7 @@ class FaceTracker:
                     box=boxes[i].copy(),
                     velocity=np.zeros(4),
                     descriptor=None if d is None else d.copy(),
+                    thumb=None if th is None else th.copy(),
                     last_seen=now,
                     first_seen=now,
                 )
@@ -278,40 +354,59 @@ class FaceTracker:
                 t.box = boxes[i].copy()
                 t.last_seen = now
                 t.hits += 1
-                if d is not None:
-                    if t.descriptor is None:
-                        t.descriptor = d.copy()
-                    else:
-                        m = self.descriptor_momentum
-                        v = m * t.descriptor + (1 - m) * d
-                        t.descriptor = v / max(float(np.linalg.norm(v)), 1e-6)
+                self._update_appearance(t, d, th)
             out[i] = t.face_id
-        self._relabel_young(out)
+        self._relabel_young(out, partial, thumbs, visible)
         return out
 
-    def _relabel_young(self, out: np.ndarray) -> None:
-        """Give a young track the identity of a lost track it turns out to resemble."""
+    def _update_appearance(self, t: _Track, d: np.ndarray | None, th: np.ndarray | None) -> None:
+        """Exponential moving average of a track's thumbnail (or, without one, its descriptor)."""
+        m = self.descriptor_momentum
+        if th is not None:
+            t.thumb = th.copy() if t.thumb is None else m * t.thumb + (1 - m) * th
+            t.descriptor = _describe(t.thumb[None])[0]
+        elif d is not None:
+            if t.descriptor is None:
+                t.descriptor = d.copy()
+            else:
+                v = m * t.descriptor + (1 - m) * d
+                t.descriptor = v / max(float(np.linalg.norm(v)), 1e-6)
+
+    def _relabel_young(
+        self,
+        out: np.ndarray,
+        partial: np.ndarray,
+        thumbs: np.ndarray | None,
+        visible: np.ndarray | None,
+    ) -> None:
+        """Give a young track the identity of a lost track it turns out to resemble.
+
+        Compared by its smoothed descriptor once it has been seen whole, or before that by the
+        visible part of its current, partly cut-off view.
+        """
         now = self._frame
-        young = [
-            t for t in self._tracks if now - t.first_seen < self.young_frames and t.descriptor is not None
-        ]
-        if not young:
-            return
         active = {t.face_id for t in self._tracks if t.last_seen == now}
-        for t in young:
-            if t.last_seen != now:
-                continue
+        for t in [t for t in self._tracks if now - t.first_seen < self.young_frames and t.last_seen == now]:
             lost = [
                 g
                 for g in self._tracks
-                if g is not t
-                and g.face_id not in active
-                and g.descriptor is not None
-                and g.first_seen < t.first_seen
+                if g is not t and g.face_id not in active and g.first_seen < t.first_seen
             ]
+            i = int(np.nonzero(out == t.face_id)[0][0])
+            if t.descriptor is not None:
+                lost = [g for g in lost if g.descriptor is not None]
+                sim = np.array([float(g.descriptor @ t.descriptor) for g in lost])
+            elif partial[i] and thumbs is not None and visible is not None:
+                lost = [g for g in lost if g.thumb is not None]
+                sim = (
+                    _masked_similarity(np.stack([g.thumb for g in lost]), thumbs[i], visible[i])
+                    if lost
+                    else []
+                )
+            else:
+                continue
             if not lost:
                 continue
-            sim = np.array([float(g.descriptor @ t.descriptor) for g in lost])
             best = int(np.argmax(sim))
             if sim[best] >= self.reid_threshold:
                 g = lost[best]
@@ -319,6 +414,10 @@ class FaceTracker:
                 out[out == t.face_id] = g.face_id
                 g.box, g.velocity, g.last_seen = t.box, t.velocity, t.last_seen
                 g.hits += t.hits
+                if t.thumb is not None:
+                    self._update_appearance(g, t.descriptor, t.thumb)
+                elif t.descriptor is not None:
+                    self._update_appearance(g, t.descriptor, None)
                 self._tracks.remove(t)
                 active.add(g.face_id)
 
