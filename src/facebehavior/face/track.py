@@ -11,6 +11,10 @@ survives short detector misses, and comes back when a face leaves the frame and 
 3. Anything left starts a new track with a new id. A young track that turns out to look like a
    lost one (its first frames may have shown the face cut by the frame edge) is re-labelled.
 
+A face cut by the frame edge is never used to update a track's appearance; it is linked by motion
+and re-identified (steps 2 and 3) from the visible part of its thumbnail only, compared with the
+same pixels of the gallery's complete views, once at least half of the thumbnail is in view.
+
 The appearance descriptor is deliberately cheap: a 16×16 loosely aligned crop, as a
 normalised grey thumbnail plus an 8×8 colour thumbnail (hair, skin and clothing colour
 separate people well within one video). It identifies faces within one source, not across
