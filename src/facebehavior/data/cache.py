@@ -467,7 +467,7 @@ class FaceCache(_torch_dataset_base()):  # type: ignore[misc]
     def crop(self, i: int) -> np.ndarray:
         """(S, S, 3) uint8 crop of item ``i`` (a row of ``self.table``)."""
         r = int(self.found[i])
-        return np.asarray(self._crops[r // self.shard_size][r % self.shard_size])
+        return np.array(self._crops[r // self.shard_size][r % self.shard_size])  # a writable copy
 
     def read_images(self, table: LabelTable, index: Iterable[int]) -> list[np.ndarray]:
         """Crops of rows ``index`` of ``table`` (which must be ``self.table``): the adapter protocol."""

@@ -1,0 +1,35 @@
+"""``facebehavior prepare``: the CLI over the face-crop cache."""
+
+from __future__ import annotations
+
+from facebehavior.cli import main
+from facebehavior.data.cache import FaceCache
+from test_cache import make_corpus
+
+
+def test_prepare_cli_builds_and_resumes(tmp_path, capsys):
+    manifest = make_corpus(tmp_path / "corpus")
+    out = tmp_path / "cache"
+    args = ["prepare", "manifest", str(manifest), "--split", "train", "-o", str(out), "--size", "96",
+            "--shard-size", "3", "--option", 'corpus="mine"']  # fmt: skip
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "3 faces, 1 without a face, 1 unreadable (2 shards built now, 0 were complete)" in text
+    cache = FaceCache(out / "train")
+    assert cache.table.corpus == "mine" and cache.crop(0).shape == (96, 96, 3)
+    assert main(args) == 0
+    assert "(0 shards built now, 2 were complete)" in capsys.readouterr().out
+    # Other settings into the same folder are refused with an actionable message.
+    assert main([*args[:-4], "--size", "64"]) == 2
+
+
+def test_prepare_reports_missing_corpus(tmp_path, caplog):
+    assert (
+        main(["prepare", "disfa", str(tmp_path / "nope"), "--split", "fold1_test", "-o", str(tmp_path)]) == 2
+    )
+    assert "ActionUnit_Labels" in caplog.text
+    assert (
+        main(["prepare", "disfa", str(tmp_path), "--split", "x", "-o", str(tmp_path), "--detector", "nope"])
+        == 2
+    )
+    assert "nope" in caplog.text
