@@ -49,6 +49,9 @@ logger = logging.getLogger(__name__)
 # whose faces are all smaller than this go to the full-range model.
 SMALL_FACE_FRACTION = 0.2
 
+# The bundled affect model ``model="default"`` loads (recipes/default_model.yaml trains it).
+DEFAULT_MODEL_FILE = "fbn_mobile_ferplus.safetensors"
+
 
 @dataclass(frozen=True)
 class Chunk:
@@ -76,9 +79,17 @@ class Chunk:
 
 @dataclass
 class _SourceState:
-    """What carries over from one batch of a source to the next."""
+    """What carries over from one batch of a source to the next.
+
+    Attributes:
+        tracker: the ``FaceTracker`` giving face ids.
+        video: the source is a frame sequence (video, webcam, array), not a still image.
+        calibrator: per-person geometric baseline (``--geometry`` on videos only).
+    """
 
     tracker: Any = None
+    video: bool = True
+    calibrator: Any = None
 
 
 @dataclass
@@ -141,7 +152,8 @@ class Analyzer:
             (``"blazeface_short"``, ``"blazeface_full"``, ``"mtcnn"``), or a ``FaceDetector`` object.
         landmarks: run FaceMesh (needed for head pose and geometry); ``False`` aligns on the
             detector's 5 keypoints; or a landmarker object.
-        model: ``"default"`` (the bundled affect model, if this installation ships one), a
+        model: ``"default"`` (the bundled affect model ``weights/fbn_mobile_ferplus.safetensors``,
+            if this installation ships it), a
             checkpoint path, ``None`` for faces only, or a ``(model, WeightSpec)`` pair.
         geometry: add geometric AU evidence columns computed from the landmarks.
         device: torch device for every network.
@@ -342,7 +354,7 @@ class Analyzer:
         faces = self._landmark_faces(images) if self.uses_landmarks else self._detect(images)
         faces.face_id = self._track(state, frames, faces)
         no_face = int(len(frames) - np.unique(faces.frame_index).size)
-        return self._rows(frames, faces), no_face
+        return self._rows(frames, faces, state), no_face
 
     # ------------------------------------------------------------------ sources
     def _run_array(self, arr: np.ndarray) -> Iterator[Chunk]:
@@ -376,6 +388,7 @@ class Analyzer:
                 downscale=self.downscale_huge,
             )
             frames = Frames(img[None], np.zeros(1, np.int64), np.zeros(1), src.path)
+            state.video = False  # geometry against the population neutral, no per-person baseline
             rows, no_face = self.process(frames, state)
             if no_face:
                 logger.info("%s: no face found", src.path)
@@ -566,7 +579,7 @@ class Analyzer:
         return np.asarray(state.tracker.update(dets, frames.images).face_id, np.int64)
 
     # ------------------------------------------------------------------ rows
-    def _rows(self, frames: Frames, faces: _Faces) -> Any:
+    def _rows(self, frames: Frames, faces: _Faces, state: _SourceState) -> Any:
         import pandas as pd
 
         f = len(faces)
@@ -590,7 +603,11 @@ class Analyzer:
             pose = np.full((f, 3), np.nan, np.float32)
         cols["pose_pitch"], cols["pose_yaw"], cols["pose_roll"] = pose[:, 0], pose[:, 1], pose[:, 2]
         if self.geometry:
-            cols.update(_geometry(faces.landmarks, faces.face_id))
+            if state.video and state.calibrator is None:
+                from facebehavior.temporal.calibration import PersonCalibrator
+
+                state.calibrator = PersonCalibrator()
+            cols.update(_geometry(faces.landmarks, faces.face_id, state.calibrator))
         self._resolve_model()
         if self._spec is not None:
             cols.update(self._predict(frames.images, faces))
@@ -691,7 +708,7 @@ def _restore_tracker(state: dict) -> Any:
 def _default_model_path() -> Path | None:
     from facebehavior.models.weights import packaged_weights_dir
 
-    path = packaged_weights_dir() / "default.safetensors"
+    path = packaged_weights_dir() / DEFAULT_MODEL_FILE
     return path if path.is_file() else None
 
 
@@ -703,13 +720,13 @@ def _geometry_columns() -> list[str]:
     return [*m, *e]
 
 
-def _geometry(landmarks: np.ndarray | None, face_ids: np.ndarray) -> dict[str, np.ndarray]:
+def _geometry(landmarks: np.ndarray | None, face_ids: np.ndarray, calibrator: Any) -> dict[str, np.ndarray]:
     from facebehavior.face import geometry
 
     f = len(face_ids)
     if landmarks is None or f == 0:
         return {n: np.full(f, np.nan, np.float32) for n in _geometry_columns()}
-    return geometry.geometry_columns(landmarks, face_ids=face_ids)
+    return geometry.geometry_columns(landmarks, face_ids=face_ids, calibrator=calibrator)
 
 
 def _au_number(label: str) -> int | None:
