@@ -177,9 +177,32 @@ def test_fera_partitions(tmp_path):
     bp4d_tree(tmp_path / "BP4D-development", ["F001"])
     with pytest.raises(ValueError, match="share subjects"):
         ds.load("dev")
-    bp4d_tree(tmp_path / "f17" / "Train", ["F001"])
-    with pytest.raises(DatasetNotFoundError, match="Valid"):
-        create_dataset("fera2017", tmp_path / "f17")
+
+
+def test_fera2017_pose_videos(tmp_path):
+    occ = "Frame,AU01,AU04,AU06,AU07,AU10,AU12,AU14,AU15,AU17,AU23\n"
+    write(
+        tmp_path / "Train_Occ/FERA17_TR_F001_T1.csv", occ + "1,1,0,0,0,0,0,0,0,0,0\n2,9,0,0,0,0,1,0,0,0,0\n"
+    )
+    write(tmp_path / "Train_Int/FERA17_TR_F001_T1_AU12_Int.csv", "1,0\n2,4\n")
+    write(tmp_path / "Train_Video/FERA17_TR_F001_T1_6.mp4", "")
+    write(tmp_path / "Train_Video/FERA17_TR_F001_T1_1.mp4", "")
+    write(tmp_path / "Valid_Occ/FERA17_VA_F002_T1.csv", occ + "1,0,0,0,0,0,0,0,0,0,0\n")
+    write(tmp_path / "Valid_Video/FERA17_VA_F002_T1_6.mp4", "")
+    ds = create_dataset("fera2017", tmp_path)
+    t = ds.load("train")
+    assert t.image.tolist() == ["Train_Video/FERA17_TR_F001_T1_6.mp4"] * 2 and t.frame.tolist() == [0, 1]
+    j1, j12 = t.aus.index(1), t.aus.index(12)
+    assert not t.au_mask[1, j1] and t.au_occurrence[1, j12] == 1
+    assert t.au_intensity[1, j12] == 4 and t.au_intensity_mask[1, j12] and not t.au_intensity_mask[1, j1]
+    assert set(ds.load("valid").subject) == {"F002"}
+    assert create_dataset("fera2017", tmp_path, pose=1).load("train").image[0].endswith("_1.mp4")
+    with pytest.raises(DatasetNotFoundError, match="FERA17_VA_F002_T1_3.mp4"):
+        create_dataset("fera2017", tmp_path, pose=3).load("valid")
+    bad = write(tmp_path / "Train_Int/FERA17_TR_F001_T1_AU12_Int.csv", "1,0\n2,6\n")
+    with pytest.raises(LabelFormatError) as e:
+        ds.load("train")
+    assert_format_error(e, bad, 2)
 
 
 # ------------------------------------------------------------------------------------- Aff-Wild2
@@ -419,7 +442,7 @@ EXPECTED = {
     "disfa": "ActionUnit_Labels",
     "emotionet": "emotionet_manual.csv",
     "fera2015": "BP4D-training",
-    "fera2017": "Train",
+    "fera2017": "FERA17_TR_F001_T1.csv",
     "manifest": "manifest.csv",
     "rafdb": "list_patition_label.txt",
     "rafdb_compound": "list_patition_label.txt",

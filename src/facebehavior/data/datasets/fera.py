@@ -1,22 +1,33 @@
-"""FERA 2015 and FERA 2017 challenge partitions of BP4D (Valstar et al., 2015 / 2017).
+"""FERA 2015 and FERA 2017: the challenge partitions of BP4D (Valstar et al., 2015 / 2017).
 
-Both challenges ship BP4D material in the BP4D coding format (see ``bp4d``), one folder per
+FERA 2015 ships BP4D material in the BP4D coding format (see ``bp4d``), one folder per
 partition, subject-exclusive by the organisers' design (the adapter checks it)::
 
-    FERA2015/                                 FERA2017/
-      BP4D-training/                            Train/
-        AUCoding/AU_OCC/F001_T1.csv               AUCoding/AU_OCC/F001_T1.csv
-        AUCoding/AU_INT/AU06/F001_T1_AU06.csv     AUCoding/AU_INT/AU01/F001_T1_AU01.csv
-        Sequences/F001/T1/<frame>.jpg             Sequences/F001/T1/<frame>.jpg   (frames of one view)
-      BP4D-development/ (same)                  Valid/ (same)
+    FERA2015/
+      BP4D-training/
+        AUCoding/AU_OCC/F001_T1.csv
+        AUCoding/AU_INT/AU06/F001_T1_AU06.csv
+        Sequences/F001/T1/<frame>.jpg
+      BP4D-development/ (same)
 
-FERA2015 splits ``train``/``dev``: occurrence of AUs 1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23 and
-intensity of AUs 6, 10, 12, 14, 17 (``schema.au_subset("fera2015_intensity")``). FERA2017
-splits ``train``/``valid``: occurrence of the 10 AUs of ``schema.au_subset("fera2017")`` and
-intensity of AUs 1, 4, 6, 10, 12, 14, 17. FERA2017 renders each sequence from 9 head poses; the
-challenge videos are per view, so extract the frames of the view you train on into
-``Sequences/<subject>/<task>/`` (``facebehavior prepare`` then caches them) — the partition
-folder names are arguments (``partitions=``) for releases that name them differently.
+Splits ``train``/``dev``: occurrence of AUs 1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23 and intensity
+of AUs 6, 10, 12, 14, 17 (``schema.au_subset("fera2015_intensity")``). ``partitions=`` renames
+the folders for copies that name them differently.
+
+FERA 2017 renders every BP4D sequence from 9 head poses and ships one video per pose, with the
+partition in each file name (``TR`` training, ``VA`` validation); the sub-folders they sit in
+are found by name, so the release's folder names do not matter::
+
+    FERA2017/
+      …/FERA17_TR_F001_T1_1.mp4 … FERA17_TR_F001_T1_9.mp4   # video of pose 1..9
+      …/FERA17_TR_F001_T1.csv          # occurrence: header "Frame,AU01,…"; one row per video frame
+      …/FERA17_TR_F001_T1_AU01_Int.csv  # intensity: "frame,intensity" lines (0–5; 9 = uncoded)
+      …/FERA17_VA_F002_T1_6.mp4, …     # validation partition
+
+Rows of an occurrence file label the video's frames in order (row ``i`` → frame ``i``), as the
+challenge's readers align them. Splits ``train``/``valid``: occurrence of the 10 AUs of
+``schema.au_subset("fera2017")`` and intensity of AUs 1, 4, 6, 10, 12, 14, 17; ``pose`` (default
+6, the near-frontal view most papers train on) picks the video.
 """
 
 from __future__ import annotations
@@ -28,8 +39,19 @@ from typing import ClassVar
 
 import numpy as np
 
-from facebehavior.data.datasets.base import DatasetAdapter, DatasetNotFoundError, register_dataset
-from facebehavior.data.datasets.bp4d import _FACSSequences
+from facebehavior.data.datasets._common import (
+    VIDEO_SUFFIXES,
+    VideoFramesMixin,
+    concat_tables,
+    table_from_rows,
+)
+from facebehavior.data.datasets.base import (
+    DatasetAdapter,
+    DatasetNotFoundError,
+    LabelFormatError,
+    register_dataset,
+)
+from facebehavior.data.datasets.bp4d import UNCODED, _FACSSequences, read_au_int, read_au_occ
 from facebehavior.data.labels import LabelTable
 from facebehavior.schema import au_subset
 
@@ -104,12 +126,87 @@ class FERA2015(_FERA):
 
 
 @register_dataset("fera2017")
-class FERA2017(_FERA):
-    """FERA 2017: ``train`` and ``valid`` partitions (occurrence of 10 AUs, intensity of 7)."""
+class FERA2017(VideoFramesMixin, DatasetAdapter):
+    """FERA 2017: ``train`` and ``valid`` partitions (occurrence of 10 AUs, intensity of 7).
+
+    Args:
+        root: folder holding the release (searched recursively for ``FERA17_*`` files).
+        pose: head pose 1..9 whose videos serve the frames.
+        aus: AU columns (default ``schema.au_subset("fera2017")``).
+    """
 
     name = "fera2017"
     splits = ("train", "valid")
-    default_partitions = {"train": "Train", "valid": "Valid"}
-    default_aus = au_subset("fera2017")
-    expected_files = ("Train/AUCoding/AU_OCC/", "Valid/AUCoding/AU_OCC/")
+    prefixes = {"train": "FERA17_TR_", "valid": "FERA17_VA_"}
+    expected_files = ("FERA17_TR_F001_T1.csv", "FERA17_TR_F001_T1_6.mp4", "FERA17_TR_F001_T1_AU01_Int.csv")
     hint = "FERA 2017 data come from the BP4D owners; see docs/datasets.md#fera."
+
+    def __init__(
+        self, root: str | Path, *, pose: int = 6, aus: Sequence[int] = au_subset("fera2017")
+    ) -> None:
+        super().__init__(root)
+        if not 1 <= int(pose) <= 9:
+            raise ValueError(f"FERA 2017 has poses 1..9, got {pose}")
+        self.pose = int(pose)
+        self.aus = tuple(int(a) for a in aus)
+        if not self.root.is_dir():
+            raise DatasetNotFoundError(
+                f"fera2017: folder {self.root} does not exist; expected it to hold "
+                f"{', '.join(self.expected_files)} (any sub-folders). {self.hint}"
+            )
+
+    def load(self, split: str) -> LabelTable:
+        """Frames of one partition's sequences in the chosen pose."""
+        prefix = self.prefixes[self.check_split(split)]
+        files: dict[str, Path] = {}
+        for p in self.root.rglob(f"{prefix}*"):
+            files.setdefault(p.name, p)
+        occ = sorted(n for n in files if n.endswith(".csv") and n.count("_") == 3)
+        if not occ:
+            raise DatasetNotFoundError(
+                f"fera2017: no {prefix}<subject>_<task>.csv occurrence files under {self.root} "
+                f"(expected e.g. {prefix}F001_T1.csv, {prefix}F001_T1_{self.pose}.mp4). {self.hint}"
+            )
+        tables = []
+        for name in occ:
+            seq = name[len(prefix) : -len(".csv")]
+            video = next(
+                (files[f"{prefix}{seq}_{self.pose}{ext}"] for ext in VIDEO_SUFFIXES
+                 if f"{prefix}{seq}_{self.pose}{ext}" in files),
+                None,
+            )  # fmt: skip
+            if video is None:
+                raise DatasetNotFoundError(
+                    f"fera2017: no pose-{self.pose} video {prefix}{seq}_{self.pose}.mp4 for {files[name]}. "
+                    f"{self.hint}"
+                )
+            tables.append(self._sequence(files, prefix, seq, files[name], video, split))
+        return concat_tables(tables, split)
+
+    def _sequence(self, files, prefix: str, seq: str, occ_path: Path, video: Path, split: str) -> LabelTable:
+        frames, codes = read_au_occ(occ_path)
+        n, na = len(frames), len(self.aus)
+        occ = np.zeros((n, na), np.float32)
+        mask = np.zeros((n, na), bool)
+        inten = np.zeros((n, na), np.float32)
+        imask = np.zeros((n, na), bool)
+        for j, a in enumerate(self.aus):
+            if a in codes:
+                mask[:, j] = codes[a] != UNCODED
+                occ[:, j] = codes[a] == 1
+            int_name = f"{prefix}{seq}_AU{a:02d}_Int.csv"
+            if int_name in files:
+                f_int, v = read_au_int(files[int_name])
+                if len(v) != n:
+                    raise LabelFormatError(
+                        files[int_name], 0, f"{len(v)} intensity lines but {n} frames in {occ_path.name}"
+                    )
+                inten[:, j] = np.where(v == UNCODED, 0, v)
+                imask[:, j] = v != UNCODED
+        subject = seq.split("_")[0]
+        rel = str(video.relative_to(self.root))
+        return table_from_rows(
+            self.name, split, self.root, image=[rel] * n, subject=[subject] * n, video=[seq] * n,
+            frame=np.arange(n), aus=self.aus, au_occurrence=occ, au_mask=mask,
+            au_intensity=inten, au_intensity_mask=imask,
+        )  # fmt: skip
