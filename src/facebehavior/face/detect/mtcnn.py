@@ -238,7 +238,8 @@ def nms(
         h = (torch.minimum(b[i, 3], b[rest, 3]) - torch.maximum(b[i, 1], b[rest, 1]) + one).clamp(min=0)
         inter = w * h
         denom = torch.minimum(area[i], area[rest]) if method == "min" else area[i] + area[rest] - inter
-        order = rest[inter / denom <= iou_threshold]
+        # zero-area boxes overlap nothing (as in torchvision) instead of producing 0/0
+        order = rest[inter / denom.clamp(min=1e-12) <= iou_threshold]
     return torch.stack(keep)
 
 
