@@ -244,6 +244,15 @@ def test_affwild2_merge_masks_and_other(tmp_path):
     assert set(only_va.video) == {"v1"}
 
 
+def test_affwild2_release_folder_names(tmp_path):
+    root = affwild2_tree(tmp_path / "a")
+    (root / "Annotations").rename(root / "6th ABAW Annotations")
+    (root / "Faces").mkdir()
+    (root / "cropped_aligned").rename(root / "Faces" / "cropped_aligned")
+    t = create_dataset("affwild2", root).load("train")
+    assert len(t) == 5 and t.image[0] == "Faces/cropped_aligned/v1/00001.jpg"
+
+
 def test_affwild2_malformed(tmp_path):
     root = affwild2_tree(tmp_path)
     bad = write(
@@ -359,6 +368,10 @@ def test_afewva_folds_and_scaling(tmp_path):
     for k in range(1, 6):
         tr, te = ds.load(f"fold{k}_train"), ds.load(f"fold{k}_test")
         assert set(tr.subject).isdisjoint(te.subject) and len(tr) + len(te) == 12
+    nested = afewva_tree(tmp_path / "nested" / "01")  # the release's zip parts kept as folders
+    tn = create_dataset("afewva", tmp_path / "nested").load("all")
+    assert len(tn) == 12 and tn.image[0] == "01/001/00000.png" and tn.video[0] == "001"
+    assert (nested / "001/00000.png").is_file()
     bad = write(tmp_path / "003/003.json", '{"actor": "Ann",\n "frames": {,}}')
     with pytest.raises(LabelFormatError) as e:
         ds.load("all")

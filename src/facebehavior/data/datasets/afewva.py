@@ -9,8 +9,10 @@ Official layout of the owners' release (one zip per 50 clips, unpacked side by s
         00001.png …
       002/ …
 
-Valence and arousal are integers in -10..10, scaled to [-1, 1] (÷ 10). ``extra["landmarks68"]``
-(N, 68, 2) float32 holds the annotated landmarks in image pixels (NaN where a frame has none).
+Copies that keep the release's zip parts as folders (``01/001/001.json`` …) work too: clip
+folders are searched one level deeper. Valence and arousal are integers in -10..10, scaled to
+[-1, 1] (÷ 10). ``extra["landmarks68"]`` (N, 68, 2) float32 holds the annotated landmarks in
+image pixels (NaN where a frame has none).
 ``subject`` is the ``actor`` field, ``video`` the clip id, ``frame`` the frame number.
 
 Protocol: AFEW-VA has no official split; papers use subject-independent k-fold CV. Splits
@@ -21,6 +23,7 @@ Protocol: AFEW-VA has no official split; papers use subject-independent k-fold C
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +46,8 @@ from facebehavior.data.labels import LabelTable
 
 __all__ = ["AFEWVA", "NUM_FOLDS"]
 
+logger = logging.getLogger(__name__)
+
 NUM_FOLDS = 5
 HINT = "AFEW-VA is distributed by its authors; see docs/datasets.md#afew-va."
 
@@ -64,7 +69,11 @@ class AFEWVA(DatasetAdapter):
         if not self.root.is_dir():
             raise DatasetNotFoundError(f"afewva: folder {self.root} does not exist; expected "
                                        f"{', '.join(self.expected_files)}. {HINT}")  # fmt: skip
-        files = sorted(p / f"{p.name}.json" for p in self.root.iterdir() if (p / f"{p.name}.json").is_file())
+        dirs = [p for p in self.root.iterdir() if p.is_dir()]
+        dirs += [q for p in dirs for q in p.iterdir() if q.is_dir()]
+        files = sorted(
+            (p / f"{p.name}.json" for p in dirs if (p / f"{p.name}.json").is_file()), key=lambda p: p.name
+        )
         if not files:
             raise DatasetNotFoundError(
                 f"afewva: no <clip>/<clip>.json files under {self.root} "
@@ -76,7 +85,7 @@ class AFEWVA(DatasetAdapter):
     def load(self, split: str) -> LabelTable:
         """Annotated frames of ``split``."""
         self.check_split(split)
-        parsed = [_read_clip(p) for p in self.clips()]
+        parsed = [_read_clip(p, self.root) for p in self.clips()]
         keep = {c[0] for c in parsed}
         fold = parse_fold(split, NUM_FOLDS)
         if fold is not None:
@@ -88,6 +97,7 @@ class AFEWVA(DatasetAdapter):
             if actor not in keep:
                 continue
             files = frame_files(self.root / clip)
+            video_id = Path(clip).name
             for f, (v, a, pts) in frames.items():
                 total += 1
                 if f not in files:
@@ -95,7 +105,7 @@ class AFEWVA(DatasetAdapter):
                     continue
                 image.append(f"{clip}/{files[f]}")
                 subject.append(actor)
-                video.append(clip)
+                video.append(video_id)
                 frame.append(f)
                 va.append((v / 10.0, a / 10.0))
                 lm.append(pts)
@@ -108,7 +118,8 @@ class AFEWVA(DatasetAdapter):
         )  # fmt: skip
 
 
-def _read_clip(path: Path) -> tuple[str, str, dict[int, tuple[float, float, np.ndarray]]]:
+def _read_clip(path: Path, root: Path) -> tuple[str, str, dict[int, tuple[float, float, np.ndarray]]]:
+    """(actor, clip folder relative to ``root``, frame → (valence, arousal, landmarks))."""
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
@@ -116,9 +127,11 @@ def _read_clip(path: Path) -> tuple[str, str, dict[int, tuple[float, float, np.n
         raise LabelFormatError(path, e.lineno, f"invalid JSON: {e.msg}") from None
     if not isinstance(data, dict) or not isinstance(data.get("frames"), dict):
         raise LabelFormatError(path, 0, "expected an object with a 'frames' object")
-    actor = str(data.get("actor", "")).strip()
+    actor = str(data.get("actor") or "").strip()
     if not actor:
-        raise LabelFormatError(path, 0, "no 'actor' field: subject-exclusive folds need it")
+        # Without the actor the clip is its own subject: folds stay clip-exclusive only.
+        logger.warning("afewva: %s has no 'actor' field; using the clip id as subject", path)
+        actor = f"clip:{path.parent.name}"
     out: dict[int, tuple[float, float, np.ndarray]] = {}
     for key, fr in data["frames"].items():
         where = f"frame {key!r}"
@@ -140,4 +153,4 @@ def _read_clip(path: Path) -> tuple[str, str, dict[int, tuple[float, float, np.n
                 )
             pts = arr
         out[num] = (v, a, pts)
-    return actor, path.parent.name, out
+    return actor, str(path.parent.relative_to(root)), out

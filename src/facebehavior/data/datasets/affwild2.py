@@ -16,6 +16,11 @@ Official layout (ABAW3 and later; the ABAW2 folder names in brackets are accepte
       cropped_aligned/<video>/00001.jpg …           # the organisers' aligned crops, 1-based frames
       cropped_aligned_new_50_vids/<video>/…         # (ABAW5 additions; searched as well)
 
+The releases name the annotation folder differently ("Third ABAW Annotations", "6th ABAW
+Annotations", …): any folder up to two levels below the root that holds a challenge folder is
+used (``annotations=`` forces one); crop folders named ``cropped_aligned*`` are found the same
+way (``images=`` forces them).
+
 Line ``i`` (1-based, after the header) of an annotation file labels frame ``i``, whose crop is
 ``cropped_aligned/<video>/<i:05d>.jpg``; the organisers skipped frames without a detected face,
 so rows without a crop are dropped (with a warning). Videos with two annotated people are split
@@ -55,7 +60,6 @@ from facebehavior.schema import EXPRESSIONS_8
 
 __all__ = ["AffWild2", "TASK_DIRS", "SPLIT_DIRS"]
 
-ANNOTATION_DIRS = ("Annotations", "annotations")
 TASK_DIRS: dict[str, tuple[str, ...]] = {
     "va": ("VA_Estimation_Challenge", "VA_Set"),
     "expr": ("EXPR_Classification_Challenge", "EXPR_Recognition_Challenge", "EXPR_Set"),
@@ -93,21 +97,36 @@ class AffWild2(DatasetAdapter):
         "cropped_aligned/<video>/00001.jpg",
     )
 
-    def __init__(self, root: str | Path, *, tasks: Sequence[str] = ("va", "expr", "au")) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        tasks: Sequence[str] = ("va", "expr", "au"),
+        annotations: str | None = None,
+        images: Sequence[str] | None = None,
+    ) -> None:
         super().__init__(root)
         bad = [t for t in tasks if t not in TASK_DIRS]
         if bad or not tasks:
             raise ValueError(f"tasks must be a non-empty subset of {list(TASK_DIRS)}, got {list(tasks)}")
         self.tasks = tuple(tasks)
-        ann = next((self.root / d for d in ANNOTATION_DIRS if (self.root / d).is_dir()), None)
-        images = [self.root / d for d in IMAGE_DIRS if (self.root / d).is_dir()]
-        if ann is None or not images:
+        task_names = {n for names in TASK_DIRS.values() for n in names}
+        if annotations is not None:
+            ann = self.root / annotations if (self.root / annotations).is_dir() else None
+        else:
+            ann = next((d for d in _folders(self.root) if any((d / n).is_dir() for n in task_names)), None)
+        if images is not None:
+            image_dirs = [self.root / d for d in images if (self.root / d).is_dir()]
+        else:
+            image_dirs = sorted(d for d in _folders(self.root) if d.name.startswith("cropped_aligned"))
+        if ann is None or not image_dirs:
             raise DatasetNotFoundError(
-                f"affwild2: expected {ANNOTATION_DIRS[0]}/ and {IMAGE_DIRS[0]}/ under {self.root} "
+                f"affwild2: expected an annotation folder (e.g. Annotations/) holding {TASK_DIRS['va'][0]}/… "
+                f"and {IMAGE_DIRS[0]}/ under {self.root} "
                 f"(layout: {', '.join(self.expected_files)}). {HINT}"
             )
         self.annotation_dir = ann
-        self.image_dirs = images
+        self.image_dirs = image_dirs
 
     def task_dir(self, task: str, split: str) -> Path:
         """Folder of one challenge's annotation files for ``split``."""
@@ -192,6 +211,14 @@ class AffWild2(DatasetAdapter):
             va=cat("va", (0, 2), np.float32), va_mask=cat("vam", (0,), bool),
             extra={"expression_other": cat("other", (0,), bool)},
         )  # fmt: skip
+
+
+def _folders(root: Path) -> list[Path]:
+    """Folders up to two levels below ``root`` (``root`` excluded), shallowest first."""
+    if not root.is_dir():
+        return []
+    first = sorted(p for p in root.iterdir() if p.is_dir())
+    return first + [q for p in first for q in sorted(p.iterdir()) if q.is_dir()]
 
 
 def _header(path: Path) -> list[str]:
