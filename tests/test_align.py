@@ -116,6 +116,13 @@ def test_round_trip_frame_crop_frame():
         al.matrices[:, :, :2] @ al.inverse[:, :, :2], np.broadcast_to(np.eye(2), (5, 2, 2)), atol=1e-5
     )
     assert al.template == "arcface@1.3"
+    # the recorded name reproduces the same alignment (e.g. stored in a WeightSpec)
+    again = align_faces(images, _dets(kp, np.array([0, 1, 0, 1, 1])), size=112, template=al.template)
+    np.testing.assert_array_equal(again.matrices, al.matrices)
+    assert again.template == "arcface@1.3"
+    assert align_faces(images, _dets(kp[:1]), template="arcface_loose").template == "arcface_loose"
+    with pytest.raises(KeyError, match="margin"):
+        template_points("arcface@wide")
 
 
 def test_warp_matches_expected_pixels_of_linear_image():

@@ -98,12 +98,21 @@ class DegenerateKeypointsError(ValueError):
 
 
 def _template(template: str | Template) -> Template:
+    """Resolve a template name; ``"name@1.5"`` (as ``AlignedFaces.template`` writes it) sets the margin."""
     if isinstance(template, Template):
         return template
+    name, _, margin = str(template).partition("@")
+    if name not in TEMPLATES:
+        raise KeyError(
+            f"unknown alignment template {template!r}; valid: {sorted(TEMPLATES)} (optionally '@<margin>')"
+        )
+    t = TEMPLATES[name]
+    if not margin:
+        return t
     try:
-        return TEMPLATES[template]
-    except KeyError:
-        raise KeyError(f"unknown alignment template {template!r}; valid: {sorted(TEMPLATES)}") from None
+        return Template(t.name, t.points, margin=float(margin))
+    except ValueError:
+        raise KeyError(f"alignment template {template!r}: margin after '@' must be a number") from None
 
 
 def template_points(
@@ -112,7 +121,7 @@ def template_points(
     """Template keypoints for a crop of ``size``×``size`` pixels.
 
     Args:
-        template: a ``TEMPLATES`` name or a ``Template``.
+        template: a ``TEMPLATES`` name (``"arcface@1.3"`` also sets the margin) or a ``Template``.
         size: crop side in pixels.
         margin: looseness; ``None`` uses the template's own. Points are shrunk towards the crop
             centre by this factor.
@@ -347,14 +356,16 @@ def align_faces(
         images: (N, H, W, 3) uint8 RGB frames the detections refer to.
         detections: faces with 5 keypoints in ``schema.KEYPOINTS_5`` order.
         size: crop side in pixels (e.g. 96, 112, 176, 200, 224).
-        template: template name (``TEMPLATES``) or ``Template``.
+        template: template name (``TEMPLATES``; ``"arcface@1.3"`` also sets the margin) or ``Template``.
         margin: looseness (``None``: the template's own; 1.5 shows 1.5× more around the face).
         border: what lies outside the frame: ``"constant"`` black or ``"replicate"`` edges.
         antialias: supersample when a face is shrunk more than 2×.
 
     Returns:
         AlignedFaces with crops (F, size, size, 3) uint8, frame → crop ``matrices`` and their
-        ``inverse`` (crop → frame), both (F, 2, 3) float32.
+        ``inverse`` (crop → frame), both (F, 2, 3) float32; ``template`` names the template and,
+        when it differs from the template's own, the margin (``"arcface@1.3"``), so the name
+        reproduces the alignment.
 
     Raises:
         DegenerateKeypointsError: a face's keypoints are coincident or non-finite.
@@ -363,7 +374,7 @@ def align_faces(
     m = t.margin if margin is None else float(margin)
     mats = crop_matrices(detections.keypoints, size, t, m)
     crops = warp_faces(images, detections.frame_index, mats, size, border=border, antialias=antialias)
-    name = t.name if m == 1.0 else f"{t.name}@{m:g}"
+    name = t.name if m == TEMPLATES.get(t.name, t).margin else f"{t.name}@{m:g}"
     return AlignedFaces(
         crops=crops,
         matrices=mats.astype(np.float32),
