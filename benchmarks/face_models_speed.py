@@ -89,14 +89,16 @@ def main() -> None:
 
     torch.set_num_threads(1)
     img = np.asarray(Image.open(PHOTO).convert("RGB"))
-    print("\nwhole calls, torch 1 thread, one 960x640 photo:")
-    for name in ("blazeface_short", "blazeface_full"):
-        det = create_detector(name)
-        print(f"  {name} detector: {median_ms(lambda d=det: d(img[None]), args.repeats):.1f} ms")
-    det = create_detector("blazeface_full")(img[None])
-    lm = FaceMeshLandmarker()
-    ms = median_ms(lambda: lm(img[None], det), args.repeats)
-    print(f"  FaceMesh landmarker, {len(det)} faces: {ms:.1f} ms ({ms / len(det):.1f} ms per face)")
+    faces = create_detector("blazeface_full")(img[None])
+    print(f"\nwhole calls on one {img.shape[1]}x{img.shape[0]} photo, 1 thread (ms):")
+    for backend in ("torch", "onnx"):
+        for name in ("blazeface_short", "blazeface_full"):
+            det = create_detector(name, backend=backend)
+            ms = median_ms(lambda d=det: d(img[None]), args.repeats)
+            print(f"  {backend:<5} {name} detector: {ms:.1f}")
+        lm = FaceMeshLandmarker(backend=backend)
+        ms = median_ms(lambda lm=lm: lm(img[None], faces), args.repeats)
+        print(f"  {backend:<5} FaceMesh, {len(faces)} faces: {ms:.1f} ({ms / len(faces):.1f} per face)")
 
 
 if __name__ == "__main__":
