@@ -302,6 +302,29 @@ CARD_IO = {
 }
 
 
+# Figures from the benchmarks (shared 2-core VM, 1 thread, 960x640 photo; medians, noisy).
+CARD_PERF = {
+    "blazeface_short": (
+        "Speed (`benchmarks/face_models_speed.py`): network 14-31 ms/image at batch 1, 20 ms at "
+        "batch 8 in PyTorch; 5-15 ms in onnxruntime (`backend='onnx'`); whole detector call "
+        "32 ms (torch) / 14 ms (onnx). Recall (`benchmarks/face_detect_recall.py`, 22 faces of the "
+        "fixture photos, faces ~11 % of the frame width): 64 %; 18 % at 7 %, 0 % below 4 % of the "
+        "frame width: use full range or MTCNN for far faces. Recall does not depend on the frame's "
+        "pixel size (letterboxing), only on the face's size relative to the frame."
+    ),
+    "blazeface_full": (
+        "Speed (`benchmarks/face_models_speed.py`): network 46-62 ms/image in PyTorch, 12-13 ms in "
+        "onnxruntime (`backend='onnx'`); whole detector call 64 ms (torch) / 19 ms (onnx). Recall "
+        "(`benchmarks/face_detect_recall.py`, 22 faces): 95 % with faces ~11 % of the frame width, "
+        "82 % at 7 %, 59 % at 5 %, 9 % at 3.6 %, 0 % at 2.7 %."
+    ),
+    "facemesh": (
+        "Speed (`benchmarks/face_models_speed.py`): network 16-24 ms/face in PyTorch (batch 8 / 1), "
+        "19-23 ms in onnxruntime; whole landmarker call 27 ms/face (torch) / 16 ms/face (onnx)."
+    ),
+}
+
+
 def measured_error(name: str) -> str:
     """Port error against the golden fixtures, as a markdown paragraph (empty if absent)."""
     golden = REPO / "tests/fixtures/mediapipe" / f"{name}.npz"
@@ -333,6 +356,15 @@ def measured_error(name: str) -> str:
                 f"Against MediaPipe's own face_landmark.tflite (npm @mediapipe/face_mesh 0.4.1657299874, "
                 f"LiteRT): max |diff| {terr:.2e} crop px."
             )
+        from facebehavior.face.landmarks.facemesh import FaceRoi, project_landmarks
+
+        r = g["rois"]
+        rois = FaceRoi(np.zeros(len(r), np.int64), r[:, :2], r[:, 2], r[:, 3])
+        pts = project_landmarks(mesh.numpy().reshape(-1, 468, 3), rois)
+        lines.append(
+            f"Landmarks in frame pixels (library projection vs a per-point reference projection of the "
+            f"TF.js outputs): max |diff| {np.abs(pts - g['ref_points']).max():.2e} px."
+        )
         return " ".join(lines)
     net = BlazeFaceShortNet() if name == "blazeface_short" else BlazeFaceFullNet()
     net.load_state_dict(state)
@@ -354,6 +386,24 @@ def measured_error(name: str) -> str:
             f"Against MediaPipe's own face_detection_short_range.tflite (npm @mediapipe/face_mesh "
             f"0.4.1657299874, LiteRT/XNNPACK): {terr:.2e} input px, logits {tl:.2e}."
         )
+    from facebehavior.face.detect import create_detector
+
+    det = create_detector(name)
+    worst = 0.0
+    for i in range(len(x)):
+        _, _, boxes, kp6 = det.decode(out[i : i + 1], g["letterbox"][i])
+        sel = g["ref_image"] == i
+        if len(boxes) != sel.sum():
+            raise SystemExit(f"{name}: image {i} decodes to {len(boxes)} faces, reference {sel.sum()}")
+        if len(boxes):
+            worst = max(
+                worst, np.abs(boxes - g["ref_boxes"][sel]).max(), np.abs(kp6 - g["ref_keypoints6"][sel]).max()
+            )
+    lines.append(
+        f"Decoded faces in frame pixels (library decoding/weighted NMS of the port's outputs vs a plain "
+        f"reference decoding of the TF.js outputs, {len(g['ref_scores'])} faces): boxes and keypoints "
+        f"max |diff| {worst:.2e} px."
+    )
     return " ".join(lines)
 
 
@@ -393,6 +443,10 @@ MediaPipe {spec.source.split(" via ")[0].replace("MediaPipe ", "")}, ported to P
 ## Measured port error
 
 {measured_error(name)}
+
+## Speed and recall
+
+{CARD_PERF[name]}
 """
     card = path.with_suffix(".md")
     card.write_text(text)
