@@ -148,7 +148,6 @@ class _Track:
     thumb: np.ndarray | None  # (16, 16, 3) smoothed thumbnail (image input only) or None
     last_seen: int  # frame counter of the last match
     first_seen: int
-    hits: int = 1
 
     def predict(self, now: int, horizon: int) -> np.ndarray:
         gap = min(now - self.last_seen, horizon)
@@ -357,7 +356,6 @@ class FaceTracker:
                     t.velocity = np.zeros(4)
                 t.box = boxes[i].copy()
                 t.last_seen = now
-                t.hits += 1
                 self._update_appearance(t, d, th)
             out[i] = t.face_id
         self._relabel_young(out, partial, thumbs, visible)
@@ -417,7 +415,6 @@ class FaceTracker:
                 logger.debug("frame %d: young face %d re-labelled as %d", now, t.face_id, g.face_id)
                 out[out == t.face_id] = g.face_id
                 g.box, g.velocity, g.last_seen = t.box, t.velocity, t.last_seen
-                g.hits += t.hits
                 if t.thumb is not None:
                     self._update_appearance(g, t.descriptor, t.thumb)
                 elif t.descriptor is not None:
