@@ -3,6 +3,9 @@ forward pass at its paper input size, and back-propagates into exactly its train
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -217,8 +220,14 @@ def test_facebehaviornet_mobile_options():
         m(torch.randn(1, 3, 48, 48))
 
 
-def test_registry_direct_lookup_matches_create_model():
-    fb.list_models()
+def test_registry_lookup_works_in_a_fresh_process():
+    # MODELS' loader imports facebehavior.models, which registers every architecture.
+    code = (
+        "from facebehavior.registry import MODELS; import facebehavior as fb; "
+        "print(MODELS.names() == fb.list_models())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"
     assert "facebehaviornet_mobile" in MODELS
 
 

@@ -24,6 +24,11 @@ def _import_architectures() -> None:
             importlib.import_module(f"{__name__}.{info.name}")
 
 
+# ``MODELS``' loader imports this package before its first lookup; registering the builders here
+# (definitions only, nothing is built) makes ``MODELS.get(name)`` work without ``create_model``.
+_import_architectures()
+
+
 def create_model(name: str, **kwargs: object) -> nn.Module:
     """Build a registered model by name (keyword arguments go to its builder).
 
