@@ -205,3 +205,14 @@ def test_weight_file_matches_model_card():
     assert sha256_file(path) in card
     spec = read_spec(path)
     assert spec.licence == "MIT" and "facenet-pytorch 2.6.0" in spec.source
+
+
+def test_chunked_batches_give_the_same_detections(detector):
+    small = np.asarray(Image.open(FIXTURES / "photos" / "group6.jpg").convert("RGB").resize((400, 320)))
+    frames = np.stack([small, np.ascontiguousarray(small[:, ::-1]), np.zeros_like(small), small])
+    whole = MTCNNDetector(detector.nets, batch_size=4)(frames)
+    one_by_one = MTCNNDetector(detector.nets, batch_size=1)(frames)
+    assert len(whole) >= 6 and set(whole.frame_index.tolist()) == {0, 1, 3}
+    np.testing.assert_array_equal(whole.frame_index, one_by_one.frame_index)
+    np.testing.assert_allclose(whole.boxes, one_by_one.boxes, atol=1e-3)
+    np.testing.assert_allclose(whole.keypoints, one_by_one.keypoints, atol=1e-3)
