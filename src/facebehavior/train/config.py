@@ -125,10 +125,16 @@ class SetConfig:
         hooks: ``"module:function"`` callables ``(table, adapter) -> LabelTable`` applied in order,
             to add targets (e.g. VA from expression votes, geometric AU pseudo-labels).
         sequence_length: >0 to draw clips of consecutive frames of one video (AffWildNet).
+        cache: a face-crop cache folder written by ``facebehavior prepare`` for this split; its crops
+            and labels are used instead of reading ``root`` (``dataset``/``root`` stay as the record).
+        parts: several splits forming one task set (FaceBehaviorNet's VA-Set = AffectNet + Aff-Wild
+            + …); the set's own ``dataset``/``root``/``split`` are then unused.
     """
 
     dataset: str = ""
     root: str = ""
+    cache: str | None = None
+    parts: list[SetConfig] = field(default_factory=list)
     split: str = "train"
     options: dict[str, Any] = field(default_factory=dict)
     batch_size: int | None = None
@@ -178,13 +184,22 @@ class TaskLossConfig:
 
     Attributes:
         weight: multiplier in the total loss (0 disables the term).
-        class_weights: expression: per-class weights (list of E floats) or ``inverse_frequency``.
-        weighting: AU: ``none`` or ``arl`` (w_i ∝ 1/occurrence rate, normalised; ARL eq. 8).
+        class_weights: expression: per-class weights (list of E floats).
+        weighting: AU / AU intensity: ``none`` or ``arl`` (w_i ∝ 1/occurrence rate, normalised;
+            ARL eq. 8).
+        kind: VA: ``ccc`` (1 − CCC, FaceBehaviorNet / AffWildNet), ``smooth_l1`` (FATAUVA-Net's
+            regression with turning point ``turning_point``) or ``class`` (FATAUVA-Net's 11 classes:
+            cross-entropy on ``valence_logits`` / ``arousal_logits``).
+        turning_point: see ``kind``.
+        cosine: AU intensity: λ of iARL's ``1 − cosine similarity`` term.
     """
 
     weight: float = 1.0
-    class_weights: list[float] | str | None = None
+    class_weights: list[float] | None = None
     weighting: str = "none"
+    kind: str = "ccc"
+    turning_point: float = 1.0
+    cosine: float = 0.5
 
 
 @dataclass
@@ -205,11 +220,23 @@ class CouplingConfig:
 
 @dataclass
 class LossConfig:
-    """Per-task loss terms and coupling."""
+    """Per-task loss terms and coupling.
+
+    Attributes:
+        expression, au, va: the three FaceBehaviorNet tasks.
+        au_intensity: iARL's weighted Euclidean + λ·(1 − cosine) on the model's ``au_intensity``.
+        attribute: masked BCE on the model's ``attribute`` log-odds (FATAUVA-Net, CelebA).
+        outputs: model outputs added to the loss as ``weight · out[key].sum(-1).mean()`` —
+            ARL's ``crf_energy: 1.0`` (Σ_i E_i^crf).
+        coupling: FaceBehaviorNet's coupling losses.
+    """
 
     expression: TaskLossConfig = field(default_factory=TaskLossConfig)
     au: TaskLossConfig = field(default_factory=TaskLossConfig)
     va: TaskLossConfig = field(default_factory=TaskLossConfig)
+    au_intensity: TaskLossConfig = field(default_factory=TaskLossConfig)
+    attribute: TaskLossConfig = field(default_factory=TaskLossConfig)
+    outputs: dict[str, float] = field(default_factory=dict)
     coupling: CouplingConfig = field(default_factory=CouplingConfig)
 
 
@@ -414,10 +441,15 @@ def _validate(r: Recipe) -> None:
     for where, s in [(f"data.sets.{k}", s) for k, s in r.data.sets.items()] + [
         (f"data.val[{i}]", s) for i, s in enumerate(r.data.val)
     ]:
-        if not s.dataset:
+        for j, part in enumerate(s.parts):
+            if not part.dataset or not (part.root or part.cache):
+                raise ConfigError(f"{where}.parts[{j}]: dataset and root (or cache) are required")
+        if not s.parts and not s.dataset:
             raise ConfigError(f"{where}.dataset is required (a DATASETS registry name)")
-        if not s.root:
-            raise ConfigError(f"{where}.root is required (the corpus folder)")
+        if not s.parts and not (s.root or s.cache):
+            raise ConfigError(
+                f"{where}.root is required (the corpus folder), or cache (a prepared crop cache)"
+            )
         if s.sampling.kind not in ("none", "expression", "au"):
             raise ConfigError(
                 f"{where}.sampling.kind must be none, expression or au, got {s.sampling.kind!r}"
@@ -428,17 +460,24 @@ def _validate(r: Recipe) -> None:
         raise ConfigError(f"optim.schedule must be none, onecycle, cosine or step, got {r.optim.schedule!r}")
     if r.optim.time_budget_s is not None and r.optim.schedule not in ("onecycle", "cosine", "none"):
         raise ConfigError("optim.time_budget_s works with the onecycle, cosine or none schedules")
-    if r.loss.au.weighting not in ("none", "arl"):
-        raise ConfigError(f"loss.au.weighting must be none or arl, got {r.loss.au.weighting!r}")
+    for k in ("au", "au_intensity"):
+        if getattr(r.loss, k).weighting not in ("none", "arl"):
+            raise ConfigError(f"loss.{k}.weighting must be none or arl, got {getattr(r.loss, k).weighting!r}")
+    if r.loss.va.kind not in ("ccc", "smooth_l1", "class"):
+        raise ConfigError(f"loss.va.kind must be ccc, smooth_l1 or class, got {r.loss.va.kind!r}")
+    seq = {s.sequence_length for s in r.data.sets.values()}
+    if len(seq) > 1:
+        raise ConfigError(f"data.sets: all task sets need the same sequence_length, got {sorted(seq)}")
     if r.checkpoint.mode not in ("max", "min"):
         raise ConfigError(f"checkpoint.mode must be max or min, got {r.checkpoint.mode!r}")
     for i, st in enumerate(r.stages):
         unknown = sorted(set(st.sets) - set(r.data.sets))
         if unknown:
             raise ConfigError(f"stages[{i}].sets: {unknown} are not task sets ({sorted(r.data.sets)})")
-        bad = sorted(set(st.loss) - {"expression", "au", "va"})
+        valid = ("expression", "au", "va", "au_intensity", "attribute")
+        bad = sorted(set(st.loss) - set(valid))
         if bad:
-            raise ConfigError(f"stages[{i}].loss: unknown task(s) {bad}; valid: expression, au, va")
+            raise ConfigError(f"stages[{i}].loss: unknown task(s) {bad}; valid: {list(valid)}")
     if not r.output_dir:
         r.output_dir = str(Path("runs") / r.name)
 

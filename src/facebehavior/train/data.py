@@ -16,12 +16,20 @@ key                       shape            meaning
 ``au_mask``               (B, A)           float32 1 where that AU is annotated
 ``va``                    (B, 2)           float32 valence, arousal in [-1, 1]
 ``va_mask``               (B,)             float32 1 where VA is annotated
+``au_intensity``          (B, A)           float32 AU intensity 0–5 in the model's AU order
+``au_intensity_mask``     (B, A)           float32 1 where that intensity is annotated
+``attribute``             (B, K)           float32 0/1 facial attributes (``table.extra["attributes"]``)
+``attribute_mask``        (B, K)           float32 1 where attributes are annotated
 ``set_index``             (B,)             int64 position of the sample's task set
 ========================  ===============  =========================================================
 
 Label tables can be extended before training by *hooks* (``SetConfig.hooks``): callables
 ``(table, adapter) -> LabelTable`` that add targets (e.g. VA from expression votes, geometric AU
 pseudo-labels); whatever they put in the table's ``va``/``au_*`` columns is trained on.
+
+Sequence sets (``sequence_length = T > 0``, AffWildNet): a sample is a clip of ``T`` consecutive
+frames of one video (rows ordered by ``video``, ``frame``; non-overlapping windows, a video's
+incomplete tail dropped); every entry above gains a ``T`` axis after ``B``.
 """
 
 from __future__ import annotations
@@ -47,6 +55,7 @@ from facebehavior.data.sampler import (
 
 __all__ = [
     "LabelledImages",
+    "union",
     "SetData",
     "collate",
     "eval_loader",
@@ -109,15 +118,21 @@ class SetData:
 
 
 def load_set(cfg: Any) -> SetData:
-    """Build the adapter of a ``SetConfig``, load its split and apply its hooks."""
-    adapter = create_dataset(cfg.dataset, cfg.root, **cfg.options)
-    table = adapter.load(cfg.split)
+    """Build the adapter of a ``SetConfig`` (or open its face-crop cache), load its split, apply its hooks."""
+    if cfg.cache:
+        from facebehavior.data.cache import FaceCache
+
+        cache = FaceCache(cfg.cache)
+        adapter, table = cache, cache.table
+    else:
+        adapter = create_dataset(cfg.dataset, cfg.root, **cfg.options)
+        table = adapter.load(cfg.split)
     for hook in cfg.hooks:
         table = resolve(hook)(table, adapter)
         if not isinstance(table, LabelTable):
             raise TypeError(f"hook {hook!r} must return a LabelTable, got {type(table).__name__}")
     if len(table) == 0:
-        raise ValueError(f"{cfg.dataset}/{cfg.split} under {cfg.root}: no samples")
+        raise ValueError(f"{cfg.dataset}/{cfg.split} under {cfg.cache or cfg.root}: no samples")
     return SetData(adapter, table)
 
 
@@ -132,10 +147,19 @@ class LabelledImages(Dataset):
         load_size: side images are resized to before batching (corpora of fixed-size crops, such as
             FER2013's 48×48, are used as they are when they already have it).
         set_index: position of the task set (carried in the batch for per-set logging).
+        attributes: number of attribute outputs of the model (0: none).
+        sequence_length: >0 serves clips of that many consecutive frames of one video.
     """
 
     def __init__(
-        self, data: SetData, aus: Sequence[int], channels: int, load_size: int, set_index: int = 0
+        self,
+        data: SetData,
+        aus: Sequence[int],
+        channels: int,
+        load_size: int,
+        set_index: int = 0,
+        attributes: int = 0,
+        sequence_length: int = 0,
     ) -> None:
         self.adapter, self.table = data.adapter, data.table
         t, n = self.table, len(self.table)
@@ -161,6 +185,40 @@ class LabelledImages(Dataset):
                 self.au_mask[:, i] = t.au_mask[:, col[au]]
         self.va = t.va.astype(np.float32)
         self.va_mask = t.va_mask.astype(np.float32)
+        self.au_intensity = np.zeros((n, len(aus)), np.float32)
+        self.au_intensity_mask = np.zeros((n, len(aus)), np.float32)
+        if t.au_intensity is not None:
+            imask = (
+                t.au_intensity_mask if t.au_intensity_mask is not None else np.ones_like(t.au_intensity, bool)
+            )
+            for i, au in enumerate(aus):
+                if au in col:
+                    self.au_intensity[:, i] = t.au_intensity[:, col[au]]
+                    self.au_intensity_mask[:, i] = imask[:, col[au]]
+        self.attribute = np.zeros((n, attributes), np.float32)
+        self.attribute_mask = np.zeros((n, attributes), np.float32)
+        attrs = getattr(t, "extra", {}).get("attributes") if attributes else None
+        if attrs is not None:
+            if attrs.shape[1] != attributes:
+                raise ValueError(f"{t.corpus}: {attrs.shape[1]} attributes, the model has {attributes}")
+            self.attribute[:] = attrs
+            self.attribute_mask[:] = 1.0
+        self.clips = self._clips(sequence_length) if sequence_length else None
+
+    def _clips(self, T: int) -> np.ndarray:
+        """(M, T) row indices of non-overlapping windows of consecutive frames within each video."""
+        t = self.table
+        order = np.lexsort((t.frame, t.video.astype(str)))
+        videos = t.video[order].astype(str)
+        clips = []
+        start = 0
+        for end in list(np.flatnonzero(videos[1:] != videos[:-1]) + 1) + [len(order)]:
+            rows = order[start:end]
+            clips += [rows[i : i + T] for i in range(0, len(rows) - T + 1, T)]
+            start = end
+        if not clips:
+            raise ValueError(f"{t.corpus}/{t.split}: no video has {T} frames for sequence_length={T}")
+        return np.stack(clips)
 
     def _convert(self, imgs: np.ndarray) -> np.ndarray:
         """(N, H, W, C) uint8 → (N, channels, load_size, load_size) uint8."""
@@ -181,7 +239,7 @@ class LabelledImages(Dataset):
         return np.ascontiguousarray(imgs.transpose(0, 3, 1, 2))
 
     def __len__(self) -> int:
-        return len(self.table)
+        return len(self.table) if self.clips is None else len(self.clips)
 
     def _pixels(self, idx: np.ndarray) -> np.ndarray:
         if self.images is not None:
@@ -202,6 +260,13 @@ class LabelledImages(Dataset):
     def __getitems__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
         """Batched fetch (PyTorch calls this with a whole batch of indices)."""
         idx = np.asarray(indices, np.int64)
+        if self.clips is not None:
+            rows = self.clips[idx]  # (B, T)
+            flat = self._rows(rows.ravel())
+            return {k: v.reshape(*rows.shape, *v.shape[1:]) for k, v in flat.items()}
+        return self._rows(idx)
+
+    def _rows(self, idx: np.ndarray) -> dict[str, torch.Tensor]:
         return {
             "image": torch.from_numpy(np.ascontiguousarray(self._pixels(idx))),
             "expression": torch.from_numpy(self.expression[idx]),
@@ -212,6 +277,10 @@ class LabelledImages(Dataset):
             "au_mask": torch.from_numpy(self.au_mask[idx]),
             "va": torch.from_numpy(self.va[idx]),
             "va_mask": torch.from_numpy(self.va_mask[idx]),
+            "au_intensity": torch.from_numpy(self.au_intensity[idx]),
+            "au_intensity_mask": torch.from_numpy(self.au_intensity_mask[idx]),
+            "attribute": torch.from_numpy(self.attribute[idx]),
+            "attribute_mask": torch.from_numpy(self.attribute_mask[idx]),
             "set_index": torch.full((len(idx),), self.set_index, dtype=torch.int64),
         }
 
@@ -220,7 +289,16 @@ class LabelledImages(Dataset):
 
 
 class _MultiSet(ConcatDataset):
-    """Concatenated task sets with a batched fetch grouped by set (indices come grouped)."""
+    """Concatenated datasets with a batched fetch grouped by dataset.
+
+    Used for the task sets of a step (indices come grouped by set) and for a task set made of
+    several splits (``SetConfig.parts``); label arrays of the parts are exposed concatenated.
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("au", "au_mask", "expression_dist"):
+            return np.concatenate([getattr(d, name) for d in self.datasets])
+        raise AttributeError(name)
 
     def __getitems__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
         idx = np.asarray(indices, np.int64)
@@ -233,11 +311,16 @@ class _MultiSet(ConcatDataset):
         return parts[0] if len(parts) == 1 else collate(parts)
 
 
+def union(datasets: Sequence[LabelledImages]) -> Dataset:
+    """One task set made of several datasets (their samples concatenated, batched fetch kept)."""
+    return datasets[0] if len(datasets) == 1 else _MultiSet(list(datasets))
+
+
 def collate(batch: Any) -> dict[str, torch.Tensor]:
     """Collate either pre-batched dicts (from ``__getitems__``) or a list of per-sample dicts."""
     if isinstance(batch, dict):
         return batch
-    if batch and isinstance(batch[0], dict) and batch[0]["image"].ndim == 4:
+    if batch and isinstance(batch[0], dict) and batch[0]["set_index"].ndim >= 1:
         return {k: torch.cat([b[k] for b in batch]) for k in batch[0]}
     return {k: torch.stack([b[k] for b in batch]) for k in batch[0]}
 
@@ -245,6 +328,8 @@ def collate(batch: Any) -> dict[str, torch.Tensor]:
 def _sampling_weights(ds: LabelledImages, kind: str, power: float) -> np.ndarray | None:
     if kind == "none":
         return None
+    if isinstance(ds, _MultiSet):
+        return np.concatenate([_sampling_weights(d, kind, power) for d in ds.datasets])
     if kind == "expression":
         return expression_sample_weights(ds.table, power)
     return au_sample_weights(ds.table, power)

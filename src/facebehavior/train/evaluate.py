@@ -126,7 +126,14 @@ def evaluate_checkpoint(
     """
     model, spec = load_weights(checkpoint)
     aus = tuple(int(c[2:]) for c in spec.tasks.get("au", ()))
-    ds = LabelledImages(load_set(set_cfg), aus, spec.input.channels, spec.input.size)
+    ds = LabelledImages(
+        load_set(set_cfg),
+        aus,
+        spec.input.channels,
+        spec.input.size,
+        attributes=len(spec.tasks.get("attribute", ())),
+        sequence_length=set_cfg.sequence_length,
+    )
     pred = predict(model, spec, ds, batch_size, tta_flip)
     res = compute_metrics(pred, spec)
     res["checkpoint"] = str(checkpoint)

@@ -29,6 +29,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from facebehavior import losses, metrics
 from facebehavior.models import create_model
@@ -42,9 +43,12 @@ from facebehavior.train.data import (
     resolve,
     task_set_loader,
     to_model_input,
+    union,
 )
 
 __all__ = ["FaceBehaviorDataModule", "FaceBehaviorModule", "model_aus", "model_tasks"]
+
+TASK_TERMS = ("expression", "au", "va", "au_intensity", "attribute")
 
 logger = logging.getLogger(__name__)
 
@@ -86,9 +90,10 @@ class FaceBehaviorModule(L.LightningModule):
         if self.emotions and tuple(self.emotions) != EXPRESSIONS_8[: len(self.emotions)]:
             raise ValueError(f"expression head labels {self.emotions} are not a prefix of EXPRESSIONS_8")
         self.augment = self._build_augment()
-        self.loss_weights = {t: getattr(recipe.loss, t).weight for t in ("expression", "au", "va")}
+        self.loss_weights = {t: getattr(recipe.loss, t).weight for t in TASK_TERMS}
         self.au_weights: torch.Tensor | None = None
-        if recipe.loss.au.weighting == "arl" and "au" in self.tasks:
+        arl = recipe.loss.au.weighting == "arl" or recipe.loss.au_intensity.weighting == "arl"
+        if arl and "au" in self.tasks:
             if au_rates is None:
                 raise ValueError("loss.au.weighting=arl needs the AU occurrence rates of the training sets")
             self.au_weights = losses.arl_au_weights(au_rates)
@@ -134,6 +139,10 @@ class FaceBehaviorModule(L.LightningModule):
         size); evaluation batches are only resized.
         """
         inp = self.recipe.input
+        if images.ndim == 5:  # (B, T, C, H, W) clips: frames are preprocessed independently
+            b, t = images.shape[:2]
+            x = self.preprocess(images.flatten(0, 1), train)
+            return x.view(b, t, *x.shape[1:])
         if train and self.augment is not None:
             if getattr(self.augment, "gen", None) is not None:
                 self.augment.gen.manual_seed(self.recipe.seed * 1_000_003 + self.global_step)
@@ -158,6 +167,9 @@ class FaceBehaviorModule(L.LightningModule):
             weights: per-task weight overrides (stage-wise training).
         """
         w = dict(self.loss_weights, **(weights or {}))
+        if batch["set_index"].ndim == 2:  # clips: losses over all frames of the batch
+            out = {k: v.flatten(0, 1) if v.ndim >= 3 else v for k, v in out.items()}
+            batch = {k: v.flatten(0, 1) for k, v in batch.items() if k != "image"}
         terms: dict[str, torch.Tensor] = {}
         total = sum(v.sum() * 0.0 for v in out.values())
         E = len(self.emotions)
@@ -177,8 +189,29 @@ class FaceBehaviorModule(L.LightningModule):
                 terms["au"] = losses.masked_bce(out["au"], batch["au"], batch["au_mask"])
             total = total + w["au"] * terms["au"]
         if "va" in out and w["va"] > 0:
-            terms["va"] = losses.ccc_loss(out["va"], batch["va"], batch["va_mask"])
+            terms["va"] = self._va_loss(out, batch)
             total = total + w["va"] * terms["va"]
+        if "au_intensity" in out and w["au_intensity"] > 0:
+            cfg = self.recipe.loss.au_intensity
+            aw = self.au_weights.to(out["au_intensity"].device) if cfg.weighting == "arl" else None
+            terms["au_intensity"] = losses.iarl_loss(
+                out["au_intensity"],
+                batch["au_intensity"],
+                aw,
+                lam=cfg.cosine,
+                mask=batch["au_intensity_mask"],
+            )
+            total = total + w["au_intensity"] * terms["au_intensity"]
+        if "attribute" in out and w["attribute"] > 0:
+            terms["attribute"] = losses.masked_bce(
+                out["attribute"], batch["attribute"], batch["attribute_mask"]
+            )
+            total = total + w["attribute"] * terms["attribute"]
+        for key, weight in self.recipe.loss.outputs.items():
+            if key not in out:
+                raise KeyError(f"loss.outputs: the model has no output {key!r}; outputs: {sorted(out)}")
+            terms[key] = out[key].flatten(1).sum(1).mean()
+            total = total + weight * terms[key]
         c = self.recipe.loss.coupling
         if "expression" in out and "au" in out:
             kw = {"emotions": self.emotions, "aus": self.aus}
@@ -201,6 +234,25 @@ class FaceBehaviorModule(L.LightningModule):
                 total = total + c.distribution_matching * terms["distribution_matching"]
         terms["loss"] = total
         return terms
+
+    def _va_loss(self, out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        cfg, m = self.recipe.loss.va, batch["va_mask"]
+        if cfg.kind == "ccc":
+            return losses.ccc_loss(out["va"], batch["va"], m)
+        keep = m > 0
+        if not bool(keep.any()):
+            return out["va"].sum() * 0.0
+        if cfg.kind == "smooth_l1":
+            return losses.smooth_l1_turning(out["va"][keep], batch["va"][keep], t=cfg.turning_point)
+        if "valence_logits" not in out:
+            raise KeyError(
+                "loss.va.kind=class needs a model with valence_logits / arousal_logits (class-based VA)"
+            )
+        cls = losses.va_to_class(batch["va"][keep])
+        return 0.5 * (
+            F.cross_entropy(out["valence_logits"][keep], cls[:, 0])
+            + F.cross_entropy(out["arousal_logits"][keep], cls[:, 1])
+        )
 
     # -- steps ---------------------------------------------------------------------------------
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
@@ -319,6 +371,11 @@ def summary_metrics(cat: dict[str, torch.Tensor], num_expressions: int) -> dict[
         out["au/f1_mean"] = float(
             metrics.au_f1_mean(cat["au"].numpy()[:, cols], prob, mask=cat["au_mask"].numpy()[:, cols])
         )
+    if "pred_au_intensity" in cat and cat["au_intensity_mask"].sum() > 0:
+        m = cat["au_intensity_mask"] > 0
+        out["au_intensity/mae"] = float(
+            metrics.mae(cat["au_intensity"][m].numpy(), cat["pred_au_intensity"][m].numpy())
+        )
     if "pred_va" in cat and cat["va_mask"].sum() > 1:
         m = cat["va_mask"] > 0
         for j, name in enumerate(("valence", "arousal")):
@@ -338,22 +395,30 @@ class FaceBehaviorDataModule(L.LightningDataModule):
     Validation: the ``data.val`` sets, in order (the first drives checkpoint selection).
     """
 
-    def __init__(self, recipe: Recipe, aus: tuple[int, ...], stage_sets: list[str] | None = None) -> None:
+    def __init__(
+        self, recipe: Recipe, aus: tuple[int, ...], stage_sets: list[str] | None = None, attributes: int = 0
+    ) -> None:
         super().__init__()
         self.recipe = recipe
         self.aus = aus
+        self.attributes = attributes
         self.stage_sets = stage_sets
         self.train_sets: dict[str, tuple[LabelledImages, SetConfig]] = {}
         self.val_sets: list[LabelledImages] = []
 
-    def _dataset(self, cfg: SetConfig, index: int) -> LabelledImages:
+    def _dataset(self, cfg: SetConfig, index: int) -> Any:
+        if cfg.parts:
+            return union([self._dataset(p, index) for p in cfg.parts])
         inp = self.recipe.input
-        if cfg.sequence_length:
-            raise NotImplementedError(
-                "sequence_length: sequence batching is provided by facebehavior.temporal; this data module "
-                "serves single frames"
-            )
-        return LabelledImages(load_set(cfg), self.aus, inp.channels, inp.size, set_index=index)
+        return LabelledImages(
+            load_set(cfg),
+            self.aus,
+            inp.channels,
+            inp.size,
+            set_index=index,
+            attributes=self.attributes,
+            sequence_length=cfg.sequence_length,
+        )
 
     def setup(self, stage: str | None = None) -> None:
         if not self.train_sets:

@@ -20,7 +20,7 @@ import torch
 from facebehavior._runtime import configure_threads
 from facebehavior.models.weights import InputSpec, WeightSpec, save_checkpoint
 from facebehavior.train.config import Recipe, StageConfig
-from facebehavior.train.module import FaceBehaviorDataModule, FaceBehaviorModule, model_aus
+from facebehavior.train.module import FaceBehaviorDataModule, FaceBehaviorModule, model_aus, model_tasks
 
 __all__ = ["EpochLog", "build_trainer", "export_model", "fit"]
 
@@ -205,13 +205,14 @@ def fit(
     val_metrics: dict[str, float] = {}
     for st in stages:
         stage_dir = out / st.name if st.name else out
-        probe = module.model if module is not None else None
-        aus = model_aus(probe) if probe is not None else None
-        if aus is None:
+        if module is not None:
+            probe = module.model
+        else:
             from facebehavior.models import create_model
 
-            aus = model_aus(create_model(recipe.model.name, **recipe.model.kwargs))
-        dm = FaceBehaviorDataModule(recipe, aus, stage_sets=st.sets or None)
+            probe = create_model(recipe.model.name, **recipe.model.kwargs)
+        n_attr = len(model_tasks(probe).get("attribute", ()))
+        dm = FaceBehaviorDataModule(recipe, model_aus(probe), stage_sets=st.sets or None, attributes=n_attr)
         dm.setup("fit")
         if module is None:
             module = FaceBehaviorModule(recipe, au_rates=dm.au_rates())
