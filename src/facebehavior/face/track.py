@@ -168,6 +168,9 @@ class FaceTracker:
         appearance_weight: weight of appearance dissimilarity in the motion-link cost.
         young_frames: a track younger than this may still be re-labelled to a lost identity.
         descriptor_momentum: smoothing of a track's appearance (0 = latest only).
+
+    Frame counts are of processed frames: when a video is subsampled (every n-th frame), scale
+    ``max_lost``, ``reid_max_age`` and ``young_frames`` down accordingly.
     """
 
     def __init__(
