@@ -167,6 +167,29 @@ def test_bp4d_plus_round_robin_folds(tmp_path):
         assert set(ds.load(f"fold{k}_train").subject).isdisjoint(tests[k - 1])
 
 
+def test_bp4d_plus_frames_inside_subject_zips(tmp_path):
+    import io
+    import zipfile
+
+    subjects = ["F001", "M001", "F002"]
+    root = bp4d_tree(tmp_path, subjects, frames_dir="2D+3D")
+    for s in subjects:
+        with zipfile.ZipFile(root / "2D+3D" / f"{s}.zip", "w") as z:
+            for f in (1, 2, 3):
+                buf = io.BytesIO()
+                Image.fromarray(np.full((6, 5, 3), 10 * f, np.uint8)).save(buf, format="PNG")
+                z.writestr(f"{s}/T1/{f:04d}.png", buf.getvalue())
+        for p in (root / "2D+3D" / s / "T1").iterdir():
+            p.unlink()
+        (root / "2D+3D" / s / "T1").rmdir()
+        (root / "2D+3D" / s).rmdir()
+    ds = create_dataset("bp4d_plus", root)
+    t = ds.load("all")
+    assert len(t) == 9 and t.image[0] == "2D+3D/F001.zip/F001/T1/0001.png"
+    ims = ds.read_images(t, [2, 1])
+    assert ims[0].shape == (6, 5, 3) and ims[0][0, 0, 0] == 30 and ims[1][0, 0, 0] == 20
+
+
 def test_fera_partitions(tmp_path):
     bp4d_tree(tmp_path / "BP4D-training", ["F001", "M001"])
     bp4d_tree(tmp_path / "BP4D-development", ["F002"])
@@ -274,9 +297,13 @@ def test_affwild(tmp_path):
     write(tmp_path / "videos/train/105.avi", "")
     write(tmp_path / "videos/train/1050.mp4", "")
     t = create_dataset("affwild", tmp_path).load("train")
+    # The annotation package's own top folder is accepted too.
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "annotations").rename(tmp_path / "pkg" / "annotations")
+    assert len(create_dataset("affwild", tmp_path).load("train")) == 3
     assert t.image.tolist() == ["videos/train/105.avi"] * 3 and t.frame.tolist() == [0, 1, 2]
     np.testing.assert_allclose(t.va[2], [0.3, -0.3], rtol=1e-6)
-    bad = write(tmp_path / "annotations/train/arousal/105.txt", "-0.1\nabc\n-0.3\n")
+    bad = write(tmp_path / "pkg/annotations/train/arousal/105.txt", "-0.1\nabc\n-0.3\n")
     with pytest.raises(LabelFormatError) as e:
         create_dataset("affwild", tmp_path).load("train")
     assert_format_error(e, bad, 2)

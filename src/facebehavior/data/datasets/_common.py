@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".mov", ".wmv", ".flv", ".mpg", ".mpeg", ".webm")
-_DIGITS = re.compile(r"(\d+)$")
+DIGITS = re.compile(r"(\d+)$")
 
 
 def text_lines(path: Path) -> Iterator[tuple[int, str]]:
@@ -119,7 +119,7 @@ def frame_files(folder: Path, suffixes: Sequence[str] = IMAGE_SUFFIXES) -> dict[
         return out
     for p in folder.iterdir():
         if p.suffix.lower() in suffixes:
-            m = _DIGITS.search(p.stem)
+            m = DIGITS.search(p.stem)
             if m:
                 out[int(m.group(1))] = p.name
     return out

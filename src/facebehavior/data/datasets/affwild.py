@@ -13,6 +13,9 @@ Official layout of the owners' release (annotations, boxes and landmarks package
         test/valence/…, test/arousal/…  # test labels, released after the challenge
       bboxes/…, landmarks/…             # not used (``facebehavior prepare`` re-detects)
 
+The annotation package unpacks into ``aff_wild_annotations_bboxes_landmarks_new/annotations/``;
+``annotations/`` and ``videos/`` are looked up at the root and one folder below it.
+
 Rows are video frames: ``image`` is the video file, ``frame`` the 0-based frame index,
 ``subject``/``video`` the video name (one annotated person per video). Valence and arousal
 files of a video must have the same number of lines. Splits: ``train`` and ``test`` (the
@@ -26,9 +29,9 @@ from pathlib import Path
 import numpy as np
 
 from facebehavior.data.datasets._common import (
+    VIDEO_SUFFIXES,
     VideoFramesMixin,
     concat_tables,
-    find_video,
     line_of_row,
     numeric_table,
     table_from_rows,
@@ -38,7 +41,6 @@ from facebehavior.data.datasets.base import (
     DatasetNotFoundError,
     LabelFormatError,
     register_dataset,
-    require_files,
 )
 from facebehavior.data.labels import LabelTable
 
@@ -71,13 +73,28 @@ class AffWild(VideoFramesMixin, DatasetAdapter):
 
     def __init__(self, root: str | Path) -> None:
         super().__init__(root)
-        require_files(self.root, ["videos", "annotations"], corpus=self.name, hint=HINT)
+        if not self.root.is_dir():
+            raise DatasetNotFoundError(
+                f"affwild: folder {self.root} does not exist; expected it to hold "
+                f"{', '.join(self.expected_files)}. {HINT}"
+            )
+        self.annotations = self._locate("annotations")
+        self.videos = self._locate("videos")
+
+    def _locate(self, name: str) -> Path:
+        for d in (self.root, *sorted(p for p in self.root.iterdir() if p.is_dir())):
+            if (d / name).is_dir():
+                return d / name
+        raise DatasetNotFoundError(
+            f"affwild: no {name}/ folder in {self.root} or one level below; expected "
+            f"{', '.join(self.expected_files)}. {HINT}"
+        )
 
     def load(self, split: str) -> LabelTable:
         """Annotated frames of ``split``."""
         self.check_split(split)
-        vdir = self.root / "annotations" / split / "valence"
-        adir = self.root / "annotations" / split / "arousal"
+        vdir = self.annotations / split / "valence"
+        adir = self.annotations / split / "arousal"
         if not vdir.is_dir() or not adir.is_dir():
             raise DatasetNotFoundError(
                 f"affwild: expected {vdir} and {adir} holding <video>.txt per-frame annotations. {HINT}"
@@ -93,13 +110,13 @@ class AffWild(VideoFramesMixin, DatasetAdapter):
                 raise LabelFormatError(
                     apath, 0, f"{len(a)} arousal lines but {len(v)} valence lines in {vpath}"
                 )
-            video = find_video(self.root / "videos" / split, name)
-            if video is None or video.stem != name:
-                video = next((p for p in (self.root / "videos" / split).glob(f"{name}.*")), None)
+            vfolder = self.videos / split
+            video = next(
+                (vfolder / f"{name}{e}" for e in VIDEO_SUFFIXES if (vfolder / f"{name}{e}").is_file()), None
+            )
             if video is None:
                 raise DatasetNotFoundError(
-                    f"affwild: no video for {vpath.name}: expected {self.root / 'videos' / split}/{name}.avi "
-                    f"(or .mp4). {HINT}"
+                    f"affwild: no video for {vpath.name}: expected {vfolder}/{name}.mp4 (or .avi). {HINT}"
                 )
             n = len(v)
             rel = str(video.relative_to(self.root))

@@ -7,6 +7,7 @@ Official distribution layout (BP4D; BP4D+ is the same with subjects F001–F082,
         AU_OCC/F001_T1.csv          # header "<frame>,1,2,4,…" (AU numbers); rows frame,0/1/9 …
         AU_INT/AU06/F001_T1_AU06.csv  # "frame,intensity" lines, 0–5 (also accepted: BP4D/AU_INT/…)
       Sequences/F001/T1/0000.jpg …  # 2D texture frames; "2D+3D/" or "Sequences(2D+3D)/" also found
+      2D+3D/F001.zip                # … or left zipped as shipped: entries <top>/<task>/<frame>.jpg
 
 The first header field of ``AU_OCC`` files names the frame column (``Frame`` or ``0`` in the
 releases); the others are AU numbers (``AU01`` is accepted too). ``9`` marks frames the coders
@@ -23,14 +24,18 @@ subject-exclusive. ``all`` is every coded sequence.
 
 from __future__ import annotations
 
+import io
 import logging
-from collections.abc import Sequence
+import zipfile
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 
 from facebehavior.data.datasets._common import (
+    DIGITS,
+    IMAGE_SUFFIXES,
     assign_folds,
     concat_tables,
     csv_rows,
@@ -178,6 +183,45 @@ class _FACSSequences(DatasetAdapter):
             )
         return out
 
+    def _zip_frames(self, subject: str) -> dict[str, dict[int, str]]:
+        """Task → frame number → ``image`` entry for a subject's zip (``<zip>/<member>``)."""
+        zpath = self.frames_dir / f"{subject}.zip"
+        rel = zpath.relative_to(self.root)
+        out: dict[str, dict[int, str]] = {}
+        with zipfile.ZipFile(zpath) as z:
+            for member in z.namelist():
+                parts = member.split("/")
+                m = DIGITS.search(Path(member).stem)
+                if len(parts) >= 2 and Path(member).suffix.lower() in IMAGE_SUFFIXES and m:
+                    out.setdefault(parts[-2], {})[int(m.group(1))] = f"{rel}/{member}"
+        return out
+
+    def read_images(self, table: LabelTable, index: Iterable[int]) -> list[np.ndarray]:
+        """Pixels of rows ``index`` (frames inside per-subject zips are read from the zip)."""
+        from PIL import Image
+
+        out = []
+        zips: dict[str, zipfile.ZipFile] = {}
+        try:
+            for i in index:
+                path = str(table.image[i])
+                zname, sep, member = path.partition(".zip/")
+                if not sep:
+                    out.extend(super().read_images(table, [i]))
+                    continue
+                if zname not in zips:
+                    zips[zname] = zipfile.ZipFile(table.root / f"{zname}.zip")
+                try:
+                    data = zips[zname].read(member)
+                except KeyError:
+                    raise DatasetNotFoundError(f"{self.name}: {member} is not in {zname}.zip") from None
+                with Image.open(io.BytesIO(data)) as im:
+                    out.append(np.asarray(im.convert("RGB")))
+        finally:
+            for z in zips.values():
+                z.close()
+        return out
+
     def split_subjects(self, split: str, subjects: Sequence[str]) -> set[str]:
         """Subjects of a split (fold lists, or the round-robin assignment when there is none)."""
         if split == "all":
@@ -227,19 +271,23 @@ class _FACSSequences(DatasetAdapter):
                     inten[pos[ok], j] = v[ok]
                     imask[pos[ok], j] = True
         folder = self.frames_dir / subject / task
-        files = frame_files(folder)
+        files = {f: str((folder / name).relative_to(self.root)) for f, name in frame_files(folder).items()}
+        where = str(folder)
+        if not files and (self.frames_dir / f"{subject}.zip").is_file():
+            files = self._zip_frames(subject).get(task, {})
+            where = str(self.frames_dir / f"{subject}.zip")
         if not files:
             raise DatasetNotFoundError(
-                f"{self.name}: no frame images in {folder} for {occ_path.name} "
-                f"(expected {folder.relative_to(self.root)}/<frame>.jpg). {self.hint}"
+                f"{self.name}: no frame images for {occ_path.name}: expected "
+                f"{folder.relative_to(self.root)}/<frame>.jpg or {self.frames_dir.name}/{subject}.zip "
+                f"holding <subject>/{task}/<frame>.jpg. {self.hint}"
             )
         has = np.array([int(f) in files for f in frames], bool)
-        missing_frames_note(self.name, int((~has).sum()), n, str(folder))
-        rel = folder.relative_to(self.root)
+        missing_frames_note(self.name, int((~has).sum()), n, where)
         fr = frames[has]
         return table_from_rows(
             self.name, split, self.root,
-            image=[str(rel / files[int(f)]) for f in fr],
+            image=[files[int(f)] for f in fr],
             subject=[subject] * len(fr), video=[f"{subject}_{task}"] * len(fr), frame=fr,
             aus=self.aus,
             au_occurrence=occ[has], au_mask=mask[has],
