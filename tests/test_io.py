@@ -319,3 +319,15 @@ def test_unknown_output_extension():
         InputError, match=r"out.json: unknown output format '.json' \(JSON output is JSON Lines"
     ):
         open_writer("out.json")
+
+
+def test_parquet_first_chunk_empty(tmp_path):
+    out = tmp_path / "e.parquet"
+    empty = _chunk("a", []).astype({"source": object})
+    with open_writer(out) as w:
+        w.write(empty, source="a", last_frame=0, done=True, frames=1, no_face=1)
+        w.write(_chunk("b", [0, 1]), source="b", last_frame=1, done=True, frames=2)
+    assert read_results(out)["source"].tolist() == ["b", "b"]
+    with open_writer(tmp_path / "only_empty.parquet") as w:
+        w.write(empty, source="a", last_frame=0, done=True, frames=1, no_face=1)
+    assert len(read_results(tmp_path / "only_empty.parquet")) == 0

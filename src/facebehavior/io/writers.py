@@ -359,6 +359,7 @@ class ParquetWriter(ResultWriter):
         self._sink = None
         self._ipc = None
         self._schema = None
+        self._empty_schema = None
         super().__init__(path, resume=resume)
 
     def _side_files(self) -> tuple[Path, ...]:
@@ -376,6 +377,10 @@ class ParquetWriter(ResultWriter):
 
         table = pa.Table.from_pandas(df, preserve_index=False)
         if self._ipc is None:
+            if table.num_rows == 0:
+                # An empty chunk cannot tell a text column from an all-null one: wait for rows.
+                self._empty_schema = table.schema
+                return 0
             self._open_ipc(table.schema)
         else:
             table = table.cast(self._schema)
@@ -458,6 +463,8 @@ class ParquetWriter(ResultWriter):
             self._ipc.close()
             self._sink.close()
         if not self.journal_path.exists():
+            if self._empty_schema is not None and not self.path.exists():
+                pq.write_table(self._empty_schema.empty_table(), str(self.path))  # no face anywhere
             return
         tmp = self.path.with_name(self.path.name + ".tmp")
         writer = None
