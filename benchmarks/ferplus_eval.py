@@ -1,0 +1,79 @@
+"""FER+ accuracy of an exported checkpoint (8 classes, majority vote, PrivateTest by default).
+
+Usage:
+    python benchmarks/ferplus_eval.py runs/ferplus_small/ferplus_small.safetensors \
+        [--root /path/to/fer2013] [--split test] [--tta-flip]
+
+Prints the accuracy under two test-set definitions:
+
+- ``majority`` (the project's, ``facebehavior.data.datasets.fer2013.ferplus_majority``): arg-max of the
+  8 emotion votes; rows with a tie for the top emotion, or where ``unknown``/``NF`` has at least
+  as many votes as the top emotion, are excluded (3,376 of PrivateTest's 3,589 rows);
+- ``ferplus_strict`` (Microsoft's ``ferplus.py`` "majority" mode): emotions chosen by a single
+  tagger are zeroed first, and the top emotion must hold more than half of the remaining votes.
+
+Checkpoint selection must use PublicTest (``--split val``) only; PrivateTest is reported once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+
+
+def strict_ferplus_mask(votes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Microsoft's majority protocol on (N, 10) votes: (valid rows, label index in FER+ column order)."""
+    v = np.where(votes <= 1, 0, votes).astype(np.float64)
+    total = v.sum(1)
+    top = v.max(1)
+    arg = v.argmax(1)
+    valid = (top > 0.5 * total) & (arg < 8) & (total > 0)
+    return valid, arg
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoint")
+    parser.add_argument(
+        "--root", default=os.environ.get("FACEBEHAVIOR_FER2013", "../shared/datasets/fer2013")
+    )
+    parser.add_argument("--split", default="test", help="test = PrivateTest, val = PublicTest")
+    parser.add_argument("--tta-flip", action="store_true")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from facebehavior.data.datasets import create_dataset
+    from facebehavior.data.datasets.fer2013 import FERPLUS_TO_CANON, SPLIT_USAGE
+    from facebehavior.train.config import SetConfig
+    from facebehavior.train.evaluate import evaluate_checkpoint
+
+    t0 = time.perf_counter()
+    cfg = SetConfig(dataset="ferplus", root=args.root, split=args.split)
+    res, pred = evaluate_checkpoint(args.checkpoint, cfg, batch_size=512, tta_flip=args.tta_flip)
+    e = res["expression"]
+    print(f"checkpoint {args.checkpoint}")
+    took = time.perf_counter() - t0
+    print(f"split {args.split} ({res['dataset']['n']} rows), tta_flip={args.tta_flip}, {took:.1f} s")
+    print(f"majority        n={e['n']:5d}  accuracy {e['accuracy']:.4f}  macro F1 {e['macro_f1']:.4f}  "
+          f"mean diagonal {e['mean_diagonal']:.4f}")  # fmt: skip
+
+    ds = create_dataset("ferplus", args.root)
+    raw = ds.raw
+    votes = raw.votes[raw.usage == SPLIT_USAGE[args.split]]
+    valid, arg = strict_ferplus_mask(votes)
+    p = pred["pred_expression"].argmax(1)
+    y = FERPLUS_TO_CANON[np.minimum(arg, 7)]  # rows with arg >= 8 are not valid
+    acc = float((p[valid] == y[valid]).mean())
+    print(f"ferplus_strict  n={int(valid.sum()):5d}  accuracy {acc:.4f}")
+    for c, f in e["per_class_f1"].items():
+        print(f"  {c:<10} F1 {f:.4f}  n={e['per_class_support'][c]}")
+
+
+if __name__ == "__main__":
+    main()
