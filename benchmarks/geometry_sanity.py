@@ -40,6 +40,12 @@ def main() -> None:
     torch.set_num_threads(1)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument(
+        "--split",
+        choices=("private", "public"),
+        default="private",
+        help="FER2013 PrivateTest (report) or PublicTest (dev)",
+    )
     parser.add_argument("--max-angle", type=float, default=90.0, help="drop faces beyond this |yaw|/|pitch|")
     args = parser.parse_args()
     if not args.data.is_file():
@@ -47,12 +53,14 @@ def main() -> None:
 
     d = np.load(args.data)
     majority = ferplus_majority(d["ferplus_votes"])
-    rows = np.flatnonzero((d["usage"] == 2) & (majority >= 0))
-    points, presence = cached_landmarks(args.data, "fer_privatetest", rows)
+    usage = 2 if args.split == "private" else 1
+    rows = np.flatnonzero((d["usage"] == usage) & (majority >= 0))
+    points, presence = cached_landmarks(args.data, f"fer_{args.split}test", rows)
     cls = majority[rows]
     found = presence >= 0.5
     print(
-        f"FER+ PrivateTest, unique-majority rows: {rows.size}; FaceMesh found {found.sum()} "
+        f"FER+ {args.split.capitalize()}Test, unique-majority rows: {rows.size}; "
+        f"FaceMesh found {found.sum()} "
         f"(failure rate {1 - found.mean():.1%})"
     )
 

@@ -18,8 +18,9 @@ def _raise_brows(v: np.ndarray, cm: float) -> np.ndarray:
     v = v.copy()
     for brow in (ix.RIGHT_EYEBROW, ix.LEFT_EYEBROW):
         centre = v[list(brow)].mean(0)
-        w = np.exp(-np.sum((v[:, :2] - centre[:2]) ** 2, axis=1) / (2 * 1.6**2))
-        v[:, 1] -= cm * w * (v[:, 1] < v[ix.RIGHT_EYE_TOP, 1] - 0.3)
+        w = np.exp(-np.sum((v[:, :2] - centre[:2]) ** 2, axis=1) / (2 * 3.0**2))
+        band = (v[:, 1] < v[ix.RIGHT_EYE_TOP, 1] - 0.3) & (v[:, 1] > -6.0)  # brows, not the forehead
+        v[:, 1] -= cm * w * band
     return v
 
 
@@ -31,7 +32,7 @@ def video() -> tuple[np.ndarray, np.ndarray]:
     """
     rng = np.random.default_rng(0)
     v0 = canonical_face().vertices
-    rest, raised = _raise_brows(v0, 0.8), _raise_brows(v0, 1.5)
+    rest, raised = _raise_brows(v0, 0.8), _raise_brows(v0, 1.8)
     faces = np.repeat(rest[None], 450, axis=0)
     faces[RAISE] = raised
     angles = np.cumsum(rng.normal(0, 0.5, size=(450, 3)), axis=0).clip(-20, 20)  # head wanders

@@ -123,17 +123,17 @@ BROW_AUS = ("AU01", "AU02", "AU04")
 
 
 def test_jaw_open_raises_au25_au26_only() -> None:
-    e = _evidence(jaw_open(_v(), 1.2))
-    assert e["AU26"] > 0.2 and e["AU25"] > 0.2
+    e = _evidence(jaw_open(_v(), 1.5))
+    assert e["AU26"] > 0.2 and e["AU25"] > 0.5
     for au in BROW_AUS + ("AU05", "AU43"):
         assert abs(e[au]) < 1e-3, au
     inten, prob = g.evidence_to_intensity(np.array([[e["AU25"], e["AU26"], e["AU01"]]]))
-    assert prob[0, 0] > 0.9 and prob[0, 1] > 0.9 and prob[0, 2] < 0.1
+    assert prob[0, 0] > 0.9 and prob[0, 1] > 0.75 and prob[0, 2] < 0.1
 
 
 def test_lip_corners_up_raises_au12_not_au15_or_au20() -> None:
-    e = _evidence(lip_corners_up(_v(), 0.4))
-    assert e["AU12"] > 0.5 and e["AU12L"] > 0.5 and e["AU12R"] > 0.5
+    e = _evidence(lip_corners_up(_v(), 0.6))
+    assert e["AU12"] > 0.3 and e["AU12L"] > 0.3 and e["AU12R"] > 0.3
     assert e["AU15"] < 0 and e["AU20"] <= 0.05
     assert all(abs(e[au]) < 1e-3 for au in BROW_AUS)
 
@@ -141,9 +141,9 @@ def test_lip_corners_up_raises_au12_not_au15_or_au20() -> None:
 def test_one_sided_corner_raise_is_sided() -> None:
     v = _v()
     w = _bump(v, v[ix.MOUTH_LEFT], 0.8)
-    v[:, 1] -= 0.4 * w
+    v[:, 1] -= 0.6 * w
     e = _evidence(v)
-    assert e["AU12L"] > 0.5 and abs(e["AU12R"]) < 0.05
+    assert e["AU12L"] > 0.3 and abs(e["AU12R"]) < 0.05
 
 
 def test_eyes_closing_raises_au43_au45() -> None:
@@ -155,18 +155,18 @@ def test_eyes_closing_raises_au43_au45() -> None:
 
 
 def test_brows_lowered_and_drawn_together_raise_au4() -> None:
-    e = _evidence(brows(_v(), down_cm=0.5, inward_cm=0.3))
-    assert e["AU04"] > 0.25 and e["AU04L"] > 0.25 and e["AU04R"] > 0.25
+    e = _evidence(brows(_v(), down_cm=0.7, inward_cm=0.4))
+    assert e["AU04"] > 0.15 and e["AU04L"] > 0.15 and e["AU04R"] > 0.15
     assert e["AU01"] < 0 and e["AU02"] < 0
     # the forehead skin dragged with the brows nudges the rigid fit a little; effects stay < 0.05 intensity
     assert abs(e["AU26"]) < 0.01 and abs(e["AU12"]) < 0.01
 
 
 def test_brow_raise_raises_au1_au2() -> None:
-    e = _evidence(brows(_v(), down_cm=-0.7))
-    assert e["AU01"] > 0.2 and e["AU02"] > 0.2 and e["AU04"] < 0
-    inner = _evidence(brows(_v(), down_cm=-0.7, inner_only=True))
-    assert inner["AU01"] > 0.2 and inner["AU01"] > 2 * inner["AU02"]
+    e = _evidence(brows(_v(), down_cm=-1.0))
+    assert e["AU01"] > 0.15 and e["AU02"] > 0.15 and e["AU04"] < 0
+    inner = _evidence(brows(_v(), down_cm=-1.0, inner_only=True))
+    assert inner["AU01"] > 0.15 and inner["AU01"] > 2 * inner["AU02"]
 
 
 # --- outputs ---------------------------------------------------------------------------------------
@@ -179,7 +179,7 @@ def test_intensity_and_probability_mapping() -> None:
 
 
 def test_columns_and_weak_targets() -> None:
-    pts = np.stack([_v(), jaw_open(_v(), 1.0), lip_corners_up(_v(), 0.4)]) * 20.0
+    pts = np.stack([_v(), jaw_open(_v(), 1.5), lip_corners_up(_v(), 0.6)]) * 20.0
     neutral = g.measure(_v())[0][0]
     cols = g.geometry_columns(pts, neutral=neutral)
     assert "AU12_intensity_geom" in cols and "AU12L_prob_geom" in cols and "geom_jaw_drop" in cols

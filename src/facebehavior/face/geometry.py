@@ -10,8 +10,9 @@ normalisation), on FaceMesh's dense mesh and vectorised over batches:
 2. **Measure** (:data:`MEASUREMENTS`): lid, brow, nose, lip and jaw distances in the frontal x-y plane
    (FaceMesh's monocular depth is used only for lip protrusion).
 3. **AU evidence** (:data:`AU_RULES`): each AU is a signed, linear read-out of measurement changes
-   relative to a neutral reference, scaled so that 1.0 means FACS intensity E (5). Negative values mean
-   "the opposite of this AU" and are kept until the very end, so person-specific calibration
+   relative to a neutral reference, in units of the scatter of neutral faces (1.0 = intensity 5 =
+   five times the 90th-percentile displacement of FER+ neutral faces). Negative values mean "the
+   opposite of this AU" and are kept until the very end, so person-specific calibration
    (:mod:`facebehavior.temporal.calibration`) can subtract a baseline in the same space.
 4. **Intensity and probability**: ``intensity = clip(5·r, 0, 5)``; ``prob = sigmoid(3·(5·r − 1))``,
    i.e. 0.5 at intensity 1 (FACS trace level A).
@@ -47,6 +48,7 @@ __all__ = [
     "measure",
     "measure_frontal",
     "population_neutral",
+    "population_spread",
     "raw_evidence",
     "evidence_to_intensity",
     "analyze_geometry",
@@ -77,8 +79,12 @@ _MEASUREMENT_TABLE: tuple[tuple[str, str, str], ...] = (
     ("brow_gap", "IOD", "horizontal distance between the inner brow heads (furrow: smaller)"),
     ("nasion_lip", "IOD", "nasal root (168) to upper-lip top (0), vertical (nose wrinkle: smaller)"),
     ("subnasal_lip", "IOD", "subnasale (2) to upper-lip top (0), vertical (upper-lip raise: smaller)"),
-    ("corner_up_r", "IOD", "right lip corner height relative to the subnasale (higher: larger)"),
-    ("corner_up_l", "IOD", "left lip corner height relative to the subnasale"),
+    (
+        "corner_up_r",
+        "IOD",
+        "right lip corner height above the subnasale, compensated for lips part (higher: larger)",
+    ),
+    ("corner_up_l", "IOD", "left lip corner height above the subnasale, compensated for lips part"),
     ("corner_out_r", "IOD", "right lip corner horizontal distance from the facial midline"),
     ("corner_out_l", "IOD", "left lip corner horizontal distance from the facial midline"),
     ("mouth_width", "IOD", "distance between the outer lip corners"),
@@ -115,6 +121,7 @@ _NASION = ix.NOSE_RIDGE[0]
 _UPPER_INNER_MID = [ix.LIPS_INNER[4], ix.LIPS_INNER[5], ix.LIPS_INNER[6]]
 _LOWER_INNER_MID = [ix.LIPS_INNER[14], ix.LIPS_INNER[15], ix.LIPS_INNER[16]]
 _MIDLINE = [_NASION, ix.NOSE_BOTTOM, ix.NOSE_TIP]
+_CORNER_GAP_FOLLOW = 0.25
 
 
 def _y(p: np.ndarray, ids: Any) -> np.ndarray:
@@ -155,13 +162,17 @@ def measure_frontal(frontal: np.ndarray) -> np.ndarray:
     out[:, _M["brow_gap"]] = _x(p, _L_BROW_INNER) - _x(p, _R_BROW_INNER)
     out[:, _M["nasion_lip"]] = _y(p, ix.UPPER_LIP_TOP) - _y(p, _NASION)
     out[:, _M["subnasal_lip"]] = _y(p, ix.UPPER_LIP_TOP) - _y(p, ix.NOSE_BOTTOM)
-    out[:, _M["corner_up_r"]] = _y(p, ix.NOSE_BOTTOM) - _y(p, ix.MOUTH_RIGHT)
-    out[:, _M["corner_up_l"]] = _y(p, ix.NOSE_BOTTOM) - _y(p, ix.MOUTH_LEFT)
     mid_x = _x(p, _MIDLINE)
     out[:, _M["corner_out_r"]] = mid_x - _x(p, ix.MOUTH_RIGHT)
     out[:, _M["corner_out_l"]] = _x(p, ix.MOUTH_LEFT) - mid_x
     out[:, _M["mouth_width"]] = np.linalg.norm(p[:, ix.MOUTH_LEFT, :2] - p[:, ix.MOUTH_RIGHT, :2], axis=-1)
     out[:, _M["lips_part"]] = _y(p, _LOWER_INNER_MID) - _y(p, _UPPER_INNER_MID)
+    # The corners ride down with the lower lip by ~1/4 of the inner-lip gap (slope of corner height on
+    # lips_part: −0.20 … −0.33 over FER+ PublicTest neutral, surprise and fear faces); compensating it
+    # keeps an open mouth from reading as AU15 and a smile with parted lips from losing AU12.
+    corner_ref = _y(p, ix.NOSE_BOTTOM) + _CORNER_GAP_FOLLOW * out[:, _M["lips_part"]]
+    out[:, _M["corner_up_r"]] = corner_ref - _y(p, ix.MOUTH_RIGHT)
+    out[:, _M["corner_up_l"]] = corner_ref - _y(p, ix.MOUTH_LEFT)
     out[:, _M["jaw_drop"]] = _y(p, ix.CHIN) - _y(p, ix.NOSE_TIP)
     corners_z = p[:, [ix.MOUTH_RIGHT, ix.MOUTH_LEFT], 2].mean(axis=1)
     out[:, _M["lip_pucker"]] = corners_z - p[:, [ix.UPPER_LIP_TOP, ix.LOWER_LIP_BOTTOM], 2].mean(axis=1)
@@ -213,49 +224,51 @@ def population_neutral() -> np.ndarray:
 class AURule:
     """How one AU channel reads measurement changes.
 
-    ``r = Σ_k weight_k · Δm_k / full_scale_k / Σ_k weight_k`` where ``Δm = m − m_neutral`` and
-    ``full_scale_k`` is the signed change that means intensity 5 (E). ``relative`` terms divide
-    ``Δm`` by the neutral value first (eye openness is a ratio that differs a lot between people).
+    ``r = Σ_k w_k · sign_k · Δm_k / (5 · spread_k) / Σ_k w_k`` with ``Δm = m − m_neutral``. The spread
+    of a measurement in the AU's direction is its population scatter over neutral faces,
+    ``p90 − median`` (or ``median − p10`` for a decrease), from the shipped population neutral: so
+    **intensity 1 (probability 0.5) sits at the 90th percentile of neutral faces** and intensity 5
+    at five times that displacement.
 
     Attributes:
-        terms: ((measurement, signed full-scale change, weight, relative), ...).
-        penalise_rise: subtract the positive part of this (measurement, full-scale) term; AU20 uses
-            it so a corner pulled *up and out* reads as AU12, not lip stretch.
+        terms: ((measurement, sign, weight), ...); sign +1 when the AU increases the measurement.
+        relative_full_scale: if set, ``Δm / m_neutral / relative_full_scale`` replaces the spread
+            scaling (eye closure: closing 80 % of the neutral lid opening is intensity 5).
+        penalise_rise: subtract the positive part of this measurement's change in spread units; AU20
+            uses it so a corner pulled *up and out* reads as AU12, not lip stretch.
     """
 
-    terms: tuple[tuple[str, float, float, bool], ...]
-    penalise_rise: tuple[str, float] | None = None
+    terms: tuple[tuple[str, int, float], ...]
+    relative_full_scale: float | None = None
+    penalise_rise: str | None = None
 
 
 def _sided(r: AURule, side: str) -> AURule:
     def s(name: str) -> str:
         return name[:-2] + "_" + side if name.endswith(("_r", "_l")) else name
 
-    pen = None if r.penalise_rise is None else (s(r.penalise_rise[0]), r.penalise_rise[1])
-    return AURule(tuple((s(n), fs, w, rel) for n, fs, w, rel in r.terms), pen)
+    pen = None if r.penalise_rise is None else s(r.penalise_rise)
+    return AURule(tuple((s(n), sg, w) for n, sg, w in r.terms), r.relative_full_scale, pen)
 
 
-# Full-scale changes (IOD units unless relative) are the displacement of FACS level E, set from the
-# FACS manual's descriptions of each AU's movement on an ~8.9 cm inter-ocular face (e.g. an E-level
-# inner brow raise lifts the brow head ~1 cm ≈ 0.11 IOD) and checked on FER+ (docs/geometry.md).
 _SIDED_RULES: dict[int, AURule] = {
-    1: AURule((("brow_inner_r", +0.10, 1.0, False),)),
-    2: AURule((("brow_outer_r", +0.10, 1.0, False),)),
-    4: AURule((("brow_inner_r", -0.07, 1.0, False), ("brow_gap", -0.06, 1.0, False))),
-    5: AURule((("eye_open_r", +0.60, 1.0, True),)),
-    6: AURule((("cheek_raise_r", +0.04, 1.0, False),)),
-    12: AURule((("corner_up_r", +0.07, 1.0, False),)),
-    15: AURule((("corner_up_r", -0.05, 1.0, False),)),
-    20: AURule((("corner_out_r", +0.06, 1.0, False),), penalise_rise=("corner_up_r", 0.06)),
-    43: AURule((("eye_open_r", -0.80, 1.0, True),)),
+    1: AURule((("brow_inner_r", +1, 1.0),)),
+    2: AURule((("brow_outer_r", +1, 1.0),)),
+    4: AURule((("brow_inner_r", -1, 1.0), ("brow_gap", -1, 1.0))),
+    5: AURule((("eye_open_r", +1, 1.0),)),
+    6: AURule((("cheek_raise_r", +1, 1.0),)),
+    12: AURule((("corner_up_r", +1, 1.0),)),
+    15: AURule((("corner_up_r", -1, 1.0),)),
+    20: AURule((("corner_out_r", +1, 1.0),), penalise_rise="corner_up_r"),
+    43: AURule((("eye_open_r", -1, 1.0),), relative_full_scale=0.8),
 }
 _BILATERAL_RULES: dict[int, AURule] = {
-    9: AURule((("nasion_lip", -0.08, 1.0, False),)),
-    10: AURule((("subnasal_lip", -0.06, 1.0, False),)),
-    17: AURule((("lip_chin", +0.06, 1.0, False),)),
-    23: AURule((("lip_thickness", -0.05, 1.0, False),)),
-    25: AURule((("lips_part", +0.10, 1.0, False),)),
-    26: AURule((("jaw_drop", +0.20, 1.0, False),)),
+    9: AURule((("nasion_lip", -1, 1.0),)),
+    10: AURule((("subnasal_lip", -1, 1.0),)),
+    17: AURule((("lip_chin", +1, 1.0),)),
+    23: AURule((("lip_thickness", -1, 1.0),)),
+    25: AURule((("lips_part", +1, 1.0),)),
+    26: AURule((("jaw_drop", +1, 1.0),)),
 }
 SIDED_AUS: tuple[int, ...] = (1, 2, 4, 5, 6, 12, 15, 20, 43, 45)
 # AU45 (blink) and AU43 (eyes closed) look the same in one frame; the temporal layer tells them apart
@@ -290,19 +303,33 @@ AU_RULES: dict[str, AURule] = {
 """Rule per channel; bilateral channels of sided AUs are the mean of their L and R channels."""
 
 
-def _apply(rule: AURule, delta: np.ndarray, neutral: np.ndarray) -> np.ndarray:
+def population_spread() -> tuple[np.ndarray, np.ndarray]:
+    """Scatter of neutral faces around the population neutral: ``(p90 − median, median − p10)``, each (M,)."""
+    data = _neutral_file()
+    med = population_neutral()
+    p10 = np.array([data["p10"][m] for m in MEASUREMENTS])
+    p90 = np.array([data["p90"][m] for m in MEASUREMENTS])
+    return np.maximum(p90 - med, 1e-6), np.maximum(med - p10, 1e-6)
+
+
+def _apply(
+    rule: AURule, delta: np.ndarray, neutral: np.ndarray, up: np.ndarray, down: np.ndarray
+) -> np.ndarray:
     num = np.zeros(delta.shape[0])
     wsum = 0.0
-    for name, full_scale, weight, relative in rule.terms:
-        d = delta[:, _M[name]]
-        if relative:
-            d = d / max(abs(neutral[_M[name]]), 1e-6)
-        num += weight * d / full_scale
+    for name, sign, weight in rule.terms:
+        k = _M[name]
+        d = sign * delta[:, k]
+        if rule.relative_full_scale is not None:
+            d = d / max(abs(neutral[k]), 1e-6) / rule.relative_full_scale
+        else:
+            d = d / (5.0 * (up[k] if sign > 0 else down[k]))
+        num += weight * d
         wsum += weight
     r = num / wsum
     if rule.penalise_rise is not None:
-        name, full_scale = rule.penalise_rise
-        r = r - np.maximum(delta[:, _M[name]] / full_scale, 0.0)
+        k = _M[rule.penalise_rise]
+        r = r - np.maximum(delta[:, k] / (5.0 * up[k]), 0.0)
     return r
 
 
@@ -328,8 +355,9 @@ def raw_evidence(measurements: np.ndarray, neutral: np.ndarray | None = None) ->
     delta = m - n
     out = np.empty((m.shape[0], len(CHANNELS)))
     col = {name: i for i, name in enumerate(CHANNELS)}
+    up, down = population_spread()
     for name, rule in AU_RULES.items():
-        out[:, col[name]] = _apply(rule, delta, n_ref)
+        out[:, col[name]] = _apply(rule, delta, n_ref, up, down)
     for au in SIDED_AUS:
         out[:, col[f"AU{au:02d}"]] = 0.5 * (out[:, col[f"AU{au:02d}L"]] + out[:, col[f"AU{au:02d}R"]])
     return out
