@@ -77,6 +77,14 @@ def test_cache_contents(built):
     ref = template_points("arcface", 112)
     err = np.linalg.norm(cache.aligned_keypoints - ref[None], axis=-1)
     assert err.mean() < 4.0, err
+    # Alignment used FaceMesh's 5 points (as the Analyzer does): they are the aligned keypoints.
+    from facebehavior.face.landmarks.facemesh import keypoints5
+
+    assert (cache.index["mesh_presence"][cache.found] > 0.5).all()
+    mesh = np.stack([cache.mesh(i) for i in range(len(cache))])
+    assert mesh.shape == (3, 468, 2) and np.isfinite(mesh).all()
+    assert ((mesh > -10) & (mesh < 122)).mean() > 0.95  # the face mesh lies on the crop
+    np.testing.assert_allclose(keypoints5(mesh), cache.aligned_keypoints, atol=0.1)
     # The full photo keeps its largest face.
     np.testing.assert_allclose(cache.index["box"][4], LARGEST_FACE, atol=6)
     item = cache[0]
@@ -137,9 +145,18 @@ def test_grayscale_corpus_and_table_roundtrip(built, tmp_path):
             ]
 
     sub = table.subset(np.array([0]))
-    counts = build_cache(Gray(), sub, tmp_path / "gray", CacheConfig(size=64, fallback=None))
+    counts = build_cache(Gray(), sub, tmp_path / "gray", CacheConfig(size=64, fallback=None, facemesh=False))
     assert counts["ok"] == 1
-    crop = FaceCache(tmp_path / "gray").crop(0)
+    gray = FaceCache(tmp_path / "gray")
+    assert gray.mesh(0) is None and "mesh" not in gray[0]
+    # Without FaceMesh the crop is aligned on the detector's own keypoints.
+    np.testing.assert_allclose(
+        gray.aligned_keypoints[0],
+        np.einsum("ij,pj->pi", gray.index["matrix"][0][:, :2], gray.index["kp5"][0])
+        + gray.index["matrix"][0][:, 2],
+        atol=1e-3,
+    )
+    crop = gray.crop(0)
     assert crop.shape == (64, 64, 3) and (crop[..., 0] == crop[..., 2]).all()
     save_table(table, tmp_path / "t.npz")
     back = load_table(tmp_path / "t.npz")

@@ -48,6 +48,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=32, help="frames per detector call")
     parser.add_argument("--workers", type=int, default=1, help="parallel processes over shards")
     parser.add_argument("--device", default="cpu", help="torch device for detection")
+    parser.add_argument(
+        "--no-facemesh",
+        action="store_true",
+        help="align on the detector's keypoints instead of FaceMesh's (as `analyze --no-landmarks`)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="rebuild complete shards too")
     parser.add_argument(
         "--option",
@@ -93,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
             shard_size=args.shard_size,
             batch_size=args.batch_size,
             device=args.device,
+            facemesh=not args.no_facemesh,
         )
         adapter = create_dataset(args.dataset, args.root, **_options(args.option))
         for split in args.split:

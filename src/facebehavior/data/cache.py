@@ -9,7 +9,9 @@ Layout of one cached split (``build_cache`` writes it, ``FaceCache`` reads it)::
       shard_00000.index.npz         # row (M,) int64 table row; status (M,) int8; score (M,) float32;
                                     # box (M, 4) and kp5 (M, 5, 2) float32 frame pixels;
                                     # kp5_crop (M, 5, 2) float32 crop pixels; matrix (M, 2, 3) frame→crop;
-                                    # landmarks (M, P, 2) crop pixels when the corpus ships landmarks
+                                    # landmarks (M, P, 2) crop pixels when the corpus ships landmarks;
+                                    # mesh_presence (M,) float32 FaceMesh presence (``facemesh``)
+      shard_00000.mesh.npy          # (M, 468, 2) float16 FaceMesh points in crop pixels (``facemesh``)
       shard_00000.done              # written last: the shard is complete (resume skips it)
 
 Every table row has an entry: rows whose face was not found (``STATUS_NO_FACE``) or whose image
@@ -85,6 +87,12 @@ class CacheConfig:
         shard_size: table rows per shard (the unit of resume and of parallel work).
         batch_size: frames per detector call.
         device: torch device for the detectors.
+        facemesh: run FaceMesh on each kept face and align on its 5 points (eye centres, nose
+            tip, true mouth corners) — what ``Analyzer`` does with ``landmarks=True``, so training
+            crops are framed like inference crops. Faces whose FaceMesh presence is below
+            ``min_presence`` keep the detector's keypoints. ``False``: detector keypoints only
+            (as ``Analyzer(landmarks=False)``).
+        min_presence: FaceMesh presence needed to use its keypoints.
     """
 
     size: int = 112
@@ -96,6 +104,8 @@ class CacheConfig:
     shard_size: int = 1024
     batch_size: int = 32
     device: str = "cpu"
+    facemesh: bool = True
+    min_presence: float = 0.5
 
     def fingerprint(self) -> dict:
         """The settings that change the cache contents (``batch_size``/``device`` do not)."""
@@ -289,6 +299,10 @@ class _Worker:
         dense = _corpus_landmarks(table)
         if dense is not None:
             index["landmarks"] = np.full((m, dense.shape[1], 2), np.nan, np.float32)
+        mesh = None
+        if cfg.facemesh:
+            index["mesh_presence"] = np.zeros(m, np.float32)
+            mesh = np.full((m, 468, 2), np.nan, np.float16)
         for start in range(0, m, cfg.batch_size):
             pos = np.arange(start, min(start + cfg.batch_size, m))
             images = _read(adapter, table, rows[pos])
@@ -298,15 +312,26 @@ class _Worker:
                     for i in group:
                         index["status"][pos[i]] = STATUS_UNREADABLE
                     continue
-                self._detect_align(np.stack([images[i] for i in ok]), pos[ok], crops, index, dense, rows)
+                self._detect_align(
+                    np.stack([images[i] for i in ok]), pos[ok], crops, index, dense, rows, mesh
+                )
         np.save(_shard_path(out, shard, "crops.npy"), crops)
+        if mesh is not None:
+            np.save(_shard_path(out, shard, "mesh.npy"), mesh)
         tmp = _shard_path(out, shard, "index.tmp.npz")
         np.savez(tmp, **index)
         os.replace(tmp, _shard_path(out, shard, "index.npz"))
         _shard_path(out, shard, "done").write_text(json.dumps({"rows": m}))
         return {name: int((index["status"] == code).sum()) for code, name in STATUS_NAMES.items()}
 
-    def _detect_align(self, batch, pos, crops, index, dense, rows) -> None:
+    def landmarker(self):
+        if "facemesh" not in self._detectors:
+            from facebehavior.face.landmarks.facemesh import FaceMeshLandmarker
+
+            self._detectors["facemesh"] = FaceMeshLandmarker(device=self.config.device)
+        return self._detectors["facemesh"]
+
+    def _detect_align(self, batch, pos, crops, index, dense, rows, mesh) -> None:
         from facebehavior.face.align import align_faces, transform_points
         from facebehavior.types import Detections
 
@@ -327,8 +352,21 @@ class _Worker:
             scores=np.asarray([best[i][1] for i in found], np.float32),
             keypoints=np.stack([best[i][2] for i in found]),
         )
-        aligned = align_faces(batch, det, size=cfg.size, template=cfg.template, margin=cfg.margin)
         p = pos[found]
+        points = None
+        if cfg.facemesh:
+            from facebehavior.face.landmarks.facemesh import keypoints5
+
+            marks = self.landmarker()(batch, det)
+            points = np.asarray(marks.points, np.float32)[..., :2]
+            presence = np.asarray(marks.presence, np.float32)
+            index["mesh_presence"][p] = presence
+            use = presence >= cfg.min_presence
+            if use.any():
+                kp = det.keypoints.copy()
+                kp[use] = keypoints5(points[use])
+                det = Detections(det.frame_index, det.boxes, det.scores, kp)
+        aligned = align_faces(batch, det, size=cfg.size, template=cfg.template, margin=cfg.margin)
         crops[p] = aligned.crops
         index["status"][p] = STATUS_OK
         index["score"][p] = det.scores
@@ -338,6 +376,8 @@ class _Worker:
         index["matrix"][p] = aligned.matrices
         if dense is not None:
             index["landmarks"][p] = transform_points(dense[rows[p]], aligned.matrices)
+        if points is not None:
+            mesh[p] = transform_points(points, aligned.matrices).astype(np.float16)
 
 
 def _corpus_landmarks(table: LabelTable) -> np.ndarray | None:
@@ -445,6 +485,11 @@ class FaceCache(_torch_dataset_base()):  # type: ignore[misc]
         self._crops = [
             np.load(_shard_path(self.folder, s, "crops.npy"), mmap_mode="r") for s in range(len(shards))
         ]
+        self._mesh = None
+        if _shard_path(self.folder, 0, "mesh.npy").is_file():
+            self._mesh = [
+                np.load(_shard_path(self.folder, s, "mesh.npy"), mmap_mode="r") for s in range(len(shards))
+            ]
         parts: dict[str, list[np.ndarray]] = {}
         for s in range(len(shards)):
             with np.load(_shard_path(self.folder, s, "index.npz")) as z:
@@ -468,6 +513,13 @@ class FaceCache(_torch_dataset_base()):  # type: ignore[misc]
         """(S, S, 3) uint8 crop of item ``i`` (a row of ``self.table``)."""
         r = int(self.found[i])
         return np.array(self._crops[r // self.shard_size][r % self.shard_size])  # a writable copy
+
+    def mesh(self, i: int) -> np.ndarray | None:
+        """(468, 2) float32 FaceMesh points of item ``i`` in crop pixels (``None`` if not cached)."""
+        if self._mesh is None:
+            return None
+        r = int(self.found[i])
+        return np.asarray(self._mesh[r // self.shard_size][r % self.shard_size], np.float32)
 
     def read_images(self, table: LabelTable, index: Iterable[int]) -> list[np.ndarray]:
         """Crops of rows ``index`` of ``table`` (which must be ``self.table``): the adapter protocol."""
@@ -502,6 +554,8 @@ class FaceCache(_torch_dataset_base()):  # type: ignore[misc]
             item[f"extra.{k}"] = v[i]
         if "landmarks" in self.index:
             item["landmarks"] = self.index["landmarks"][self.found[i]]
+        if self._mesh is not None:
+            item["mesh"] = self.mesh(i)
         return self.transform(item) if self.transform is not None else item
 
     def missing(self) -> LabelTable:
