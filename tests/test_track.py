@@ -192,3 +192,23 @@ def test_face_reentering_through_the_edge_gets_its_id_back_while_still_cut_off(f
     assert set(ids[back & (visible >= 0.6)].tolist()) == {1}
     assert (visible[back & (visible >= 0.6)] < 1).any()
     assert set(ids[truth == 0].tolist()) == {0}
+
+
+def test_strong_overlap_keeps_id_through_an_abrupt_appearance_change(faces):
+    # e.g. a sudden lighting change: the box barely moves, the thumbnail changes completely
+    from PIL import ImageOps
+
+    images_a, dets_a, _ = render([{0: (200.0 + k, 150.0)} for k in range(10)], faces)
+    inverted = [ImageOps.invert(faces[0])]
+    images_b, dets_b, _ = render([{0: (210.0 + k, 150.0)} for k in range(10)], inverted)
+    sim = (
+        appearance_descriptors(images_a[-1:], _subset(dets_a, dets_a.frame_index == 9, 9))[0]
+        @ (appearance_descriptors(images_b[:1], _subset(dets_b, dets_b.frame_index == 0))[0])
+    )
+    assert sim < 0.3  # the appearance gate alone would refuse this link
+    tr = FaceTracker()
+    assert set(tr.update(dets_a, images_a).face_id.tolist()) == {0}
+    assert set(tr.update(dets_b, images_b).face_id.tolist()) == {0}
+    tr_strict = FaceTracker(trust_iou=1.01)  # without trusting the overlap it becomes a new face
+    tr_strict.update(dets_a, images_a)
+    assert set(tr_strict.update(dets_b, images_b).face_id.tolist()) == {1}

@@ -164,7 +164,9 @@ class FaceTracker:
         max_lost: frames a track may go undetected and still be matched by motion.
         reid_max_age: frames a lost track stays in the re-identification gallery.
         reid_threshold: minimum appearance cosine similarity to re-identify a lost face.
-        appearance_gate: minimum similarity for a motion link (stops swaps when faces cross).
+        appearance_gate: minimum similarity for a motion link (stops swaps when faces cross),
+            unless the predicted box overlaps the detection by at least ``trust_iou``.
+        trust_iou: IoU above which a motion link ignores ``appearance_gate``.
         appearance_weight: weight of appearance dissimilarity in the motion-link cost.
         young_frames: a track younger than this may still be re-labelled to a lost identity.
         descriptor_momentum: smoothing of a track's appearance (0 = latest only).
@@ -182,6 +184,7 @@ class FaceTracker:
         reid_max_age: int = 750,
         reid_threshold: float = 0.75,
         appearance_gate: float = 0.3,
+        trust_iou: float = 0.5,
         appearance_weight: float = 1.0,
         young_frames: int = 12,
         descriptor_momentum: float = 0.8,
@@ -192,6 +195,7 @@ class FaceTracker:
         self.reid_max_age = int(reid_max_age)
         self.reid_threshold = float(reid_threshold)
         self.appearance_gate = float(appearance_gate)
+        self.trust_iou = float(trust_iou)
         self.appearance_weight = float(appearance_weight)
         self.young_frames = int(young_frames)
         self.descriptor_momentum = float(descriptor_momentum)
@@ -310,7 +314,8 @@ class FaceTracker:
             sim = self._similarity(recent, desc)
             if sim is not None:
                 known = ~np.isnan(sim) & reliable[None]
-                ok &= ~known | (sim >= self.appearance_gate)
+                # A strong overlap is trusted whatever the appearance (head turns change it).
+                ok &= ~known | (sim >= self.appearance_gate) | (iou >= self.trust_iou)
                 cost = cost + self.appearance_weight * np.where(known, 1.0 - sim, 0.0)
             for ti, di in self._assign(cost, ok):
                 assigned[di] = recent[ti]
