@@ -114,3 +114,42 @@ def test_bad_input_messages() -> None:
     bad[0, 5, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         head_pose(bad)
+
+
+def test_real_photos_mirror_and_sign() -> None:
+    """FaceMesh on real photos and their mirror images: yaw and roll flip sign, pitch stays."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    from facebehavior.face.detect import create_detector
+    from facebehavior.face.landmarks.facemesh import FaceMeshLandmarker
+
+    torch.set_num_threads(1)
+    det, lm = create_detector("blazeface_full"), FaceMeshLandmarker()
+    photos = Path(__file__).resolve().parent / "fixtures" / "photos"
+    checked = 0
+    for name in ("group3.jpg", "group5.jpg"):
+        img = np.asarray(Image.open(photos / name).convert("RGB"))
+        pair = np.stack([img, img[:, ::-1].copy()])
+        d = det(pair)
+        out = lm(pair, d)
+        pose = head_pose(out.points)
+        centre = (d.boxes[:, :2] + d.boxes[:, 2:]) / 2
+        orig, flip = np.flatnonzero(d.frame_index == 0), np.flatnonzero(d.frame_index == 1)
+        for i in orig:
+            mirrored = np.array([img.shape[1] - centre[i, 0], centre[i, 1]])
+            j = flip[np.argmin(np.linalg.norm(centre[flip] - mirrored, axis=1))]
+            assert abs(pose[i, 1] + pose[j, 1]) < 8 and abs(pose[i, 2] + pose[j, 2]) < 5, (
+                name,
+                pose[i],
+                pose[j],
+            )
+            assert abs(pose[i, 0] - pose[j, 0]) < 6, (name, pose[i], pose[j])
+            # yaw > 0 = turned to the subject's right: nose tip left of the outer eye corners' midpoint
+            p = out.points[i]
+            nose_offset = p[NOSE_TIP, 0] - (p[R_EYE_OUTER, 0] + p[L_EYE_OUTER, 0]) / 2
+            if abs(pose[i, 1]) > 10:
+                assert np.sign(pose[i, 1]) == -np.sign(nose_offset), (name, pose[i], nose_offset)
+            checked += 1
+    assert checked >= 6
