@@ -301,3 +301,26 @@ def test_full_size_vgg_numeric_forward(name):
     with torch.no_grad():
         out = model(x, torch.randn_like(x))
     assert out["au"].shape == (1, 1) and torch.isfinite(out["au"]).all()
+
+
+def test_mobilenet_features_and_stem_stride():
+    from facebehavior.models.mobilenet import MobileNetV2
+
+    net = MobileNetV2(width=0.25, last_channels=32).eval()
+    feats = net.forward_features(torch.randn(1, 3, 64, 64))
+    assert list(feats) == ["stride2", "stride4", "stride8", "stride16", "stride32", "last", "pool"]
+    assert feats["stride32"].shape[-2:] == (2, 2) and feats["pool"].shape == (1, 32)
+    fine = MobileNetV2(width=0.25, last_channels=32, stem_stride=1).eval()
+    assert fine.forward_features(torch.randn(1, 3, 48, 48))["last"].shape[-2:] == (3, 3)
+    # Same parameters whatever the stride: a checkpoint trained at one stride loads at the other.
+    assert sum(p.numel() for p in fine.parameters()) == sum(p.numel() for p in net.parameters())
+    with pytest.raises(ValueError, match="at least 32"):
+        net(torch.randn(1, 3, 24, 24))
+
+
+def test_builders_accept_json_kwargs():
+    # WeightSpec.arch_kwargs round-trip through JSON: tuples come back as lists.
+    m = create_model("facebehaviornet_mobile_tiny", aus=[1, 2, 4], num_expressions=7)
+    assert m.task_labels["au"] == ("AU01", "AU02", "AU04")
+    v = create_model("vgg16_tiny", input_size=[64, 128])
+    assert v(torch.randn(1, 3, 64, 128))["logits"].shape == (1, 10)

@@ -39,7 +39,7 @@ class MobileNetV2(nn.Module):
         last_channels: channels of the final 1×1 conv (default ``1280 * max(1, width)``).
 
     ``forward(x)`` maps ``(B, in_channels, H, W)`` to the pooled feature ``(B, num_features)``;
-    ``forward_features(x)`` returns the intermediate maps keyed ``"stride4"``, ``"stride8"``,
+    ``forward_features(x)`` returns the intermediate maps keyed ``"stride2"``, ``"stride4"``, ``"stride8"``,
     ``"stride16"``, ``"stride32"`` (for ``stem_stride=2``; halve the numbers for 1), ``"last"``
     (after the final 1×1 conv) and ``"pool"`` (global average, ``(B, num_features)``).
     """

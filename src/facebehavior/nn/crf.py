@@ -141,8 +141,13 @@ class DenseCRF(nn.Module):
         const = (math.log(self.w_appearance) - pos / (2 * self.alpha**2)).masked_fill(eye, float("-inf"))
         f = features.reshape(n, -1, m).transpose(1, 2)  # (N, m, D)
         half_sq = f.square().sum(-1) / (2 * self.beta**2)  # (N, m)
-        base = const - half_sq[:, :, None] - half_sq[:, None, :]
-        appearance = torch.exp(torch.baddbmm(base, f, f.transpose(1, 2), alpha=1.0 / self.beta**2))
+        if torch.is_grad_enabled() and (features.requires_grad or torch.jit.is_tracing()):
+            base = const - half_sq[:, :, None] - half_sq[:, None, :]
+            appearance = torch.exp(torch.baddbmm(base, f, f.transpose(1, 2), alpha=1.0 / self.beta**2))
+        else:
+            # Inference: one (N, m, m) buffer updated in place instead of three temporaries.
+            appearance = (const - half_sq[:, :, None]).sub_(half_sq[:, None, :])
+            appearance.baddbmm_(f, f.transpose(1, 2), alpha=1.0 / self.beta**2).exp_()
         return appearance, smooth
 
     def kernel(self, features: torch.Tensor) -> torch.Tensor:
