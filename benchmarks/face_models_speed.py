@@ -50,10 +50,16 @@ def main() -> None:
     import onnxruntime as ort
 
     default_threads = torch.get_num_threads()
+    short, full, mesh = (
+        create_detector("blazeface_short"),
+        create_detector("blazeface_full"),
+        FaceMeshLandmarker(),
+    )
+    # (PyTorch runner as the library calls it (channels-last), module to export, input side)
     nets = {
-        "blazeface_short": (create_detector("blazeface_short").net, 128),
-        "blazeface_full": (create_detector("blazeface_full").net, 192),
-        "facemesh": (FaceMeshLandmarker().net, 192),
+        "blazeface_short": (short.runner, short.net, 128),
+        "blazeface_full": (full.runner, full.net, 192),
+        "facemesh": (mesh.runner, mesh.net, 192),
     }
     print(
         f"torch {torch.__version__}, onnxruntime {ort.__version__}, torch default threads {default_threads}"
@@ -61,9 +67,9 @@ def main() -> None:
     print(f"{'model':<16} {'batch':>5} {'torch 1 thr':>12} {f'torch {default_threads} thr':>12} "
           f"{'ort 1 thr':>10} {'ort default':>11}   (ms per image)")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
-        for name, (net, size) in nets.items():
+        for name, (net, module, size) in nets.items():
             path = Path(tmp) / f"{name}.onnx"
-            export(net, size, path)
+            export(module, size, path)
             so1 = ort.SessionOptions()
             so1.intra_op_num_threads = 1
             sess1 = ort.InferenceSession(str(path), so1, providers=["CPUExecutionProvider"])

@@ -305,22 +305,25 @@ CARD_IO = {
 # Figures from the benchmarks (shared 2-core VM, 1 thread, 960x640 photo; medians, noisy).
 CARD_PERF = {
     "blazeface_short": (
-        "Speed (`benchmarks/face_models_speed.py`): network 14-31 ms/image at batch 1, 20 ms at "
-        "batch 8 in PyTorch; 5-15 ms in onnxruntime (`backend='onnx'`); whole detector call "
-        "32 ms (torch) / 14 ms (onnx). Recall (`benchmarks/face_detect_recall.py`, 22 faces of the "
-        "fixture photos, faces ~11 % of the frame width): 64 %; 18 % at 7 %, 0 % below 4 % of the "
-        "frame width: use full range or MTCNN for far faces. Recall does not depend on the frame's "
-        "pixel size (letterboxing), only on the face's size relative to the frame."
+        "Speed (`benchmarks/face_models_speed.py`, shared 2-core VM, 1 thread, medians of noisy "
+        "runs): network 16-23 ms/image in PyTorch (channels-last), 7-14 ms in onnxruntime "
+        "(`backend='onnx'`); whole detector call on a 960x640 photo 28 ms (torch) / 14-18 ms (onnx). "
+        "Recall (`benchmarks/face_detect_recall.py`, the 22 faces of the fixture photos, faces ~11 % "
+        "of the frame width): 64 %; 18 % at 7 %, 0 % below 4 % of the frame width: use full range or "
+        "MTCNN for far faces. Recall does not depend on the frame's pixel size (letterboxing), only "
+        "on the face's size relative to the frame."
     ),
     "blazeface_full": (
-        "Speed (`benchmarks/face_models_speed.py`): network 46-62 ms/image in PyTorch, 12-13 ms in "
-        "onnxruntime (`backend='onnx'`); whole detector call 64 ms (torch) / 19 ms (onnx). Recall "
+        "Speed (`benchmarks/face_models_speed.py`, as above): network 45-55 ms/image at batch 1 and "
+        "25 ms/image at batch 8 in PyTorch (channels-last), 9-16 ms in onnxruntime "
+        "(`backend='onnx'`); whole detector call 62 ms (torch) / 19-27 ms (onnx). Recall "
         "(`benchmarks/face_detect_recall.py`, 22 faces): 95 % with faces ~11 % of the frame width, "
         "82 % at 7 %, 59 % at 5 %, 9 % at 3.6 %, 0 % at 2.7 %."
     ),
     "facemesh": (
-        "Speed (`benchmarks/face_models_speed.py`): network 16-24 ms/face in PyTorch (batch 8 / 1), "
-        "19-23 ms in onnxruntime; whole landmarker call 27 ms/face (torch) / 16 ms/face (onnx)."
+        "Speed (`benchmarks/face_models_speed.py`, as above): network 15 ms/face at batch 8 and "
+        "24 ms at batch 1 in PyTorch, 19-31 ms in onnxruntime (no gain); whole landmarker call "
+        "22-27 ms/face."
     ),
 }
 

@@ -348,7 +348,8 @@ class FaceMeshLandmarker:
         net = FaceMeshNet()
         net.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()}, strict=True)
         self.backend = backend
-        self.net = make_runner(net.eval(), INPUT_SIZE, backend, self.device)
+        self.net = net.eval()  # the PyTorch module (reference; export source)
+        self.runner = make_runner(self.net, INPUT_SIZE, backend, self.device)
 
     @torch.inference_mode()
     def raw(self, crops: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -363,7 +364,7 @@ class FaceMeshLandmarker:
         meshes, flags = [], []
         for i in range(0, len(crops), self.batch_size):
             x = crops[i : i + self.batch_size].to(self.device, torch.float32) / 255.0
-            mesh, logit = self.net(x)
+            mesh, logit = self.runner(x)
             meshes.append(mesh.cpu())
             flags.append(torch.sigmoid(logit).cpu())
         if not meshes:
