@@ -75,7 +75,8 @@ def test_projection_matches_reference(golden, lm):
     mesh, _ = lm.raw(torch.from_numpy(golden["inputs"]).permute(0, 3, 1, 2).float())
     for i, row in enumerate(golden["rois"]):
         pts = project_landmarks(mesh[i : i + 1], _roi(row))
-        np.testing.assert_allclose(pts[0], golden["ref_points"][i], atol=1e-3, rtol=0)
+        # 2e-4 px: float32 resolution of coordinates in the hundreds of pixels is 3-6e-5.
+        np.testing.assert_allclose(pts[0], golden["ref_points"][i], atol=2e-4, rtol=0)
 
 
 def test_end_to_end_on_photos(golden, lm):
@@ -86,7 +87,7 @@ def test_end_to_end_on_photos(golden, lm):
         np.testing.assert_array_equal(crop, golden["inputs"][i])
         out = lm.from_rois(img[None], _roi(row))
         assert isinstance(out, Landmarks) and out.points.shape == (1, 468, 3)
-        np.testing.assert_allclose(out.points[0], golden["ref_points"][i], atol=1e-3, rtol=0)
+        np.testing.assert_allclose(out.points[0], golden["ref_points"][i], atol=2e-4, rtol=0)
 
 
 def test_batched_over_frames_and_faces(golden, lm):

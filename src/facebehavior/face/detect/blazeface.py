@@ -698,6 +698,8 @@ def check_images(images: np.ndarray) -> np.ndarray:
             f"images must be (N, H, W, 3) uint8 RGB (or (N, H, W[, 1]) grayscale), got shape "
             f"{images.shape}; add a batch axis for a single frame (image[None])"
         )
+    if images.shape[1] == 0 or images.shape[2] == 0:
+        raise ValueError(f"images have an empty side: shape {images.shape}")
     if images.dtype != np.uint8:
         raise ValueError(f"images must be uint8 RGB in [0, 255], got dtype {images.dtype}")
     if images.shape[-1] == 1:
