@@ -230,3 +230,15 @@ def test_onnx_backend_matches_torch(name):
     np.testing.assert_allclose(a.boxes, b.boxes, atol=1e-2)
     with pytest.raises(ValueError, match="valid"):
         create_detector(name, backend="tensorrt")
+
+
+@pytest.mark.parametrize("name", ("blazeface_short", "blazeface_full", "facemesh"))
+def test_weight_files_carry_spec_and_match_card(name):
+    from facebehavior.models.weights import packaged_weights_dir, read_spec
+
+    path = packaged_weights_dir() / f"{name}.safetensors"
+    spec = read_spec(path)
+    assert spec.licence == "Apache-2.0" and "human-models 3.0.4" in spec.source
+    assert spec.input.size == {"blazeface_short": 128}.get(name, 192)
+    card = path.with_suffix(".md").read_text()
+    assert f"`{spec.sha256}`" in card, f"{path.name}: model card sha256 is stale"
