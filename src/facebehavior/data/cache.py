@@ -192,7 +192,9 @@ def build_cache(
         table: the split to cache.
         out: folder of this split's cache (created).
         config: crop size, template, detectors, shard size.
-        workers: processes working on shards in parallel (each loads its own detectors).
+        workers: processes working on shards in parallel (each loads its own detectors; they
+            are spawned, so scripts calling this must guard their entry point with
+            ``if __name__ == "__main__":``, as for any spawn-based multiprocessing).
         overwrite: rebuild every shard even when complete; needed when settings changed.
 
     Returns:

@@ -189,11 +189,11 @@ class AffWild2(DatasetAdapter):
             folder = next((d / v for d in self.image_dirs if (d / v).is_dir()), self.image_dirs[0] / v)
             files = frame_files(folder)
             frames = np.arange(1, n + 1)
-            has = annotated & np.array([int(f) in files for f in frames], bool)
+            has = annotated & np.isin(frames, np.fromiter(files, np.int64, len(files)))
             total += int(annotated.sum())
             dropped += int(annotated.sum() - has.sum())
-            rel = folder.relative_to(self.root)
-            cols["image"] += [str(rel / files[int(f)]) for f in frames[has]]
+            rel = folder.relative_to(self.root).as_posix()
+            cols["image"] += [f"{rel}/{files[f]}" for f in frames[has].tolist()]
             cols["video"] += [v] * int(has.sum())
             for key, arr in (("frame", frames), ("expr", expr), ("other", other), ("va", va), ("vam", vam),
                              ("au", au), ("aum", aum)):  # fmt: skip

@@ -271,7 +271,8 @@ class _FACSSequences(DatasetAdapter):
                     inten[pos[ok], j] = v[ok]
                     imask[pos[ok], j] = True
         folder = self.frames_dir / subject / task
-        files = {f: str((folder / name).relative_to(self.root)) for f, name in frame_files(folder).items()}
+        rel = folder.relative_to(self.root).as_posix()
+        files = {f: f"{rel}/{name}" for f, name in frame_files(folder).items()}
         where = str(folder)
         if not files and (self.frames_dir / f"{subject}.zip").is_file():
             files = self._zip_frames(subject).get(task, {})
@@ -282,12 +283,12 @@ class _FACSSequences(DatasetAdapter):
                 f"{folder.relative_to(self.root)}/<frame>.jpg or {self.frames_dir.name}/{subject}.zip "
                 f"holding <subject>/{task}/<frame>.jpg. {self.hint}"
             )
-        has = np.array([int(f) in files for f in frames], bool)
+        has = np.isin(frames, np.fromiter(files, np.int64, len(files)))
         missing_frames_note(self.name, int((~has).sum()), n, where)
         fr = frames[has]
         return table_from_rows(
             self.name, split, self.root,
-            image=[files[int(f)] for f in fr],
+            image=[files[f] for f in fr.tolist()],
             subject=[subject] * len(fr), video=[f"{subject}_{task}"] * len(fr), frame=fr,
             aus=self.aus,
             au_occurrence=occ[has], au_mask=mask[has],
