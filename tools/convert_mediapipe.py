@@ -314,14 +314,16 @@ CARD_PERF = {
         "on the face's size relative to the frame."
     ),
     "blazeface_full": (
-        "Speed (`benchmarks/face_models_speed.py`, shared 2-core VM, 1 thread, noisy medians): network 45-55 ms/image at batch 1 and "
+        "Speed (`benchmarks/face_models_speed.py`, shared 2-core VM, 1 thread, noisy medians): "
+        "network 45-55 ms/image at batch 1 and "
         "25 ms/image at batch 8 in PyTorch (channels-last), 9-16 ms in onnxruntime "
         "(`backend='onnx'`); whole detector call 62 ms (torch) / 19-27 ms (onnx). Recall "
         "(`benchmarks/face_detect_recall.py`, 22 faces): 95 % with faces ~11 % of the frame width, "
         "82 % at 7 %, 59 % at 5 %, 9 % at 3.6 %, 0 % at 2.7 %."
     ),
     "facemesh": (
-        "Speed (`benchmarks/face_models_speed.py`, shared 2-core VM, 1 thread, noisy medians): network 15 ms/face at batch 8 and "
+        "Speed (`benchmarks/face_models_speed.py`, shared 2-core VM, 1 thread, noisy medians): "
+        "network 15 ms/face at batch 8 and "
         "24 ms at batch 1 in PyTorch, 19-31 ms in onnxruntime (no gain); whole landmarker call "
         "22-27 ms/face."
     ),
