@@ -66,6 +66,7 @@ def make_clip(n: int, seed: int = 0) -> np.ndarray:
 def measure(threads: int, n: int, mode: str) -> dict:
     import torch
 
+    import facebehavior.face.pose as pose
     from facebehavior.face.align import align_faces
     from facebehavior.pipeline import Analyzer
     from facebehavior.types import Detections, Frames
@@ -77,8 +78,27 @@ def measure(threads: int, n: int, mode: str) -> dict:
         for s in range(0, n, 32)
     ]
     an.process(batches[0])  # warm-up: weights loaded, kernels chosen
+    stages: dict[str, float] = {}
+
+    def timed(name, fn):
+        def wrapper(*args, **kwargs):
+            t = time.process_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                stages[name] = stages.get(name, 0.0) + time.process_time() - t
+
+        return wrapper
+
+    # Per-stage CPU seconds (process time: on a shared machine, wall time also counts waiting).
+    an._detect = timed("detection", an._detect)
+    an._track = timed("face ids (tracker)", an._track)
+    lm = an._get_landmarker() if mode == "tracked" else None
+    if lm is not None:
+        lm.from_rois = timed("FaceMesh (crop + net)", lm.from_rois)
+    pose.head_pose = timed("head pose", pose.head_pose)
     faces = 0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for b in batches:
         rows, _ = an.process(b)
         kp = rows[
@@ -90,10 +110,12 @@ def measure(threads: int, n: int, mode: str) -> dict:
             scores=rows["det_score"].to_numpy(np.float32),
             keypoints=kp.to_numpy(np.float32).reshape(-1, 5, 2),
         )
-        align_faces(b.images, dets, size=112, template="arcface")
+        timed("alignment (112 px)", align_faces)(b.images, dets, size=112, template="arcface")
         faces += len(rows)
-    dt = time.perf_counter() - t0
-    return {"threads": torch.get_num_threads(), "mode": mode, "frames": n, "faces": faces, "fps": n / dt}
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    ms = {k: 1000 * v / n for k, v in stages.items()}
+    return {"threads": torch.get_num_threads(), "mode": mode, "frames": n, "faces": faces,
+            "fps": n / wall, "cpu_fps": n / cpu, "ms_per_frame": ms}  # fmt: skip
 
 
 def main() -> None:
@@ -105,11 +127,14 @@ def main() -> None:
     if a.threads is not None:
         print(json.dumps(measure(a.threads, a.frames, a.mode)))
         return
+    import os
+
     import torch
 
     from facebehavior._runtime import DEFAULT_THREADS
 
     default = torch.get_num_threads()
+    print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"640x480, one face, {a.frames} frames; torch default threads here = {default}; "
           f"library DEFAULT_THREADS = {DEFAULT_THREADS}")  # fmt: skip
     for mode in ("tracked", "detect-every-frame"):
@@ -118,7 +143,10 @@ def main() -> None:
             out = subprocess.run([*cmd, "--mode", mode], capture_output=True, text=True, check=True)
             r = json.loads(out.stdout.strip().splitlines()[-1])
             faces = f"({r['faces']} faces in {r['frames']} frames)"
-            print(f"{mode:>20}  threads={r['threads']}  {r['fps']:7.1f} fps  {faces}")
+            speed = f"{r['fps']:6.1f} fps wall  {r['cpu_fps']:6.1f} fps per CPU-second"
+            print(f"{mode:>20}  threads={r['threads']}  {speed}  {faces}")
+            stages = ", ".join(f"{k} {v:.1f}" for k, v in r["ms_per_frame"].items())
+            print(f"{'':>22}CPU ms/frame: {stages}")
 
 
 if __name__ == "__main__":

@@ -203,6 +203,13 @@ def test_bad_videos(tmp_path):
         VideoReader(tmp_path / "audio.mkv")
 
 
+def test_missing_webcam_is_an_input_error():
+    from facebehavior.io.video import WebcamReader
+
+    with pytest.raises(InputError, match=r"webcam:97: cannot open camera"):
+        list(WebcamReader(97))
+
+
 # --- sources ------------------------------------------------------------------------------------
 
 

@@ -177,6 +177,10 @@ class Analyzer:
             raise ValueError(f"max_faces must be >= 1 or None, got {max_faces}")
         if column_style not in ("facebehavior", "openface"):
             raise ValueError(f"column_style must be 'facebehavior' or 'openface', got {column_style!r}")
+        if isinstance(detector, str) and detector != "auto":
+            from facebehavior.registry import DETECTORS
+
+            DETECTORS.get(detector)  # an unknown name fails now, listing the valid ones
         self.detector_arg = detector
         self.landmarks_arg = landmarks
         self.model_arg = model
