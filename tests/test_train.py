@@ -25,7 +25,7 @@ def _recipe(root=".", **over) -> Recipe:
         "name": "t",
         "seed": 1,
         "model": {"name": "facebehaviornet_mobile_tiny", "kwargs": {"num_expressions": 8, "aus": list(AUS)}},
-        "input": {"size": 32, "channels": 3, "mean": [0.5] * 3, "std": [0.5] * 3, "template": "none"},
+        "input": {"size": 32, "channels": 3, "mean": [0.5] * 3, "std": [0.5] * 3, "template": "arcface"},
         "data": {"batch_size": 12, "sets": {"expr": {"dataset": "ferplus", "root": str(root)}}},
         "augment": {"target": None},
         "optim": {"name": "sgd", "lr": 0.05},
@@ -170,7 +170,7 @@ def _fer_recipe(tmp_path, out, **over):
     base = {
         "output_dir": str(tmp_path / out),
         "model__kwargs": {"num_expressions": 8, "aus": [], "va": False, "in_channels": 1},
-        "input": {"size": 48, "channels": 1, "mean": [0.5], "std": [0.5], "template": "none"},
+        "input": {"size": 48, "channels": 1, "mean": [0.5], "std": [0.5], "template": "arcface"},
         "data__val": [{"dataset": "ferplus", "root": str(root), "split": "val"}],
         "augment": {"target": "facebehavior.data.augment:FaceAugment", "config": {"p_noise": 0.5}},
         "optim": {"name": "adamw", "lr": 0.01, "schedule": "onecycle"},
@@ -202,7 +202,7 @@ def test_resume_continues_identically(tmp_path):
     # training moved the weights away from the initialisation
     init = FaceBehaviorModule(_fer_recipe(tmp_path, "c")).model.state_dict()
     assert not torch.equal(init["heads.heads.expression.weight"], sa["heads.heads.expression.weight"])
-    assert spec.input.size == 48 and spec.input.channels == 1 and spec.input.template == "none"
+    assert spec.input.size == 48 and spec.input.channels == 1 and spec.input.template == "arcface"
     assert spec.tasks["expression"][7] == "contempt" and spec.architecture == "facebehaviornet_mobile_tiny"
 
 
@@ -262,6 +262,7 @@ def test_recipe_errors_name_the_key(tmp_path):
 )
 def test_shipped_recipes_parse(path, monkeypatch):
     monkeypatch.setenv("FACEBEHAVIOR_DATA", "/data")
+    monkeypatch.setenv("FACEBEHAVIOR_CACHE", "/data/cache")
     r = load_recipe(path)
     from facebehavior.models import list_models
 

@@ -40,7 +40,7 @@ def _recipe(tmp_path, sets, model, **extra):
         "name": "mt",
         "output_dir": str(tmp_path / "run"),
         "model": model,
-        "input": {"size": 32, "channels": 3, "mean": [0.5] * 3, "std": [0.5] * 3, "template": "none"},
+        "input": {"size": 32, "channels": 3, "mean": [0.5] * 3, "std": [0.5] * 3, "template": "arcface"},
         "data": {"batch_size": 9, "eval_batch_size": 8, "sets": sets},
         "augment": {"target": None},
         "optim": {"name": "sgd", "lr": 0.01},

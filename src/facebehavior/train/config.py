@@ -87,7 +87,8 @@ class InputConfig:
         size: side of the square input in pixels.
         channels: 1 (grayscale luma) or 3 (RGB).
         mean, std: per-channel normalisation after scaling to [0, 1].
-        template: alignment template the crops were made with (``none`` for pre-cropped corpora).
+        template: ``facebehavior.face.align.TEMPLATES`` name the training crops correspond to;
+            ``Analyzer`` aligns faces with it (``fer2013`` for FER2013's own crops).
     """
 
     size: int = 96
@@ -431,6 +432,13 @@ def _validate(r: Recipe) -> None:
         raise ConfigError("recipe: 'name' is required")
     if not r.model.name:
         raise ConfigError("model.name is required (a MODELS registry name)")
+    from facebehavior.face.align import TEMPLATES
+
+    if r.input.template not in TEMPLATES:
+        raise ConfigError(
+            f"input.template {r.input.template!r} is not an alignment template; valid: {sorted(TEMPLATES)} "
+            "(the exported model is aligned with it at inference)"
+        )
     if r.input.channels not in (1, 3):
         raise ConfigError(f"input.channels must be 1 or 3, got {r.input.channels}")
     for k in ("mean", "std"):
