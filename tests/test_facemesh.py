@@ -143,6 +143,19 @@ def test_tracking_roi_is_stable(golden, lm):
     assert np.median(err) < 0.03 * scale and again.presence[0] > 0.99
 
 
+def test_tracking_follows_a_moving_face(golden, lm):
+    """Previous frame's landmarks → ROI → landmarks on a frame where the face moved."""
+    img = _image(golden["sources"][0])
+    first = lm.from_rois(img[None], _roi(golden["rois"][0]))
+    dx, dy = 14, -9  # the whole scene moves right and up
+    moved = np.zeros_like(img)
+    moved[max(dy, 0) : img.shape[0] + min(dy, 0), dx:] = img[max(-dy, 0) : img.shape[0] - max(dy, 0), :-dx]
+    out = lm.from_rois(moved[None], roi_from_landmarks(first.points))
+    iod = np.linalg.norm(first.points[0, idx.LEFT_EYE_OUTER, :2] - first.points[0, idx.RIGHT_EYE_OUTER, :2])
+    err = np.linalg.norm(out.points[0, :, :2] - (first.points[0, :, :2] + [dx, dy]), axis=1)
+    assert np.median(err) < 0.05 * iod and out.presence[0] > 0.99
+
+
 def test_roi_rules_hand_computed():
     det = Detections(
         frame_index=np.array([3]),
