@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.stats import mannwhitneyu
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
@@ -103,6 +104,18 @@ def main() -> None:
             f"[{'higher' if ok else 'NOT higher'}]  ({per_au})"
         )
     print(f"\nall classes higher than neutral: {ok_all}")
+
+    # Separability: ROC AUC of the signed evidence, class vs neutral (Mann-Whitney U / n1·n0).
+    raw = res.raw[keep]
+    print("\nAUC of each prototypical AU's signed evidence, class vs neutral")
+    for emo, row in TABLE_A.entries.items():
+        m = cls_f == FERPLUS_EMOTIONS.index(emo)
+        aucs = []
+        for au in (a for a, w in row.items() if w == 1.0 and f"AU{a:02d}" in chan):
+            x, y0 = raw[m, chan[f"AU{au:02d}"]], raw[neutral, chan[f"AU{au:02d}"]]
+            u = mannwhitneyu(x, y0).statistic
+            aucs.append(f"AU{au} {u / (len(x) * len(y0)):.2f}")
+        print(f"  {emo:10s} " + ", ".join(aucs))
 
 
 if __name__ == "__main__":
