@@ -91,7 +91,7 @@ def test_disfa_malformed_and_missing(tmp_path):
         create_dataset("disfa", root).load("fold1_train")
 
 
-def test_video_frames_are_decoded(tmp_path):
+def test_video_frames_are_decoded(tmp_path, monkeypatch):
     av = pytest.importorskip("av")
     root = disfa_tree(tmp_path)
     path = root / "Videos_LeftCamera/LeftVideoSN001_comp.avi"
@@ -111,6 +111,22 @@ def test_video_frames_are_decoded(tmp_path):
     ims = ds.read_images(t, [rows[3], rows[1]])
     assert ims[0].shape == (32, 32, 3)
     assert abs(float(ims[0].mean()) - 140) < 6 and abs(float(ims[1].mean()) - 60) < 6
+    # Batches in frame order continue the open decoder; an earlier frame reopens the video.
+    from facebehavior.data.datasets import _common
+
+    opened = []
+    real_init = _common._VideoCursor.__init__
+    monkeypatch.setattr(
+        _common._VideoCursor,
+        "__init__",
+        lambda s, p, start: (opened.append(start), real_init(s, p, start))[1],
+    )
+    means = [float(ds.read_images(t, [rows[i]])[0].mean()) for i in (0, 2, 4, 1)]
+    np.testing.assert_allclose(means, [20, 100, 180, 60], atol=6)
+    assert opened == [0, 1]
+    import pickle
+
+    assert pickle.loads(pickle.dumps(ds)).camera == "left"  # process workers get a copy
 
 
 # ------------------------------------------------------------------------------------------ BP4D

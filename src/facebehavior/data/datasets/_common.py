@@ -11,6 +11,7 @@ import csv
 import logging
 import os
 import re
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -238,19 +239,53 @@ def missing_frames_note(corpus: str, dropped: int, total: int, where: str) -> No
                        corpus, dropped, total, where)  # fmt: skip
 
 
+class _VideoCursor:
+    """An open decoder positioned in one video; serves increasing frame indices without re-decoding."""
+
+    def __init__(self, path: Path, start: int) -> None:
+        from facebehavior.io.video import VideoReader
+
+        self.path = path
+        self._batches = iter(VideoReader(path, batch_size=32, start_frame=start))
+        self._pending: deque[tuple[int, np.ndarray]] = deque()
+        self.next_index = start  # every frame before this one has been decoded already
+
+    def take(self, need: set[int]) -> dict[int, np.ndarray]:
+        """Decode forward up to ``max(need)``, returning the needed frames found."""
+        out: dict[int, np.ndarray] = {}
+        last = max(need)
+        while self.next_index <= last:
+            if not self._pending:
+                batch = next(self._batches, None)
+                if batch is None:
+                    break
+                self._pending.extend(zip(batch.index.tolist(), batch.images, strict=True))
+            fi, img = self._pending.popleft()
+            self.next_index = fi + 1
+            if fi in need:
+                out[fi] = np.array(img)
+        return out
+
+
 class VideoFramesMixin:
     """``read_images`` for tables whose ``image`` column names a video file and ``frame`` a 0-based index.
 
-    Frames are decoded once per video, in order, keeping only the requested ones, so the
-    face-crop cache (``facebehavior prepare``) is the place to pay this cost once.
+    The adapter keeps one open decoder per video between calls, so reading a video's rows batch
+    by batch in frame order (what ``facebehavior prepare`` does) decodes it once; a request for
+    an earlier frame reopens the video.
     """
 
     name: str
+    _MAX_CURSORS = 4
+
+    def __getstate__(self) -> dict:
+        # Open decoders cannot be pickled (process workers); each process opens its own.
+        state = dict(self.__dict__)
+        state.pop("_cursors", None)
+        return state
 
     def read_images(self, table: LabelTable, index: Iterable[int]) -> list[np.ndarray]:
         """Pixels of rows ``index``: one (H, W, 3) uint8 RGB array each (decoded from the videos)."""
-        from facebehavior.io.video import VideoReader
-
         idx = [int(i) for i in index]
         out: list[np.ndarray | None] = [None] * len(idx)
         by_video: dict[str, list[tuple[int, int]]] = {}
@@ -266,6 +301,7 @@ class VideoFramesMixin:
                     out[k] = np.asarray(im.convert("RGB"))
                 continue
             by_video.setdefault(path, []).append((int(table.frame[i]), k))
+        cursors: dict[Path, _VideoCursor] = self.__dict__.setdefault("_cursors", {})
         for path, wanted in by_video.items():
             p = table.root / path
             if not p.is_file():
@@ -273,15 +309,20 @@ class VideoFramesMixin:
             need: dict[int, list[int]] = {}
             for f, k in wanted:
                 need.setdefault(f, []).append(k)
-            first, last = min(need), max(need)
-            for frames in VideoReader(p, batch_size=64, start_frame=first, max_frames=last + 1):
-                for img, fi in zip(frames.images, frames.index, strict=True):
-                    for k in need.pop(int(fi), ()):
-                        out[k] = np.ascontiguousarray(img)
-                if not need:
-                    break
-            if need:
+            cur = cursors.get(p)
+            if cur is None or min(need) < cur.next_index:
+                cursors.pop(p, None)
+                while len(cursors) >= self._MAX_CURSORS:
+                    cursors.pop(next(iter(cursors)))
+                cur = cursors[p] = _VideoCursor(p, min(need))
+            got = cur.take(set(need))
+            missing = sorted(set(need) - set(got))
+            if missing:
+                cursors.pop(p, None)
                 raise DatasetNotFoundError(
-                    f"{self.name}: video {p} ended before frames {sorted(need)[:5]} listed in the labels"
+                    f"{self.name}: video {p} ended before frames {missing[:5]} listed in the labels"
                 )
+            for f, ks in need.items():
+                for k in ks:
+                    out[k] = got[f]
         return out  # type: ignore[return-value]
