@@ -373,7 +373,7 @@ class _FrameEncoder(nn.Module):
         self.out_features = gru_hidden
 
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
-        return self.gru(per_frame(nn.Sequential(self.trunk, self.fc), clip))
+        return self.gru(per_frame(lambda frames: self.fc(self.trunk(frames)), clip))
 
 
 class MTVGGGRU(nn.Module):

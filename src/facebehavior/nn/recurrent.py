@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn as nn
 
 __all__ = ["per_frame", "FrameGRU"]
 
 
-def per_frame(module: nn.Module, clip: torch.Tensor) -> torch.Tensor:
+def per_frame(module: Callable[[torch.Tensor], torch.Tensor], clip: torch.Tensor) -> torch.Tensor:
     """Apply an image module to every frame of a clip as one batch.
 
     Args:
-        module: maps ``(N, C, H, W)`` to ``(N, …)``.
+        module: maps ``(N, C, H, W)`` to ``(N, …)`` (a module or any function of one tensor).
         clip: ``(B, T, C, H, W)``.
 
     Returns:
