@@ -324,3 +324,20 @@ def test_builders_accept_json_kwargs():
     assert m.task_labels["au"] == ("AU01", "AU02", "AU04")
     v = create_model("vgg16_tiny", input_size=[64, 128])
     assert v(torch.randn(1, 3, 64, 128))["logits"].shape == (1, 10)
+
+
+@pytest.mark.parametrize("name", sorted(n for n in CASES if n.endswith("_tiny")))
+def test_tiny_models_round_trip_through_checkpoints(name, tmp_path):
+    from facebehavior.models.weights import WeightSpec, load_weights, save_checkpoint
+
+    kwargs, shapes, expected = CASES[name]
+    torch.manual_seed(0)
+    model = create_model(name, **kwargs).eval()
+    spec = WeightSpec(name=f"{name}-test", architecture=name, arch_kwargs=kwargs)
+    save_checkpoint(model.state_dict(), spec, tmp_path / "w.safetensors")
+    loaded, _ = load_weights(tmp_path / "w.safetensors")
+    inputs = _inputs(shapes)
+    with torch.no_grad():
+        a, b = model(*inputs), loaded(*inputs)
+    for k in expected:
+        torch.testing.assert_close(a[k], b[k])
