@@ -69,8 +69,8 @@ def square_frames(n: int, *, size=(96, 128), missing=(), second=False) -> np.nda
     return out
 
 
-def write_video(path: Path, frames: np.ndarray, fps: int = 25) -> None:
-    with av.open(str(path), "w") as c:
+def write_video(path: Path, frames: np.ndarray, fps: int = 25, faststart: bool = False) -> None:
+    with av.open(str(path), "w", options={"movflags": "faststart"} if faststart else {}) as c:
         s = c.add_stream("libx264", rate=fps)
         s.height, s.width = frames.shape[1:3]
         s.pix_fmt = "yuv420p"
@@ -190,6 +190,19 @@ def test_bad_inputs_are_reported_and_the_rest_is_analysed(tmp_path):
             + msgs[[m.startswith(str(tmp_path / "notes")) for m in msgs].index(True)].split("; images: ")[1],
         ]
     )
+
+
+def test_truncated_video_keeps_the_frames_before_the_break(tmp_path):
+    write_video(tmp_path / "full.mp4", square_frames(40), faststart=True)
+    data = (tmp_path / "full.mp4").read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data[: len(data) * 2 // 3])
+    # One frame per chunk: the chunk analysed last before the break must not be lost.
+    an = Analyzer(detector=SquareDetector(), landmarks=False, model=None, batch_size=1)
+    df = an.analyze(tmp_path / "cut.mp4", errors="skip")
+    assert [str(e) for e in an.failures] == [
+        f"{tmp_path / 'cut.mp4'}: video ends after {len(df)} of 40 declared frames (truncated file?)"
+    ]
+    assert 2 <= len(df) < 40 and df["frame"].tolist() == list(range(len(df)))
 
 
 @pytest.fixture(scope="module")

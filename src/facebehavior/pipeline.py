@@ -405,13 +405,19 @@ class Analyzer:
         if on_source:
             on_source(src, reader)
         pending = None
-        for frames in reader:
-            # Hold each chunk back by one batch so the last one can be marked ``done``.
+        try:
+            for frames in reader:
+                # Hold each chunk back by one batch so the last one can be marked ``done``.
+                if pending is not None:
+                    yield pending
+                rows, no_face = self.process(frames, state)
+                snap = _tracker_state(state.tracker) if snapshots and state.tracker is not None else None
+                pending = Chunk(src.path, rows, len(frames), no_face, int(frames.index[-1]), False, snap)
+        except InputError:
+            # The stream broke off (truncated file): keep what was analysed, then report.
             if pending is not None:
                 yield pending
-            rows, no_face = self.process(frames, state)
-            snap = _tracker_state(state.tracker) if snapshots and state.tracker is not None else None
-            pending = Chunk(src.path, rows, len(frames), no_face, int(frames.index[-1]), False, snap)
+            raise
         if pending is not None:
             yield dataclasses.replace(pending, done=True)
         else:

@@ -21,6 +21,7 @@ import numpy as np
 __all__ = ["plot_timeseries", "plot_va_scatter", "draw_overlay", "plot_results"]
 
 _AU_PROB = re.compile(r"^AU\d{2}_(prob|c)$")
+_AU_GEOM = re.compile(r"^AU\d{2}_prob_geom$")
 _PALETTE = np.array(
     [
         (230, 25, 75),
@@ -66,6 +67,8 @@ def plot_timeseries(df: Any, path: str | Path, *, source: str | None = None) -> 
     source = source if source is not None else str(df["source"].iloc[0])
     d = df[df["source"] == source].sort_values(["face_id", "frame"])
     au_cols = [c for c in d.columns if _AU_PROB.match(c)]
+    if not au_cols:  # no affect model: show the geometric evidence, if it was computed
+        au_cols = [c for c in d.columns if _AU_GEOM.match(c)]
     expr_cols = [c for c in d.columns if c.startswith("expr_")]
     va_cols = [c for c in ("valence", "arousal") if c in d.columns]
     pose_cols = [c for c in ("pose_pitch", "pose_yaw", "pose_roll") if c in d.columns and d[c].notna().any()]
