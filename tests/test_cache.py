@@ -133,6 +133,15 @@ def test_settings_change_is_refused(built, tmp_path):
         build_cache(ds, table, out, CacheConfig(size=96, shard_size=2))
     with pytest.raises(FileNotFoundError, match="facebehavior prepare"):
         FaceCache(tmp_path)
+    with pytest.raises(CacheMismatchError, match="other settings or labels"):
+        build_cache(ds, table.subset(np.arange(4)), out, config)  # other rows
+    # New labels for the same rows: nothing is re-detected, the stored labels are replaced.
+    from dataclasses import replace
+
+    relabelled = replace(table, expression=np.full(len(table), 3, np.int64))
+    assert build_cache(ds, relabelled, out, config)["built"] == 0
+    assert FaceCache(out)[0]["expression"] == 3
+    assert build_cache(ds, table, out, config)["built"] == 0
 
 
 def test_grayscale_corpus_and_table_roundtrip(built, tmp_path):

@@ -24,6 +24,7 @@ with ``fallback`` (BlazeFace full-range by default, for small or far faces).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -167,13 +168,16 @@ def _shard_path(out: Path, shard: int, suffix: str) -> Path:
 
 
 def _table_signature(table: LabelTable) -> dict:
-    return {
-        "corpus": table.corpus,
-        "split": table.split,
-        "rows": len(table),
-        "first": str(table.image[0]) if len(table) else "",
-        "last": str(table.image[-1]) if len(table) else "",
-    }
+    """What identifies the rows of a table: their images and frames, hashed in order.
+
+    Labels are not part of it: relabelling a corpus rewrites ``labels.npz`` without re-detecting.
+    """
+    h = hashlib.sha1()
+    for start in range(0, len(table), 65536):
+        chunk = slice(start, start + 65536)
+        h.update("\n".join(map(str, table.image[chunk])).encode())
+        h.update(np.ascontiguousarray(table.frame[chunk], np.int64).tobytes())
+    return {"corpus": table.corpus, "split": table.split, "rows": len(table), "sha1": h.hexdigest()}
 
 
 def build_cache(
