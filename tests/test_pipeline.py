@@ -260,3 +260,35 @@ def test_real_models_on_the_sample_photo():
     short = Analyzer(detector="blazeface_short", model=None, landmarks=False).analyze(SAMPLE_IMAGE)
     auto = Analyzer(detector="auto", model=None, landmarks=False).analyze(SAMPLE_IMAGE)
     assert len(short) == len(auto) == 4
+
+
+def test_grey_model_gets_bt601_luma(tmp_path):
+    from facebehavior.face.align import align_faces
+    from facebehavior.models.weights import load_weights
+
+    torch.manual_seed(1)
+    model = create_model("facebehaviornet_mobile_tiny", num_expressions=7, aus=(), va=True, in_channels=1)
+    spec = WeightSpec(
+        name="tiny_grey",
+        architecture="facebehaviornet_mobile_tiny",
+        arch_kwargs={"num_expressions": 7, "aus": [], "va": True, "in_channels": 1},
+        input=InputSpec(size=48, channels=1, mean=(0.5,), std=(0.5,), template="fer2013"),
+        tasks={"expression": schema.EXPRESSIONS_7, "va": ("valence", "arousal")},
+    )
+    save_checkpoint(model.state_dict(), spec, tmp_path / "grey.safetensors")
+    frames = square_frames(2)
+    frames[..., 1] //= 2  # colour matters: luma is not the channel mean
+    df = Analyzer(detector=SquareDetector(), landmarks=False, model=tmp_path / "grey.safetensors").analyze(
+        frames
+    )
+    model, _ = load_weights(tmp_path / "grey.safetensors")
+    crops = align_faces(frames, SquareDetector()(frames), size=48, template="fer2013").crops.astype(
+        np.float64
+    )
+    luma = crops @ np.array([0.299, 0.587, 0.114]) / 255.0
+    x = torch.from_numpy(((luma - 0.5) / 0.5)[:, None]).float()
+    with torch.no_grad():
+        out = model(x)
+    np.testing.assert_allclose(df[["valence", "arousal"]], out["va"].numpy(), atol=1e-5)
+    probs = df[schema.expression_columns(schema.EXPRESSIONS_7)].to_numpy()
+    np.testing.assert_allclose(probs, torch.softmax(out["expression"], 1).numpy(), atol=1e-5)
