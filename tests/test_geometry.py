@@ -199,3 +199,20 @@ def test_bad_input() -> None:
         g.raw_evidence(np.zeros((2, 5)), np.zeros(5))
     with pytest.raises(ValueError, match="face_ids"):
         g.geometry_columns(_v(), calibrator=object(), neutral=g.measure(_v())[0][0])
+
+
+def test_shipped_population_neutral() -> None:
+    data = g._neutral_file()
+    assert data["source"]["rows"] > 1000 and 0 <= data["source"]["facemesh_failure_rate"] < 0.2
+    neutral = g.population_neutral()
+    up, down = g.population_spread()
+    assert neutral.shape == up.shape == down.shape == (len(g.MEASUREMENTS),)
+    assert np.all(up > 0) and np.all(down > 0)
+    m = dict(zip(g.MEASUREMENTS, neutral, strict=True))
+    assert 0.15 < m["eye_open_r"] < 0.4 and 0.15 < m["eye_open_l"] < 0.4
+    assert m["brow_inner_r"] > 0 and m["corner_up_r"] < 0 < m["mouth_width"]
+    # The canonical face is a plausible neutral face: no channel beyond intensity 2.5 against it.
+    raw = g.raw_evidence(g.measure(_v())[0])
+    assert np.abs(raw).max() < 0.5
+    cols = g.geometry_columns(_v()[None] * 30.0)  # default = population neutral
+    assert cols["AU12_prob_geom"].shape == (1,) and np.isfinite(cols["AU12_prob_geom"]).all()
