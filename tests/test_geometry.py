@@ -216,3 +216,12 @@ def test_shipped_population_neutral() -> None:
     assert np.abs(raw).max() < 0.5
     cols = g.geometry_columns(_v()[None] * 30.0)  # default = population neutral
     assert cols["AU12_prob_geom"].shape == (1,) and np.isfinite(cols["AU12_prob_geom"]).all()
+
+
+def test_empty_batch() -> None:
+    from facebehavior.temporal.calibration import PersonCalibrator
+
+    cols = g.geometry_columns(np.zeros((0, 468, 3)), face_ids=np.zeros(0, int), calibrator=PersonCalibrator())
+    assert cols["AU12_prob_geom"].shape == (0,) and cols["geom_jaw_drop"].shape == (0,)
+    inten, prob, mask = g.weak_au_targets(np.zeros((0, 468, 3)), (1, 12, 14))
+    assert inten.shape == prob.shape == (0, 3) and mask.tolist() == [True, True, False]
