@@ -432,6 +432,17 @@ def test_emotionet(tmp_path):
     assert t.aus == (1, 2, 12) and t.image.tolist() == ["images/img1.jpg", "images/img2.jpg"]
     np.testing.assert_array_equal(t.au_mask[0], [True, True, False])  # 999 -> not coded
     np.testing.assert_array_equal(t.au_occurrence[1], [0, 1, 1])
+    # The challenge's positional tab-separated files; images kept under their URL folder.
+    img(tmp_path / "images/N_01/img3.jpg")
+    vals = ["1", "0", "0", "999"] + ["0"] * 7 + ["1"] + ["0"] * 20
+    write(
+        tmp_path / "challenge.txt",
+        "\t".join(["https://s3.x/emotionet/Images/N_01/img3.jpg", "id7", *vals]) + "\n",
+    )
+    c = create_dataset("emotionet", tmp_path, files={"val": "challenge.txt"}).load("val")
+    assert c.image.tolist() == ["images/N_01/img3.jpg"] and c.aus == (1, 2, 4, 5, 6, 9, 12, 17, 20, 25, 26)
+    np.testing.assert_array_equal(c.au_occurrence[0], [1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0])
+    np.testing.assert_array_equal(c.au_mask[0], [1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1])  # AU4 = 999
     bad = write(
         tmp_path / "emotionet_manual.csv", "URL,AU1\nhttp://x.org/a/img1.jpg,1\nhttp://x.org/a/img2.jpg,2\n"
     )
