@@ -39,6 +39,7 @@ from facebehavior.schema import au_column
 __all__ = [
     "MEASUREMENTS",
     "MEASUREMENT_UNITS",
+    "MEASUREMENT_DOCS",
     "GEOMETRY_AUS",
     "SIDED_AUS",
     "CHANNELS",
