@@ -292,3 +292,10 @@ def test_grey_model_gets_bt601_luma(tmp_path):
     np.testing.assert_allclose(df[["valence", "arousal"]], out["va"].numpy(), atol=1e-5)
     probs = df[schema.expression_columns(schema.EXPRESSIONS_7)].to_numpy()
     np.testing.assert_allclose(probs, torch.softmax(out["expression"], 1).numpy(), atol=1e-5)
+
+
+def test_faces_entering_between_key_frames_are_picked_up(sample_frames):
+    frames = sample_frames[:10].copy()
+    frames[:3] = 0  # nobody until frame 3; key frames are 0 and 8
+    df = Analyzer(detector="blazeface_short", model=None, redetect_every=8).analyze(frames)
+    assert df.groupby("frame").size().to_dict() == {j: 2 for j in range(3, 10)}

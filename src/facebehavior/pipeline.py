@@ -506,7 +506,8 @@ class Analyzer:
         so they advance together in *waves*: wave w runs FaceMesh once on frame ``key + w`` of every
         interval. A batch of N frames thus costs ``redetect_every`` FaceMesh calls of about
         ``N / redetect_every`` frames each, instead of N calls of one frame — the per-frame result
-        is exactly MediaPipe's track-from-previous-landmarks, computed in batches.
+        is exactly MediaPipe's track-from-previous-landmarks, computed in batches. An interval that
+        tracks no face runs the detector on each of its frames (batched per wave) until it finds one.
         """
         from facebehavior.face.landmarks.facemesh import keypoints5, roi_from_landmarks
 
@@ -519,8 +520,17 @@ class Analyzer:
         rois = self._rois_from_detections(key, keyframes[key.frame_index])
         out_fi, out_pts, out_pres = [], [], []
         for w in range(k):
+            if w > 0:
+                # Intervals tracking nothing look for faces on every frame, as MediaPipe does
+                # while it tracks fewer faces than it may: a face entering is picked up at once.
+                cand = keyframes + w
+                cand = cand[(cand < n) & ~np.isin(cand, rois.frame_index)]
+                if cand.size:
+                    det = self._detect(images[cand])
+                    if len(det):
+                        rois = _concat_rois(rois, self._rois_from_detections(det, cand[det.frame_index]))
             if len(rois) == 0:
-                break
+                continue
             marks = lm.from_rois(images, rois)
             pts = np.asarray(marks.points, np.float32)
             pres = np.asarray(marks.presence, np.float32)
@@ -546,8 +556,6 @@ class Analyzer:
             out_pres.append(pres)
             nxt = fi + 1
             cont = (nxt < n) & (w + 1 < k)
-            if not cont.any():
-                break
             rois = roi_from_landmarks(pts[cont], nxt[cont])
         if not out_fi or sum(len(x) for x in out_fi) == 0:
             return _Faces(
@@ -661,6 +669,16 @@ def analyze(inputs: Any, **kwargs: Any) -> Any:
     """One-call analysis: ``Analyzer(**kwargs).analyze(inputs)`` (see ``Analyzer``)."""
     errors = kwargs.pop("errors", "raise")
     return Analyzer(**kwargs).analyze(inputs, errors=errors)
+
+
+def _concat_rois(a: Any, b: Any) -> Any:
+    """Two ``FaceRoi`` sets as one."""
+    return type(a)(
+        frame_index=np.concatenate([a.frame_index, b.frame_index]),
+        center=np.concatenate([a.center, b.center]),
+        size=np.concatenate([a.size, b.size]),
+        angle=np.concatenate([a.angle, b.angle]),
+    )
 
 
 def _dedupe(
