@@ -299,3 +299,12 @@ def test_faces_entering_between_key_frames_are_picked_up(sample_frames):
     frames[:3] = 0  # nobody until frame 3; key frames are 0 and 8
     df = Analyzer(detector="blazeface_short", model=None, redetect_every=8).analyze(frames)
     assert df.groupby("frame").size().to_dict() == {j: 2 for j in range(3, 10)}
+
+
+def test_with_max_faces_a_second_face_is_picked_up_at_once(sample_frames):
+    frames = sample_frames[:10].copy()
+    frames[:3, :, 300:] = 0  # the right-hand face enters at frame 3, the left one is tracked
+    late = Analyzer(detector="blazeface_short", model=None, redetect_every=8).analyze(frames)
+    assert late.groupby("frame").size().tolist() == [1] * 8 + [2] * 2  # found at key frame 8
+    eager = Analyzer(detector="blazeface_short", model=None, redetect_every=8, max_faces=2).analyze(frames)
+    assert eager.groupby("frame").size().tolist() == [1] * 3 + [2] * 7

@@ -507,7 +507,8 @@ class Analyzer:
         interval. A batch of N frames thus costs ``redetect_every`` FaceMesh calls of about
         ``N / redetect_every`` frames each, instead of N calls of one frame — the per-frame result
         is exactly MediaPipe's track-from-previous-landmarks, computed in batches. An interval that
-        tracks no face runs the detector on each of its frames (batched per wave) until it finds one.
+        tracks fewer faces than ``max_faces`` (no face, without a limit) runs the detector on each
+        of its frames (batched per wave).
         """
         from facebehavior.face.landmarks.facemesh import keypoints5, roi_from_landmarks
 
@@ -521,10 +522,13 @@ class Analyzer:
         out_fi, out_pts, out_pres = [], [], []
         for w in range(k):
             if w > 0:
-                # Intervals tracking nothing look for faces on every frame, as MediaPipe does
-                # while it tracks fewer faces than it may: a face entering is picked up at once.
+                # Intervals tracking fewer faces than wanted (``max_faces``; without a limit, none)
+                # look for faces on every frame, as MediaPipe does: an entering face is picked up
+                # at once. Duplicates of tracked faces are removed after FaceMesh (``_dedupe``).
                 cand = keyframes + w
-                cand = cand[(cand < n) & ~np.isin(cand, rois.frame_index)]
+                tracked = np.bincount(rois.frame_index, minlength=n)
+                cand = cand[cand < n]
+                cand = cand[tracked[cand] < (self.max_faces or 1)]
                 if cand.size:
                     det = self._detect(images[cand])
                     if len(det):
