@@ -167,6 +167,15 @@ def test_grayscale_corpus_and_table_roundtrip(built, tmp_path):
     )
     crop = gray.crop(0)
     assert crop.shape == (64, 64, 3) and (crop[..., 0] == crop[..., 2]).all()
+    # Trusting the corpus' own crops: resized as they are, keypoints unknown.
+    own = build_cache(
+        ds, table.subset(np.array([0, 1])), tmp_path / "own", CacheConfig(size=32, detect=False)
+    )
+    assert own["ok"] == 2  # no detection: even the face-less image is kept
+    oc = FaceCache(tmp_path / "own")
+    src = np.asarray(Image.open(Path(table.root) / "blank.png").convert("RGB"))
+    assert oc.crop(1).shape == (32, 32, 3) and abs(float(oc.crop(1).mean()) - float(src.mean())) < 1
+    assert np.isnan(oc.aligned_keypoints).all()
     save_table(table, tmp_path / "t.npz")
     back = load_table(tmp_path / "t.npz")
     for f in ("image", "subject", "expression", "au_occurrence", "au_mask", "va", "va_mask"):

@@ -53,6 +53,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="align on the detector's keypoints instead of FaceMesh's (as `analyze --no-landmarks`)",
     )
+    parser.add_argument(
+        "--no-detect",
+        action="store_true",
+        help="trust the corpus' own face crops (e.g. Aff-Wild2 cropped_aligned): resize only",
+    )
     parser.add_argument("--overwrite", action="store_true", help="rebuild complete shards too")
     parser.add_argument(
         "--option",
@@ -99,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             device=args.device,
             facemesh=not args.no_facemesh,
+            detect=not args.no_detect,
         )
         adapter = create_dataset(args.dataset, args.root, **_options(args.option))
         for split in args.split:

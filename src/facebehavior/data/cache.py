@@ -94,6 +94,9 @@ class CacheConfig:
             ``min_presence`` keep the detector's keypoints. ``False``: detector keypoints only
             (as ``Analyzer(landmarks=False)``).
         min_presence: FaceMesh presence needed to use its keypoints.
+        detect: ``False`` trusts the corpus' own face crops (Aff-Wild2's ``cropped_aligned``,
+            RAF-DB's aligned images, FER2013): each image is resized to ``size`` as it is, with
+            no detection or alignment (keypoints are NaN, ``facemesh`` is ignored).
     """
 
     size: int = 112
@@ -107,6 +110,7 @@ class CacheConfig:
     device: str = "cpu"
     facemesh: bool = True
     min_presence: float = 0.5
+    detect: bool = True
 
     def fingerprint(self) -> dict:
         """The settings that change the cache contents (``batch_size``/``device`` do not)."""
@@ -306,7 +310,7 @@ class _Worker:
         if dense is not None:
             index["landmarks"] = np.full((m, dense.shape[1], 2), np.nan, np.float32)
         mesh = None
-        if cfg.facemesh:
+        if cfg.facemesh and cfg.detect:
             index["mesh_presence"] = np.zeros(m, np.float32)
             mesh = np.full((m, 468, 2), np.nan, np.float16)
         for start in range(0, m, cfg.batch_size):
@@ -318,9 +322,11 @@ class _Worker:
                     for i in group:
                         index["status"][pos[i]] = STATUS_UNREADABLE
                     continue
-                self._detect_align(
-                    np.stack([images[i] for i in ok]), pos[ok], crops, index, dense, rows, mesh
-                )
+                batch = np.stack([images[i] for i in ok])
+                if cfg.detect:
+                    self._detect_align(batch, pos[ok], crops, index, dense, rows, mesh)
+                else:
+                    self._resize(batch, pos[ok], crops, index, dense, rows)
         np.save(_shard_path(out, shard, "crops.npy"), crops)
         if mesh is not None:
             np.save(_shard_path(out, shard, "mesh.npy"), mesh)
@@ -329,6 +335,30 @@ class _Worker:
         os.replace(tmp, _shard_path(out, shard, "index.npz"))
         _shard_path(out, shard, "done").write_text(json.dumps({"rows": m}))
         return {name: int((index["status"] == code).sum()) for code, name in STATUS_NAMES.items()}
+
+    def _resize(self, batch, pos, crops, index, dense, rows) -> None:
+        """Store whole images resized to the crop size (the corpus' own crops, trusted)."""
+        import torch
+
+        from facebehavior.face.align import transform_points
+
+        s = self.config.size
+        x = torch.from_numpy(batch).permute(0, 3, 1, 2).float()
+        x = torch.nn.functional.interpolate(
+            x, size=(s, s), mode="bilinear", antialias=True, align_corners=False
+        )
+        crops[pos] = x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        h, w = batch.shape[1:3]
+        # Pixel-centre convention: frame pixel centre (x + 0.5) * s / w maps to crop (u + 0.5).
+        mat = np.array([[s / w, 0, 0.5 * s / w - 0.5], [0, s / h, 0.5 * s / h - 0.5]], np.float32)
+        index["status"][pos] = STATUS_OK
+        index["score"][pos] = np.nan
+        index["box"][pos] = (0, 0, w, h)
+        index["kp5"][pos] = np.nan
+        index["kp5_crop"][pos] = np.nan
+        index["matrix"][pos] = mat
+        if dense is not None:
+            index["landmarks"][pos] = transform_points(dense[rows[pos]], np.repeat(mat[None], len(pos), 0))
 
     def landmarker(self):
         if "facemesh" not in self._detectors:
