@@ -102,8 +102,13 @@ def test_cache_contents(built):
     assert np.abs(again[0].astype(int) - cache.crop(0).astype(int)).max() <= 1
     # Adapter protocol, so the training data module can read crops like any corpus.
     assert cache.read_images(cache.table, [1])[0].shape == (112, 112, 3)
+    import pickle
+
     import torch
 
+    payload = pickle.dumps(cache)  # what spawned DataLoader workers receive
+    assert len(payload) < 3 * 112 * 112 * 3  # paths and index, not the crops
+    np.testing.assert_array_equal(pickle.loads(payload).crop(2), cache.crop(2))
     loader = torch.utils.data.DataLoader(cache, batch_size=3)
     batch = next(iter(loader))
     assert tuple(batch["image"].shape) == (3, 112, 112, 3)

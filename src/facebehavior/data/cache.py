@@ -518,14 +518,8 @@ class FaceCache(_torch_dataset_base()):  # type: ignore[misc]
                 f"{self.folder}: shards {incomplete[:5]} of {len(shards)} are incomplete; rerun "
                 "`facebehavior prepare` with the same arguments to finish them"
             )
-        self._crops = [
-            np.load(_shard_path(self.folder, s, "crops.npy"), mmap_mode="r") for s in range(len(shards))
-        ]
-        self._mesh = None
-        if _shard_path(self.folder, 0, "mesh.npy").is_file():
-            self._mesh = [
-                np.load(_shard_path(self.folder, s, "mesh.npy"), mmap_mode="r") for s in range(len(shards))
-            ]
+        self._num_shards = len(shards)
+        self._open_arrays()
         parts: dict[str, list[np.ndarray]] = {}
         for s in range(len(shards)):
             with np.load(_shard_path(self.folder, s, "index.npz")) as z:
@@ -541,6 +535,26 @@ class FaceCache(_torch_dataset_base()):  # type: ignore[misc]
         self.aligned_keypoints = index["kp5_crop"][self.found]
         self.shard_size = int(self.meta["shard_size"])
         self.transform = transform
+
+    def _open_arrays(self) -> None:
+        """Memory-map the crop (and mesh) shards."""
+        shards = range(self._num_shards)
+        self._crops = [np.load(_shard_path(self.folder, s, "crops.npy"), mmap_mode="r") for s in shards]
+        self._mesh = None
+        if _shard_path(self.folder, 0, "mesh.npy").is_file():
+            self._mesh = [np.load(_shard_path(self.folder, s, "mesh.npy"), mmap_mode="r") for s in shards]
+
+    def __getstate__(self) -> dict:
+        # Pickling a memory map copies its data: DataLoader workers started by spawn would each
+        # receive every crop. They get the paths and map the shards themselves instead.
+        state = dict(self.__dict__)
+        state.pop("_crops", None)
+        state.pop("_mesh", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._open_arrays()
 
     def __len__(self) -> int:
         return len(self.found)
