@@ -75,12 +75,9 @@ class FaceBehaviorModule(L.LightningModule):
     Args:
         recipe: the parsed recipe.
         au_rates: ``(A,)`` training occurrence rates of the model's AUs (required for ARL weighting).
-        steps_per_epoch: optimiser steps per epoch (for the one-cycle / cosine schedules).
     """
 
-    def __init__(
-        self, recipe: Recipe, au_rates: np.ndarray | None = None, steps_per_epoch: int | None = None
-    ) -> None:
+    def __init__(self, recipe: Recipe, au_rates: np.ndarray | None = None) -> None:
         super().__init__()
         self.recipe = recipe
         self.model = create_model(recipe.model.name, **recipe.model.kwargs)
@@ -98,7 +95,6 @@ class FaceBehaviorModule(L.LightningModule):
                 raise ValueError("loss.au.weighting=arl needs the AU occurrence rates of the training sets")
             self.au_weights = losses.arl_au_weights(au_rates)
         self.class_weights = self._class_weights()
-        self.steps_per_epoch = steps_per_epoch
         self._val_outputs: dict[int, list[dict[str, torch.Tensor]]] = {}
 
     # -- preprocessing -------------------------------------------------------------------------
@@ -122,10 +118,6 @@ class FaceBehaviorModule(L.LightningModule):
         cw = self.recipe.loss.expression.class_weights
         if cw is None or not self.emotions:
             return None
-        if isinstance(cw, str):
-            raise ValueError(
-                f"loss.expression.class_weights={cw!r}: give a list of {len(self.emotions)} weights"
-            )
         if len(cw) != len(self.emotions):
             raise ValueError(
                 f"loss.expression.class_weights has {len(cw)} values for {len(self.emotions)} classes"
