@@ -155,7 +155,8 @@ def test_forward_shapes(name):
     assert {k: tuple(v.shape) for k, v in out.items() if k in expected} == expected
     for k in expected:
         assert not out[k].is_floating_point() or torch.isfinite(out[k]).all(), f"{name}: non-finite {k}"
-    if "va" in out:
+    heads = getattr(model, "heads", None)
+    if "va" in out and getattr(heads, "va_activation", "tanh") == "tanh":
         assert out["va"].abs().max() <= 1
 
 
@@ -341,3 +342,19 @@ def test_tiny_models_round_trip_through_checkpoints(name, tmp_path):
         a, b = model(*inputs), loaded(*inputs)
     for k in expected:
         torch.testing.assert_close(a[k], b[k])
+
+
+def test_va_activation_follows_the_papers():
+    # FaceBehaviorNet / MT-VGG: "a (linear) output layer" gives VA; the mobile model bounds it with tanh.
+    fbn = create_model("facebehaviornet_tiny")
+    assert (
+        fbn.heads.va_activation == "linear"
+        and create_model("mt_vgg_gru_tiny").heads.va_activation == "linear"
+    )
+    assert create_model("facebehaviornet_mobile_tiny").heads.va_activation == "tanh"
+    bounded = create_model("facebehaviornet_tiny", va_activation="tanh").eval()
+    with torch.no_grad():
+        bounded.heads.heads["va"].fc.bias.fill_(10.0)
+        assert bounded(torch.randn(1, 3, 96, 96))["va"].abs().max() <= 1
+    with pytest.raises(ValueError, match="tanh"):
+        create_model("facebehaviornet_tiny", va_activation="sigmoid")

@@ -7,15 +7,16 @@ review ("Affect Analysis in-the-wild", §VI-B: MT-VGG, MT-VGG-GRU, A/V-MT-VGG-GR
 FaceBehaviorNet is the 13 conv + 5 max-pool layers of VGG-FACE → FC 4096 → FC 4096 (dropout 0.5)
 → one linear layer whose output is split into 7 expression logits, 17 AU logits and 2 VA values.
 The split linear layer is stored as one linear layer per task (``facebehavior.nn.heads.TaskHeads``):
-the two are the same function with the same parameter count. VA values are tanh-bounded to
-[-1, 1], the range of the annotations.
+the two are the same function with the same parameter count. The VA outputs are linear as in the
+paper (``va_activation="tanh"`` bounds them to [-1, 1], the range of the annotations).
 
 ``facebehaviornet_mobile`` keeps those heads on the efficient MobileNetV2 trunk
 (``facebehavior.models.mobilenet``) for CPU use on 48–112 px faces.
 
 Every model here returns a dict keyed by task: ``"expression"`` (…, E) logits in
 ``schema.EXPRESSIONS_7``/``EXPRESSIONS_8`` order, ``"au"`` (…, A) logits in the order of the
-``aus`` argument, ``"va"`` (…, 2) valence and arousal in [-1, 1]. Sequence models return
+``aus`` argument, ``"va"`` (…, 2) valence and arousal (the papers' linear output layer for the VGG
+models, tanh-bounded to [-1, 1] for ``facebehaviornet_mobile``). Sequence models return
 ``(B, T, ·)`` per-frame outputs.
 """
 
@@ -30,7 +31,7 @@ from facebehavior import schema
 from facebehavior.models import register_model
 from facebehavior.models.mobilenet import MobileNetV2
 from facebehavior.models.vgg import VGGFC, VGGTrunk, as_hw
-from facebehavior.nn.heads import TaskHeads
+from facebehavior.nn.heads import TaskHeads, VAActivation
 from facebehavior.nn.recurrent import FrameGRU, per_frame
 
 __all__ = [
@@ -102,6 +103,7 @@ class FaceBehaviorNet(nn.Module):
         neck_features: size of the neck output, input of every head.
         tasks: task name → head size (see ``task_sizes``).
         labels: task name → label names, kept as ``self.task_labels``.
+        va_activation: ``"tanh"`` (VA in [-1, 1]) or ``"linear"`` (the paper's linear output layer).
 
     ``forward(x)`` returns ``{"expression": (B, E) logits, "au": (B, A) logits, "va": (B, 2) in
     [-1, 1]}`` (tasks that were configured). ``forward_features(x)`` returns the ``(B, neck_features)``
@@ -115,11 +117,12 @@ class FaceBehaviorNet(nn.Module):
         neck_features: int,
         tasks: dict[str, int],
         labels: dict[str, tuple[str, ...]] | None = None,
+        va_activation: VAActivation = "tanh",
     ) -> None:
         super().__init__()
         self.trunk = trunk
         self.neck = neck
-        self.heads = TaskHeads(neck_features, tasks)
+        self.heads = TaskHeads(neck_features, tasks, va_activation)
         self.num_features = neck_features
         self.task_labels = dict(labels or {})
 
@@ -241,12 +244,14 @@ def _vgg_multitask(
     width: float,
     hidden: int,
     dropout: float,
+    va_activation: VAActivation = "linear",
 ) -> FaceBehaviorNet:
     tasks = task_sizes(num_expressions, aus, va)
     size = as_hw(input_size)
     vgg = VGGTrunk(in_channels=in_channels, width=width)
     neck = VGGFC(vgg.flat_features(size), hidden, dropout)
-    return FaceBehaviorNet(_FlatTrunk(vgg, size), neck, hidden, tasks, task_labels(num_expressions, aus, va))
+    labels = task_labels(num_expressions, aus, va)
+    return FaceBehaviorNet(_FlatTrunk(vgg, size), neck, hidden, tasks, labels, va_activation)
 
 
 @register_model("facebehaviornet")
@@ -258,6 +263,7 @@ def facebehaviornet(
     input_size: int | tuple[int, int] = 96,
     in_channels: int = 3,
     dropout: float = 0.5,
+    va_activation: VAActivation = "linear",
 ) -> FaceBehaviorNet:
     """FaceBehaviorNet: VGG-FACE's 13 conv + 5 pool → FC 4096 → FC 4096 (dropout 0.5) → expression/AU/VA.
 
@@ -268,6 +274,7 @@ def facebehaviornet(
         input_size: aligned face size in px (96 in the paper).
         in_channels: 3 (RGB) or 1.
         dropout: after each FC layer.
+        va_activation: ``"linear"`` (the paper's "(linear) output layer") or ``"tanh"`` (bounded to [-1, 1]).
 
     Returns:
         A ``FaceBehaviorNet``: ``{"expression": (B, 7), "au": (B, 17), "va": (B, 2)}``; 50.48 M parameters
@@ -282,6 +289,7 @@ def facebehaviornet(
         width=1.0,
         hidden=4096,
         dropout=dropout,
+        va_activation=va_activation,
     )
 
 
@@ -293,6 +301,7 @@ def facebehaviornet_tiny(
     va: bool = True,
     input_size: int | tuple[int, int] = 96,
     in_channels: int = 3,
+    va_activation: VAActivation = "linear",
 ) -> FaceBehaviorNet:
     """FaceBehaviorNet layout at 1/16 conv width with 64-unit FC layers, for fast tests."""
     return _vgg_multitask(
@@ -304,6 +313,7 @@ def facebehaviornet_tiny(
         width=1 / 16,
         hidden=64,
         dropout=0.5,
+        va_activation=va_activation,
     )
 
 
@@ -315,6 +325,7 @@ def mt_vgg(
     va: bool = True,
     input_size: int | tuple[int, int] = 96,
     in_channels: int = 3,
+    va_activation: VAActivation = "linear",
 ) -> FaceBehaviorNet:
     """MT-VGG (Aff-Wild review §VI-B): FaceBehaviorNet's layout with Aff-Wild2's 8 AUs.
 
@@ -329,6 +340,7 @@ def mt_vgg(
         width=1.0,
         hidden=4096,
         dropout=0.5,
+        va_activation=va_activation,
     )
 
 
@@ -380,15 +392,20 @@ class MTVGGGRU(nn.Module):
     """MT-VGG-GRU: per-frame VGG trunk → first FC (4096) → 2-layer GRU (128) → expression/AU/VA.
 
     ``forward(clip)`` takes ``(B, T, C, H, W)`` aligned faces and returns per-frame outputs
-    ``{"expression": (B, T, E) logits, "au": (B, T, A) logits, "va": (B, T, 2) in [-1, 1]}``.
+    ``{"expression": (B, T, E) logits, "au": (B, T, A) logits, "va": (B, T, 2)}`` (linear VA output,
+    as MT-VGG's).
     """
 
     def __init__(
-        self, encoder: _FrameEncoder, tasks: dict[str, int], labels: dict[str, tuple[str, ...]]
+        self,
+        encoder: _FrameEncoder,
+        tasks: dict[str, int],
+        labels: dict[str, tuple[str, ...]],
+        va_activation: VAActivation = "linear",
     ) -> None:
         super().__init__()
         self.encoder = encoder
-        self.heads = TaskHeads(encoder.out_features, tasks)
+        self.heads = TaskHeads(encoder.out_features, tasks, va_activation)
         self.task_labels = labels
 
     def forward(self, clip: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -413,12 +430,13 @@ class AVMTVGGGRU(nn.Module):
         gru_hidden: int,
         tasks: dict[str, int],
         labels: dict[str, tuple[str, ...]],
+        va_activation: VAActivation = "linear",
     ) -> None:
         super().__init__()
         self.visual = visual
         self.audio = audio
         self.fusion = FrameGRU(visual.out_features + audio.out_features, gru_hidden, 2)
-        self.heads = TaskHeads(gru_hidden, tasks)
+        self.heads = TaskHeads(gru_hidden, tasks, va_activation)
         self.task_labels = labels
 
     def forward(self, clip: torch.Tensor, spectrogram: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -443,6 +461,7 @@ def mt_vgg_gru(
     input_size: int | tuple[int, int] = 96,
     in_channels: int = 3,
     dropout: float = 0.5,
+    va_activation: VAActivation = "linear",
 ) -> MTVGGGRU:
     """MT-VGG-GRU (Aff-Wild review §VI-B) over ``(B, T, 3, 96, 96)`` clips; per-frame outputs."""
     enc = _FrameEncoder(
@@ -453,7 +472,9 @@ def mt_vgg_gru(
         gru_hidden=128,
         dropout=dropout,
     )
-    return MTVGGGRU(enc, task_sizes(num_expressions, aus, va), task_labels(num_expressions, aus, va))
+    return MTVGGGRU(
+        enc, task_sizes(num_expressions, aus, va), task_labels(num_expressions, aus, va), va_activation
+    )
 
 
 @register_model("mt_vgg_gru_tiny")
@@ -475,6 +496,7 @@ def av_mt_vgg_gru(
     audio_size: int | tuple[int, int] = 96,
     audio_channels: int = 1,
     dropout: float = 0.5,
+    va_activation: VAActivation = "linear",
 ) -> AVMTVGGGRU:
     """A/V-MT-VGG-GRU (Aff-Wild review §VI-B): ``forward(clip, spectrogram)``, per-frame outputs."""
     visual = _FrameEncoder(
@@ -488,9 +510,8 @@ def av_mt_vgg_gru(
         gru_hidden=128,
         dropout=dropout,
     )
-    return AVMTVGGGRU(
-        visual, audio, 128, task_sizes(num_expressions, aus, va), task_labels(num_expressions, aus, va)
-    )
+    tasks, labels = task_sizes(num_expressions, aus, va), task_labels(num_expressions, aus, va)
+    return AVMTVGGGRU(visual, audio, 128, tasks, labels, va_activation)
 
 
 @register_model("av_mt_vgg_gru_tiny")
