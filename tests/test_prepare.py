@@ -21,6 +21,9 @@ def test_prepare_cli_builds_and_resumes(tmp_path, capsys):
     assert "(0 shards built now, 2 were complete)" in capsys.readouterr().out
     # Other settings into the same folder are refused with an actionable message.
     assert main([*args[:-4], "--size", "64"]) == 2
+    # The recipes' naming: one folder per split, named by the caller.
+    flat = [*args[:6], str(tmp_path / "c" / "mine_{split}"), "--size", "64", "--no-facemesh"]
+    assert main(flat) == 0 and FaceCache(tmp_path / "c" / "mine_train").crop(0).shape == (64, 64, 3)
 
 
 def test_prepare_reports_missing_corpus(tmp_path, caplog):

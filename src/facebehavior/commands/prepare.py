@@ -5,7 +5,8 @@ Example::
     facebehavior prepare disfa /data/DISFA --split fold1_train --split fold1_test -o cache/disfa \\
         --size 112 --workers 2 --option camera=left
 
-writes ``cache/disfa/<split>/`` per split (layout in ``facebehavior.data.cache``). Interrupted
+writes ``cache/disfa/<split>/`` per split (layout in ``facebehavior.data.cache``); an output
+containing ``{split}`` names each split's folder itself (``-o 'cache/disfa200_{split}'``). Interrupted
 runs resume: complete shards are skipped. Frames without a face are recorded, and counted in
 the summary printed at the end.
 """
@@ -109,7 +110,11 @@ def run(args: argparse.Namespace) -> int:
         adapter = create_dataset(args.dataset, args.root, **_options(args.option))
         for split in args.split:
             table = adapter.load(split)
-            out = Path(args.output) / split
+            out = (
+                Path(args.output.replace("{split}", split))
+                if "{split}" in args.output
+                else Path(args.output) / split
+            )
             counts = build_cache(adapter, table, out, config, workers=args.workers, overwrite=args.overwrite)
             total = FaceCache(out).summary()
             sys.stdout.write(
