@@ -234,6 +234,18 @@ def test_exported_checkpoint_loads_and_matches(tmp_path):
         sk.f1_score(y, p, average="macro", labels=list(range(8)), zero_division=0)
     )
     assert compute_metrics(pred, load_weights(path1)[1])["expression"]["n"] == 12
+    cm = np.asarray(res["expression"]["confusion_matrix"])
+    np.testing.assert_array_equal(cm, sk.confusion_matrix(y, p, labels=list(range(8))))
+    # the CLI prints the figures and writes the report files
+    from facebehavior.cli import main
+
+    code = main(["evaluate", str(path1), "--dataset", "ferplus", "--root", cfg.root, "--split", "val",
+                 "--out", str(tmp_path / "rep")])  # fmt: skip
+    assert code == 0
+    names = {p.name for p in (tmp_path / "rep").iterdir()}
+    assert names == {"metrics.json", "expression_per_class.csv", "confusion_matrix.png"}
+    missing = str(tmp_path / "nope.safetensors")
+    assert main(["evaluate", missing, "--dataset", "ferplus", "--root", cfg.root]) == 2
 
 
 def test_au_weighting_arl_uses_rates():
