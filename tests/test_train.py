@@ -248,6 +248,18 @@ def test_exported_checkpoint_loads_and_matches(tmp_path):
     assert main(["evaluate", missing, "--dataset", "ferplus", "--root", cfg.root]) == 2
 
 
+def test_validation_scores_soft_au_targets():
+    from facebehavior.train.module import summary_metrics
+
+    cat = {
+        "pred_au": torch.tensor([[3.0, -3.0], [-3.0, 3.0], [3.0, 3.0]]),
+        "au": torch.tensor([[0.8, 0.1], [0.3, 0.6], [0.7, 0.2]]),  # soft weak labels
+        "au_mask": torch.tensor([[1.0, 1.0], [1.0, 1.0], [1.0, 0.0]]),
+    }
+    # binarised truth [[1,0],[0,1],[1,-]] vs predictions [[1,0],[0,1],[1,1]]: F1 = 1 for both AUs
+    assert summary_metrics(cat, 0)["au/f1_mean"] == pytest.approx(1.0)
+
+
 def test_au_weighting_arl_uses_rates():
     m = FaceBehaviorModule(_recipe(loss__au__weighting="arl"), au_rates=np.array([0.5, 0.25, 0.25, 0.1, 0.4]))
     inv = 1 / np.array([0.5, 0.25, 0.25, 0.1, 0.4])

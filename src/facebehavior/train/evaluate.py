@@ -7,7 +7,8 @@ preprocessed by the spec's input rule, exactly as ``Analyzer`` would. Metrics co
 - expression (samples with a single-class label, e.g. the FER+ majority): accuracy, mean diagonal
   of the normalised confusion matrix (= UAR), macro F1, per-class F1, the confusion matrix, and
   FaceBehaviorNet's / ABAW's ``0.67·F1 + 0.33·accuracy``;
-- AU (annotated samples per AU): per-AU F1 and accuracy, mean F1;
+- AU (annotated samples per AU): per-AU F1 and accuracy, mean F1 (soft targets count as present
+  at >= 0.5);
 - VA: CCC, RMSE and Pearson per dimension.
 """
 
@@ -93,6 +94,7 @@ def compute_metrics(pred: dict[str, np.ndarray], spec: WeightSpec) -> dict[str, 
         codes = list(spec.tasks["au"])
         cols = pred["au_mask"].sum(0) > 0
         t, p, msk = pred["au"][:, cols], pred["pred_au"][:, cols], pred["au_mask"][:, cols]
+        t = (t >= 0.5).astype(np.float32)  # soft targets are scored as occurrence at >= 0.5
         names = [c for c, k in zip(codes, cols, strict=True) if k]
         f1 = metrics.au_f1(t, p, msk)
         acc = metrics.au_accuracy(t, p, msk)

@@ -360,9 +360,9 @@ def summary_metrics(cat: dict[str, torch.Tensor], num_expressions: int) -> dict[
     if "pred_au" in cat and cat["au_mask"].sum() > 0:
         cols = (cat["au_mask"].sum(0) > 0).numpy()
         prob = torch.sigmoid(cat["pred_au"]).numpy()[:, cols]
-        out["au/f1_mean"] = float(
-            metrics.au_f1_mean(cat["au"].numpy()[:, cols], prob, mask=cat["au_mask"].numpy()[:, cols])
-        )
+        # Soft targets (weak / co-annotated labels) are scored as occurrence at >= 0.5.
+        truth = (cat["au"].numpy()[:, cols] >= 0.5).astype(np.float32)
+        out["au/f1_mean"] = float(metrics.au_f1_mean(truth, prob, mask=cat["au_mask"].numpy()[:, cols]))
     if "pred_au_intensity" in cat and cat["au_intensity_mask"].sum() > 0:
         m = cat["au_intensity_mask"] > 0
         out["au_intensity/mae"] = float(
