@@ -206,14 +206,19 @@ def test_bp4d_plus_frames_inside_subject_zips(tmp_path):
     assert ims[0].shape == (6, 5, 3) and ims[0][0, 0, 0] == 30 and ims[1][0, 0, 0] == 20
 
 
-def test_fera_partitions(tmp_path):
-    bp4d_tree(tmp_path / "BP4D-training", ["F001", "M001"])
-    bp4d_tree(tmp_path / "BP4D-development", ["F002"])
+def test_fera2015_partitions(tmp_path):
+    # One AUCoding for all subjects, frames in one folder per partition (the release's layout).
+    bp4d_tree(tmp_path, ["F001", "M001", "F002"], frames_dir="BP4D-training")
+    (tmp_path / "BP4D-development").mkdir()
+    (tmp_path / "BP4D-training" / "F002").rename(tmp_path / "BP4D-development" / "F002")
     ds = create_dataset("fera2015", tmp_path)
     tr, dev = ds.load("train"), ds.load("dev")
     assert set(tr.subject) == {"F001", "M001"} and set(dev.subject) == {"F002"}
-    assert (tmp_path / tr.image[0]).is_file() and tr.image[0].startswith("BP4D-training/")
-    bp4d_tree(tmp_path / "BP4D-development", ["F001"])
+    assert dev.image[0] == "BP4D-development/F002/T1/0001.jpg" and (tmp_path / dev.image[0]).is_file()
+    assert (
+        tr.aus == (1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23) and dev.au_intensity_mask[:, tr.aus.index(6)].any()
+    )
+    img(tmp_path / "BP4D-development" / "F001" / "T1" / "0001.jpg")
     with pytest.raises(ValueError, match="share subjects"):
         ds.load("dev")
 
@@ -508,7 +513,7 @@ EXPECTED = {
     "celeba": "list_attr_celeba.txt",
     "disfa": "ActionUnit_Labels",
     "emotionet": "emotionet_manual.csv",
-    "fera2015": "BP4D-training",
+    "fera2015": "BP4D-training/F001/T1",
     "fera2017": "FERA17_TR_F001_T1.csv",
     "manifest": "manifest.csv",
     "rafdb": "list_patition_label.txt",

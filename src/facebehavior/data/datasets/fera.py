@@ -1,18 +1,18 @@
 """FERA 2015 and FERA 2017: the challenge partitions of BP4D (Valstar et al., 2015 / 2017).
 
-FERA 2015 ships BP4D material in the BP4D coding format (see ``bp4d``), one folder per
-partition, subject-exclusive by the organisers' design (the adapter checks it)::
+FERA 2015 ships the BP4D coding once, for all subjects, and the frames in one folder per
+partition (subject-exclusive by the organisers' design: odd-numbered subjects train, even ones
+development; the adapter checks that no subject is in both)::
 
-    FERA2015/
-      BP4D-training/
-        AUCoding/AU_OCC/F001_T1.csv
-        AUCoding/AU_INT/AU06/F001_T1_AU06.csv
-        Sequences/F001/T1/<frame>.jpg
-      BP4D-development/ (same)
+    FERA2015/BP4D/
+      AUCoding/AU_OCC/F001_T1.csv                 # the BP4D format (see ``bp4d``)
+      AUCoding/AU_INT/AU06/F001_T1_AU06.csv
+      BP4D-training/F001/T1/<frame>.jpg
+      BP4D-development/F002/T1/<frame>.jpg
 
 Splits ``train``/``dev``: occurrence of AUs 1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23 and intensity
 of AUs 6, 10, 12, 14, 17 (``schema.au_subset("fera2015_intensity")``). ``partitions=`` renames
-the folders for copies that name them differently.
+the partition folders for copies that name them differently.
 
 FERA 2017 renders every BP4D sequence from 9 head poses and ships one video per pose, with the
 partition in each file name (``TR`` training, ``VA`` validation); the sub-folders they sit in
@@ -35,7 +35,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 
@@ -59,14 +58,43 @@ __all__ = ["FERA2015", "FERA2017"]
 
 
 class _Partition(_FACSSequences):
-    name = "fera"
+    """The BP4D coding of the FERA 2015 release, restricted to one partition's subjects."""
+
+    name = "fera2015"
     splits = ("all",)
 
+    def __init__(
+        self, root: Path, *, aus: Sequence[int], frames_dir: str, subjects: set[str], hint: str
+    ) -> None:
+        self.hint = hint
+        super().__init__(root, aus=aus, frames_dir=frames_dir)
+        self.only = subjects
 
-class _FERA(DatasetAdapter):
-    default_partitions: ClassVar[Mapping[str, str]] = {}
-    default_aus: ClassVar[tuple[int, ...]] = ()
-    hint: ClassVar[str] = ""
+    def split_subjects(self, split: str, subjects: Sequence[str]) -> set[str]:
+        return set(self.only)
+
+
+@register_dataset("fera2015")
+class FERA2015(DatasetAdapter):
+    """FERA 2015 (BP4D part): ``train`` = BP4D-training subjects, ``dev`` = BP4D-development.
+
+    Args:
+        root: the release's BP4D folder (holding ``AUCoding/`` and the partition folders).
+        partitions: split → partition folder name.
+        aus: occurrence AU columns (default the challenge's 11).
+    """
+
+    name = "fera2015"
+    splits = ("train", "dev")
+    default_partitions = {"train": "BP4D-training", "dev": "BP4D-development"}
+    default_aus = (1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23)
+    expected_files = (
+        "AUCoding/AU_OCC/F001_T1.csv",
+        "AUCoding/AU_INT/AU06/F001_T1_AU06.csv",
+        "BP4D-training/F001/T1/<frame>.jpg",
+        "BP4D-development/F002/T1/<frame>.jpg",
+    )
+    hint = "FERA 2015 data come from the BP4D owners; see docs/datasets.md#fera-2015-and-fera-2017."
 
     def __init__(
         self,
@@ -74,55 +102,36 @@ class _FERA(DatasetAdapter):
         *,
         partitions: Mapping[str, str] | None = None,
         aus: Sequence[int] | None = None,
-        frames_dir: str | None = None,
     ) -> None:
         super().__init__(root)
         self.partitions = dict(partitions or self.default_partitions)
         self.aus = tuple(aus or self.default_aus)
-        self.frames_dir = frames_dir
         missing = [d for d in self.partitions.values() if not (self.root / d).is_dir()]
         if missing:
             raise DatasetNotFoundError(
-                f"{self.name}: missing partition folders {missing} under {self.root} (each holds "
-                f"AUCoding/AU_OCC/<subject>_<task>.csv, AUCoding/AU_INT/AU<NN>/…, "
-                f"Sequences/<subject>/<task>/). "
-                f"{self.hint}"
+                f"{self.name}: missing partition folders {missing} under {self.root}; the layout is "
+                f"{', '.join(self.expected_files)}. {self.hint}"
             )
 
-    def _partition(self, split: str) -> _Partition:
-        p = _Partition(self.root / self.partitions[split], aus=self.aus, frames_dir=self.frames_dir)
-        p.hint = self.hint
-        return p
+    def subjects(self, split: str) -> set[str]:
+        """Subject folders of one partition."""
+        return {p.name for p in (self.root / self.partitions[split]).iterdir() if p.is_dir()}
 
     def load(self, split: str) -> LabelTable:
-        """Coded frames of one partition (``image`` paths are relative to the challenge root)."""
+        """Coded frames of one partition (``image`` paths are relative to ``root``)."""
         self.check_split(split)
-        part = self._partition(split)
-        own = {s for s, _ in part.sequences()}
-        for other, folder in self.partitions.items():
-            if other != split and (self.root / folder / "AUCoding").exists():
-                shared = own & {s for s, _ in self._partition(other).sequences()}
-                if shared:
-                    raise ValueError(
-                        f"{self.name}: partitions {split} and {other} share subjects {sorted(shared)}; "
-                        "the challenge partitions are subject-exclusive — check the folders"
-                    )
-        t = part.load("all")
-        prefix = self.partitions[split]
-        image = np.array([f"{prefix}/{p}" for p in t.image], dtype=object)
-        return replace(t, corpus=self.name, split=split, root=self.root, image=image)
-
-
-@register_dataset("fera2015")
-class FERA2015(_FERA):
-    """FERA 2015 (BP4D part): ``train`` = BP4D-training, ``dev`` = BP4D-development."""
-
-    name = "fera2015"
-    splits = ("train", "dev")
-    default_partitions = {"train": "BP4D-training", "dev": "BP4D-development"}
-    default_aus = (1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23)
-    expected_files = ("BP4D-training/AUCoding/AU_OCC/", "BP4D-development/AUCoding/AU_OCC/")
-    hint = "FERA 2015 data come from the BP4D owners; see docs/datasets.md#fera."
+        own = self.subjects(split)
+        for other in self.partitions:
+            shared = own & self.subjects(other) if other != split else set()
+            if shared:
+                raise ValueError(
+                    f"{self.name}: partitions {split} and {other} share subjects {sorted(shared)}; "
+                    "the challenge partitions are subject-exclusive — check the folders"
+                )
+        part = _Partition(
+            self.root, aus=self.aus, frames_dir=self.partitions[split], subjects=own, hint=self.hint
+        )
+        return replace(part.load("all"), split=split)
 
 
 @register_dataset("fera2017")
