@@ -121,3 +121,16 @@ def test_multiview_runs_only_the_selected_views_detectors():
         assert int(out["view"]) == 1
         torch.testing.assert_close(out["au"], mv.detectors[1](frames)["au"])
         assert not torch.allclose(out["au"], mv.detectors[0](frames)["au"])
+
+
+def test_au_ensemble_stacks_independent_detectors_in_order():
+    from facebehavior.models.aunets import AUEnsemble
+
+    torch.manual_seed(0)
+    nets = {12: create_model("aunet_tiny", au=12).eval(), 1: create_model("aunet_tiny", au=1).eval()}
+    ens = AUEnsemble(nets).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        out = ens(x)["au"]
+        torch.testing.assert_close(out, torch.cat([nets[12](x)["au"], nets[1](x)["au"]], 1))
+    assert ens.task_labels == {"au": ("AU12", "AU01")}

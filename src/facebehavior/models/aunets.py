@@ -38,6 +38,7 @@ from facebehavior.models.vgg import VGGFC, VGGTrunk, as_hw
 
 __all__ = [
     "AUNet",
+    "AUEnsemble",
     "HydraNet",
     "PiNet",
     "ViewClassifier",
