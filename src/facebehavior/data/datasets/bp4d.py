@@ -314,7 +314,7 @@ class BP4D(_FACSSequences):
         "AUCoding/AU_INT/AU06/F001_T1_AU06.csv",
         "Sequences/F001/T1/",
     )
-    hint = "BP4D is licensed by Binghamton University; see docs/datasets.md#bp4d."
+    hint = "BP4D is licensed by Binghamton University; see docs/datasets.md#bp4d-and-bp4d."
 
 
 @register_dataset("bp4d_plus")
@@ -325,4 +325,4 @@ class BP4DPlus(_FACSSequences):
     splits = ("all", *fold_splits(3))
     default_aus = au_subset("bp4d_plus")
     expected_files = ("AUCoding/AU_OCC/F001_T1.csv", "2D+3D/F001/T1/")
-    hint = "BP4D+ is licensed by Binghamton University; see docs/datasets.md#bp4d."
+    hint = "BP4D+ is licensed by Binghamton University; see docs/datasets.md#bp4d-and-bp4d."

@@ -148,7 +148,7 @@ class FERA2017(VideoFramesMixin, DatasetAdapter):
     splits = ("train", "valid")
     prefixes = {"train": "FERA17_TR_", "valid": "FERA17_VA_"}
     expected_files = ("FERA17_TR_F001_T1.csv", "FERA17_TR_F001_T1_6.mp4", "FERA17_TR_F001_T1_AU01_Int.csv")
-    hint = "FERA 2017 data come from the BP4D owners; see docs/datasets.md#fera."
+    hint = "FERA 2017 data come from the BP4D owners; see docs/datasets.md#fera-2015-and-fera-2017."
 
     def __init__(
         self, root: str | Path, *, pose: int = 6, aus: Sequence[int] = au_subset("fera2017")
