@@ -382,6 +382,11 @@ def test_rafdb_basic_and_compound(tmp_path):
     assert ds.load("test").expression.tolist() == [E["anger"]]
     c = create_dataset("rafdb_compound", tmp_path).load("test")
     assert RAFDB_COMPOUND_11[c.extra["compound"][0]] == "disgustedly_surprised" and c.expression[0] == -1
+    both = create_dataset("rafdb_compound", tmp_path).load("train")
+    assert (
+        both.extra["compound"].tolist() == [0]
+        and both.subset(np.array([], np.int64)).extra["compound"].size == 0
+    )
     bad = write(tmp_path / "basic/EmoLabel/list_patition_label.txt", "train_00001.jpg 1\ntrain_00002.jpg 8\n")
     with pytest.raises(LabelFormatError) as e:
         ds.load("train")
@@ -494,6 +499,11 @@ def test_manifest_csv_and_json(tmp_path):
     np.testing.assert_array_equal(t.au_mask, [[True, False], [False, False]])
     assert t.au_intensity[0, 1] == 3 and t.au_intensity_mask[0, 1]
     assert ds.load("test").expression.tolist() == [E["disgust"]]
+    from facebehavior.data.datasets.manifest import check_subject_exclusive
+
+    check_subject_exclusive(t, ds.load("test"))
+    with pytest.raises(ValueError, match="s1"):
+        check_subject_exclusive(t, t)
     j = write(tmp_path / "m.json", json.dumps([{"image": "a.jpg", "split": "train", "AU4": 1}]))
     assert create_dataset("manifest", j).load("train").aus == (4,)
     bad = write(tmp_path / "bad.csv", "image,split,expression\na.jpg,train,joy\n")
