@@ -143,6 +143,12 @@ def test_malformed_vote_lines(tmp_path):
         create_dataset("ferplus", root).load("test")
 
 
+def test_corrupt_npz_is_reported(tmp_path):
+    (tmp_path / "fer2013.npz").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(LabelFormatError, match=r"fer2013\.npz: not a readable \.npz"):
+        create_dataset("ferplus", tmp_path).load("test")
+
+
 def test_missing_files_message(tmp_path):
     with pytest.raises(DatasetNotFoundError, match=r"fer2013\.npz.*fer2013\.csv"):
         create_dataset("ferplus", tmp_path)

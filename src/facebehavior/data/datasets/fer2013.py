@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import csv
 import logging
+import zipfile
+import zlib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -116,13 +118,19 @@ class FERRaw:
 def read_fer2013_npz(path: str | Path) -> FERRaw:
     """Read the consolidated ``fer2013.npz`` (see the shared data README)."""
     path = Path(path)
-    with np.load(path) as d:
-        missing = [k for k in ("images", "fer_label", "usage") if k not in d.files]
-        if missing:
-            raise LabelFormatError(path, 0, f"array(s) {missing} missing; found {d.files}")
-        images = np.asarray(d["images"], np.uint8)
-        votes = np.asarray(d["ferplus_votes"], np.int64) if "ferplus_votes" in d.files else None
-        raw = FERRaw(images, d["fer_label"].astype(np.int64), d["usage"].astype(np.int64), votes, str(path))
+    try:
+        with np.load(path) as d:
+            missing = [k for k in ("images", "fer_label", "usage") if k not in d.files]
+            if missing:
+                raise LabelFormatError(path, 0, f"array(s) {missing} missing; found {d.files}")
+            images = np.asarray(d["images"], np.uint8)
+            votes = np.asarray(d["ferplus_votes"], np.int64) if "ferplus_votes" in d.files else None
+            labels, usage = d["fer_label"].astype(np.int64), d["usage"].astype(np.int64)
+            raw = FERRaw(images, labels, usage, votes, str(path))
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        if isinstance(e, LabelFormatError):
+            raise
+        raise LabelFormatError(path, 0, f"not a readable .npz ({e}); check it against its sha256") from None
     n = len(raw.images)
     if raw.images.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE) or len(raw.fer_label) != n or len(raw.usage) != n:
         raise LabelFormatError(path, 0, f"inconsistent array shapes: images {raw.images.shape}, "
