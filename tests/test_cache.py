@@ -149,6 +149,19 @@ def test_settings_change_is_refused(built, tmp_path):
     assert build_cache(ds, table, out, config)["built"] == 0
 
 
+def test_annotated_face_box_picks_the_labelled_face(built, tmp_path):
+    ds, table, _, _, _ = built
+    from dataclasses import replace
+
+    group = table.subset(np.array([4, 4]))  # the four-person photo, twice
+    boxes = np.array([[111, 259, 241, 389], [20, 600, 90, 700]], np.float32)  # a face; no face
+    boxed = replace(group, extra={"face_box": boxes})
+    counts = build_cache(ds, boxed, tmp_path / "boxed", CacheConfig(facemesh=False, fallback=None))
+    assert (counts["ok"], counts["no_face"]) == (1, 1)  # no bystander inherits the second label
+    cache = FaceCache(tmp_path / "boxed")
+    np.testing.assert_allclose(cache.index["box"][0], boxes[0], atol=8)  # not the largest face
+
+
 def test_grayscale_corpus_and_table_roundtrip(built, tmp_path):
     ds, table, _, _, _ = built
 

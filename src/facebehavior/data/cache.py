@@ -18,7 +18,8 @@ Every table row has an entry: rows whose face was not found (``STATUS_NO_FACE``)
 could not be read (``STATUS_UNREADABLE``) keep a black crop and their status, so nothing is
 silently dropped; ``FaceCache`` serves only ``STATUS_OK`` rows and reports the others. One face
 is kept per row: the largest detection (the annotated person fills the frame in every corpus
-with labels per image or per frame). Frames where the first detector finds nothing are retried
+with labels per image or per frame), or, for corpora that annotate the face box (AffectNet), the
+detection overlapping that box. Frames where the first detector finds nothing are retried
 with ``fallback`` (BlazeFace full-range by default, for small or far faces).
 """
 
@@ -309,6 +310,7 @@ class _Worker:
         dense = _corpus_landmarks(table)
         if dense is not None:
             index["landmarks"] = np.full((m, dense.shape[1], 2), np.nan, np.float32)
+        boxes = np.asarray(table.extra["face_box"], np.float32) if "face_box" in table.extra else None
         mesh = None
         if cfg.facemesh and cfg.detect:
             index["mesh_presence"] = np.zeros(m, np.float32)
@@ -324,7 +326,7 @@ class _Worker:
                     continue
                 batch = np.stack([images[i] for i in ok])
                 if cfg.detect:
-                    self._detect_align(batch, pos[ok], crops, index, dense, rows, mesh)
+                    self._detect_align(batch, pos[ok], crops, index, dense, rows, mesh, boxes)
                 else:
                     self._resize(batch, pos[ok], crops, index, dense, rows)
         np.save(_shard_path(out, shard, "crops.npy"), crops)
@@ -367,16 +369,18 @@ class _Worker:
             self._detectors["facemesh"] = FaceMeshLandmarker(device=self.config.device)
         return self._detectors["facemesh"]
 
-    def _detect_align(self, batch, pos, crops, index, dense, rows, mesh) -> None:
+    def _detect_align(self, batch, pos, crops, index, dense, rows, mesh, table_boxes) -> None:
         from facebehavior.face.align import align_faces, transform_points
         from facebehavior.types import Detections
 
         cfg = self.config
-        best = _largest(self.detector(cfg.detector)(batch), len(batch))
+        boxes = table_boxes[rows[pos]] if table_boxes is not None else None
+        best = _choose(self.detector(cfg.detector)(batch), len(batch), boxes)
         if cfg.fallback:
             missing = [i for i in range(len(batch)) if best[i] is None]
             if missing:
-                again = _largest(self.detector(cfg.fallback)(batch[missing]), len(missing))
+                sub = boxes[missing] if boxes is not None else None
+                again = _choose(self.detector(cfg.fallback)(batch[missing]), len(missing), sub)
                 for j, i in enumerate(missing):
                     best[i] = again[j]
         found = [i for i in range(len(batch)) if best[i] is not None]
@@ -457,18 +461,47 @@ def _same_shape(images: Sequence[np.ndarray | None]) -> Iterator[list[int]]:
     yield from groups.values()
 
 
-def _largest(det, n: int) -> list[tuple[np.ndarray, float, np.ndarray] | None]:
-    """Per frame, the (box, score, keypoints) of the largest detected face, or None."""
+MIN_BOX_IOU = 0.3
+
+
+def _choose(
+    det, n: int, boxes: np.ndarray | None = None
+) -> list[tuple[np.ndarray, float, np.ndarray] | None]:
+    """Per frame, the (box, score, keypoints) of the labelled face, or None.
+
+    Without annotated boxes the labelled face is the largest one (the annotated person fills
+    the frame in every corpus labelled per image or per frame). With them (AffectNet's
+    ``extra["face_box"]``, (n, 4) x1, y1, x2, y2) it is the detection overlapping the annotated
+    box most, and none when no detection reaches IoU ``MIN_BOX_IOU``: a bystander's face must not
+    inherit the label.
+    """
     best: list[tuple[np.ndarray, float, np.ndarray] | None] = [None] * n
-    area = np.zeros(n)
+    key = np.full(n, -np.inf)
     for k in range(len(det)):
         f = int(det.frame_index[k])
-        b = det.boxes[k]
-        a = float((b[2] - b[0]) * (b[3] - b[1]))
-        if best[f] is None or a > area[f]:
-            best[f] = (b.astype(np.float32), float(det.scores[k]), det.keypoints[k].astype(np.float32))
-            area[f] = a
+        b = det.boxes[k].astype(np.float64)
+        if boxes is None:
+            value = (b[2] - b[0]) * (b[3] - b[1])
+        else:
+            value = _iou(b, boxes[f].astype(np.float64))
+            if value < MIN_BOX_IOU:
+                continue
+        if value > key[f]:
+            best[f] = (
+                det.boxes[k].astype(np.float32),
+                float(det.scores[k]),
+                det.keypoints[k].astype(np.float32),
+            )
+            key[f] = value
     return best
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
 
 
 def _torch_dataset_base() -> type:
