@@ -33,7 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--split", action="append", required=True, help="split to cache (repeatable)")
     parser.add_argument(
-        "-o", "--output", required=True, help="cache folder; each split goes to OUTPUT/<split>"
+        "-o",
+        "--output",
+        required=True,
+        help="cache folder: each split goes to OUTPUT/<split>, or to OUTPUT with {split} replaced "
+        "(e.g. 'cache/bp4d200_{split}', the recipes' naming)",
     )
     parser.add_argument("--size", type=int, default=112, help="aligned crop side in pixels (default 112)")
     parser.add_argument("--template", default="arcface", help="alignment template (default arcface)")
