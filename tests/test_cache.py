@@ -138,7 +138,7 @@ def test_settings_change_is_refused(built, tmp_path):
         build_cache(ds, table, out, CacheConfig(size=96, shard_size=2))
     with pytest.raises(FileNotFoundError, match="facebehavior prepare"):
         FaceCache(tmp_path)
-    with pytest.raises(CacheMismatchError, match="other settings or labels"):
+    with pytest.raises(CacheMismatchError, match="other settings or for other rows"):
         build_cache(ds, table.subset(np.arange(4)), out, config)  # other rows
     # New labels for the same rows: nothing is re-detected, the stored labels are replaced.
     from dataclasses import replace
@@ -199,3 +199,14 @@ def test_grayscale_corpus_and_table_roundtrip(built, tmp_path):
     for f in ("image", "subject", "expression", "au_occurrence", "au_mask", "va", "va_mask"):
         np.testing.assert_array_equal(getattr(back, f), getattr(table, f))
     assert back.aus == table.aus and back.corpus == table.corpus
+
+
+def test_parallel_workers_match_serial(built, tmp_path):
+    ds, table, out, _, _ = built
+    config = CacheConfig(size=112, shard_size=2, batch_size=4)  # the serial cache's settings
+    counts = build_cache(ds, table, tmp_path / "par", config, workers=2)
+    assert counts["built"] == 3 and counts["ok"] == 3
+    serial, par = FaceCache(out), FaceCache(tmp_path / "par")
+    np.testing.assert_array_equal(par.status, serial.status)
+    for i in range(len(serial)):
+        np.testing.assert_array_equal(par.crop(i), serial.crop(i))

@@ -227,7 +227,7 @@ def build_cache(
         old = json.loads(meta_path.read_text())
         if old != meta:
             raise CacheMismatchError(
-                f"{out} holds a cache built with other settings or labels ({old.get('config')}, "
+                f"{out} holds a cache built with other settings or for other rows ({old.get('config')}, "
                 f"{old.get('table')}); use another output folder or overwrite=True (CLI: --overwrite)"
             )
     if overwrite:
@@ -243,9 +243,14 @@ def build_cache(
     if workers > 1 and len(jobs) > 1:
         import multiprocessing as mp
 
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-            results = pool.map(_shard_job, [(adapter, table, out, config, s, r) for s, r in jobs])
-            for stats in results:
+        # The adapter and table travel once per process (initializer), not once per shard.
+        with ProcessPoolExecutor(
+            workers,
+            mp_context=mp.get_context("spawn"),
+            initializer=_init_process,
+            initargs=(adapter, table, config),
+        ) as pool:
+            for stats in pool.map(_shard_job, [(out, s, r) for s, r in jobs]):
                 _add(counts, stats)
     else:
         worker = _Worker(config)
@@ -261,18 +266,22 @@ def _add(counts: dict[str, int], stats: dict[str, int]) -> None:
         counts[k] += v
 
 
-_WORKER: _Worker | None = None
+_PROCESS: tuple[_Worker, object, LabelTable] | None = None
+
+
+def _init_process(adapter: object, table: LabelTable, config: CacheConfig) -> None:
+    global _PROCESS
+    import torch
+
+    torch.set_num_threads(1)  # one process per core: intra-op threads would oversubscribe
+    _PROCESS = (_Worker(config), adapter, table)
 
 
 def _shard_job(args: tuple) -> dict[str, int]:
-    global _WORKER
-    adapter, table, out, config, shard, rows = args
-    if _WORKER is None or _WORKER.config != config:
-        import torch
-
-        torch.set_num_threads(1)  # one process per core: intra-op threads would oversubscribe
-        _WORKER = _Worker(config)
-    return _WORKER.run_shard(adapter, table, out, shard, rows)
+    out, shard, rows = args
+    assert _PROCESS is not None, "worker process not initialised"
+    worker, adapter, table = _PROCESS
+    return worker.run_shard(adapter, table, out, shard, rows)
 
 
 class _Worker:
