@@ -170,3 +170,36 @@ def test_end_to_end_on_the_sample_video(tmp_path, capsys):
         df[["right_eye_y", "left_eye_y"]].max(axis=1) < df[["mouth_right_y", "mouth_left_y"]].min(axis=1)
     ).all()
     assert os.path.getsize(out) > 0
+
+
+@pytest.mark.skipif(not SAMPLE_VIDEO.exists(), reason="samples/video.mp4 not present")
+def test_resume_with_real_models_and_geometry_is_exact(tmp_path, monkeypatch):
+    args = [
+        str(SAMPLE_VIDEO),
+        "--every",
+        "6",
+        "--batch-size",
+        "6",
+        "--geometry",
+        "--model",
+        "none",
+        "--no-progress",
+    ]
+    ref, out = tmp_path / "ref.csv", tmp_path / "out.csv"
+    assert main(["analyze", *args, "-o", str(ref)]) == 0
+    real_write = ResultWriter.write
+    calls = {"n": 0}
+
+    def flaky_write(self, df, **kw):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real_write(self, df, **kw)
+
+    monkeypatch.setattr(ResultWriter, "write", flaky_write)
+    assert main(["analyze", *args, "-o", str(out)]) == 130
+    monkeypatch.setattr(ResultWriter, "write", real_write)
+    assert main(["analyze", *args, "-o", str(out), "--resume"]) == 0
+    got, want = read_results(out), read_results(ref)
+    assert got["face_id"].nunique() >= 2 and "AU12_prob_geom" in got.columns
+    pd.testing.assert_frame_equal(got, want)

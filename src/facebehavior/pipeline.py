@@ -27,6 +27,7 @@ only (``schema.face_columns()``).
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import logging
 from collections.abc import Callable, Iterator
@@ -64,8 +65,8 @@ class Chunk:
         no_face: frames in which no face was found.
         last_frame: index of the last frame of the batch.
         done: this chunk ends the source.
-        state: JSON-serialisable face-tracker state after the chunk (only with
-            ``iter_chunks(snapshots=True)``), so a resumed run continues the same face ids.
+        state: JSON-serialisable source state after the chunk — face tracker and ``--geometry``
+            baseline (only with ``iter_chunks(snapshots=True)``), so a resumed run continues them.
     """
 
     source: str
@@ -308,9 +309,10 @@ class Analyzer:
                 are skipped, others restart after their ``last_frame``.
             on_source: called as ``on_source(source, reader)`` before each source starts (the
                 reader is ``None`` for in-memory arrays and images); used for progress bars.
-            snapshots: attach the face tracker's state to each video chunk (``Chunk.state``).
-            resume_state: source → tracker state saved with its last committed chunk (or
-                ``None``); a source resumed mid-way continues that tracker, so face ids carry on.
+            snapshots: attach the source's state (face tracker, geometry baseline) to each video
+                chunk (``Chunk.state``).
+            resume_state: source → state saved with its last committed chunk (or ``None``); a
+                source resumed mid-way continues from it, so face ids and baselines carry on.
         """
         self.failures = []
         skip = skip or {}
@@ -333,10 +335,12 @@ class Analyzer:
             if start > 0:
                 saved = resume_state(src.path) if resume_state is not None else None
                 if saved is not None:
-                    state.tracker = _restore_tracker(saved)
+                    _restore(saved, state)
                 else:
                     logger.warning(
-                        "%s: no saved tracker state; face ids restart at frame %d", src.path, start
+                        "%s: no saved state; face ids and geometry baselines restart at frame %d",
+                        src.path,
+                        start,
                     )
             try:
                 yield from self._run_source(src, start, on_source, state, snapshots)
@@ -411,7 +415,7 @@ class Analyzer:
                 if pending is not None:
                     yield pending
                 rows, no_face = self.process(frames, state)
-                snap = _tracker_state(state.tracker) if snapshots and state.tracker is not None else None
+                snap = _snapshot(state) if snapshots else None
                 pending = Chunk(src.path, rows, len(frames), no_face, int(frames.index[-1]), False, snap)
         except InputError:
             # The stream broke off (truncated file): keep what was analysed, then report.
@@ -709,32 +713,57 @@ def _dedupe(
     return pts[keep], pres[keep], fi[keep]
 
 
-def _tracker_state(tracker: Any) -> dict:
-    """The face tracker's state as JSON-serialisable data (arrays keep their dtype exactly)."""
+def _enc(v: Any) -> Any:
+    """JSON-safe, bit-exact encoding of arrays (base64 of their bytes)."""
+    if isinstance(v, np.ndarray):
+        a = np.ascontiguousarray(v)
+        return {
+            "b64": base64.b64encode(a.tobytes()).decode("ascii"),
+            "dtype": str(a.dtype),
+            "shape": list(a.shape),
+        }
+    return v
 
-    def enc(v: Any) -> Any:
-        if isinstance(v, np.ndarray):
-            return {"array": v.tolist(), "dtype": str(v.dtype)}
-        return v
 
-    tracks = [{f.name: enc(getattr(t, f.name)) for f in dataclasses.fields(t)} for t in tracker._tracks]
-    return {"next_id": int(tracker._next_id), "frame": int(tracker._frame), "tracks": tracks}
+def _dec(v: Any) -> Any:
+    if isinstance(v, dict) and "b64" in v:
+        return np.frombuffer(base64.b64decode(v["b64"]), dtype=v["dtype"]).reshape(v["shape"]).copy()
+    return v
 
 
-def _restore_tracker(state: dict) -> Any:
-    """A ``FaceTracker`` continuing from ``_tracker_state`` output."""
-    from facebehavior.face.track import FaceTracker, _Track
+def _snapshot(state: _SourceState) -> dict:
+    """What a resumed run needs to continue a source exactly: tracker and geometry baseline."""
+    out: dict[str, Any] = {}
+    t = state.tracker
+    if t is not None:
+        tracks = [{f.name: _enc(getattr(tr, f.name)) for f in dataclasses.fields(tr)} for tr in t._tracks]
+        out["tracker"] = {"next_id": int(t._next_id), "frame": int(t._frame), "tracks": tracks}
+    c = state.calibrator
+    if c is not None:
+        out["calibrator"] = {
+            "history": {str(k): _enc(v) for k, v in c._history.items()},
+            "count": {str(k): int(v) for k, v in c._count.items()},
+        }
+    return out
 
-    def dec(v: Any) -> Any:
-        if isinstance(v, dict) and "array" in v:
-            return np.asarray(v["array"], dtype=v["dtype"])
-        return v
 
-    tracker = FaceTracker()
-    tracker._tracks = [_Track(**{k: dec(v) for k, v in t.items()}) for t in state["tracks"]]
-    tracker._next_id = int(state["next_id"])
-    tracker._frame = int(state["frame"])
-    return tracker
+def _restore(saved: dict, state: _SourceState) -> None:
+    """Continue a source from ``_snapshot`` output."""
+    if "tracker" in saved:
+        from facebehavior.face.track import FaceTracker, _Track
+
+        t = FaceTracker()
+        t._tracks = [_Track(**{k: _dec(v) for k, v in tr.items()}) for tr in saved["tracker"]["tracks"]]
+        t._next_id = int(saved["tracker"]["next_id"])
+        t._frame = int(saved["tracker"]["frame"])
+        state.tracker = t
+    if "calibrator" in saved:
+        from facebehavior.temporal.calibration import PersonCalibrator
+
+        c = PersonCalibrator()
+        c._history = {int(k): _dec(v) for k, v in saved["calibrator"]["history"].items()}
+        c._count = {int(k): int(v) for k, v in saved["calibrator"]["count"].items()}
+        state.calibrator = c
 
 
 def _default_model_path() -> Path | None:
