@@ -308,3 +308,16 @@ def test_with_max_faces_a_second_face_is_picked_up_at_once(sample_frames):
     assert late.groupby("frame").size().tolist() == [1] * 8 + [2] * 2  # found at key frame 8
     eager = Analyzer(detector="blazeface_short", model=None, redetect_every=8, max_faces=2).analyze(frames)
     assert eager.groupby("frame").size().tolist() == [1] * 3 + [2] * 7
+
+
+def test_dedupe_keeps_the_more_confident_of_overlapping_tracks():
+    from facebehavior.pipeline import _dedupe
+
+    base = np.zeros((468, 3), np.float32)
+    base[:, 0] = np.linspace(0, 100, 468)
+    base[:, 1] = np.linspace(0, 100, 468)[::-1]
+    pts = np.stack([base, base + 5, base, base + 300])  # 0/1 overlap on frame 0; 2 on frame 1; 3 apart
+    pres = np.array([0.7, 0.9, 0.8, 0.6], np.float32)
+    fi = np.array([0, 0, 1, 0])
+    _, p, f = _dedupe(pts, pres, fi)
+    assert p.tolist() == pytest.approx([0.9, 0.8, 0.6]) and f.tolist() == [0, 1, 0]

@@ -692,7 +692,11 @@ def _concat_rois(a: Any, b: Any) -> Any:
 def _dedupe(
     pts: np.ndarray, pres: np.ndarray, fi: np.ndarray, iou: float = 0.5
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Two tracked crops that drifted onto the same face: keep the more confident one (per frame)."""
+    """Two tracked crops that drifted onto the same face: keep the more confident one (per frame).
+
+    Not a full greedy NMS (a face suppressed by a suppressed face is dropped too): duplicates here
+    are pairs of crops on one face, not chains, and this form needs no loop over faces.
+    """
     if pts.shape[0] < 2:
         return pts, pres, fi
     xy = pts[..., :2]
@@ -704,12 +708,12 @@ def _dedupe(
     iy2 = np.minimum(b[:, None, 3], b[None, :, 3])
     inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
     overlap = (inter / (area[:, None] + area[None, :] - inter + 1e-9) > iou) & (fi[:, None] == fi[None, :])
-    keep = np.ones(len(pres), bool)
-    for i in np.argsort(-pres):  # greedy NMS; F is a handful of faces
-        if keep[i]:
-            later = overlap[i].copy()
-            later[i] = False
-            keep &= ~(later & (pres <= pres[i]))
+    # Drop a face if an overlapping one on the same frame is more confident (ties: lower index wins).
+    idx = np.arange(len(pres))
+    better = (pres[None, :] > pres[:, None]) | (
+        (pres[None, :] == pres[:, None]) & (idx[None, :] < idx[:, None])
+    )
+    keep = ~(overlap & better).any(axis=1)
     return pts[keep], pres[keep], fi[keep]
 
 
