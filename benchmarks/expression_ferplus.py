@@ -126,14 +126,23 @@ def main() -> None:
         t = {k: v[: a.limit] for k, v in t.items()}
     print(f"FER2013 PrivateTest: {len(t['images'])} faces, FER+ 8-class subset {int(t['plus_mask'].sum())}")
     header = f"{'model':22s} {'FER+ 8-cls':>10s} {'FER+ 7-cls':>10s} {'FER2013':>8s}"
-    rows = []
+    print(header, flush=True)
+    n8 = n7 = 0
+
+    def report(name: str, probs: np.ndarray, dt: float) -> None:
+        nonlocal n8, n7
+        s = scores(probs, t)
+        n8, n7 = s["n8"], s["n7"]
+        print(
+            f"{name:22s} {s['ferplus8']:10.2%} {s['ferplus7']:10.2%} {s['fer2013']:8.2%}   ({dt:.0f} s)",
+            flush=True,
+        )
 
     model = spec = path = None
     if not a.skip_ours:
         model, spec, predict, path = _ours(a.weights)
         t0 = time.perf_counter()
-        probs = predict(model, spec, t["images"])
-        rows.append(("fbn_mobile (ours)", scores(probs, t), time.perf_counter() - t0))
+        report("fbn_mobile (ours)", predict(model, spec, t["images"]), time.perf_counter() - t0)
     if a.models_dir:
         from compare import MODELS
         from compare import predict as cpredict
@@ -142,12 +151,8 @@ def main() -> None:
         for name in names:
             net = MODELS[name].load(a.models_dir)
             t0 = time.perf_counter()
-            p = cpredict(name, net, t["images"])
-            rows.append((name, scores(p, t), time.perf_counter() - t0))
-    print(header)
-    for name, s, dt in rows:
-        print(f"{name:22s} {s['ferplus8']:10.2%} {s['ferplus7']:10.2%} {s['fer2013']:8.2%}   ({dt:.0f} s)")
-    print(f"(FER+ 8-class n={rows[0][1]['n8']}, 7-class n={rows[0][1]['n7']}; weights: {path})")
+            report(name, cpredict(name, net, t["images"]), time.perf_counter() - t0)
+    print(f"(FER+ 8-class n={n8}, 7-class n={n7}; our weights: {path})")
     if model is not None and not a.no_timing:
         b1, b64 = timing(model, spec)
         print(
