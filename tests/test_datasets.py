@@ -162,6 +162,13 @@ def test_bp4d_folds_unknown_mask_intensity(tmp_path):
     r3 = np.flatnonzero((t.subject == "F002") & (t.frame == 3))[0]
     assert not t.au_intensity_mask[r3, j6]  # intensity 9 -> masked
     assert t.image[r] == "Sequences/F002/T1/0002.jpg" and t.video[r] == "F002_T1"
+    # Columns of AUs not used may hold anything (releases carry every AU number up to 99).
+    odd = write(root / "AUCoding/AU_OCC/F002_T1.csv", BP4D_HEADER + "1,1,0,0,0,0,0,0,0,0,0,0,5\n")
+    only = create_dataset("bp4d", root, aus=(1, 2)).load("all")
+    assert only.aus == (1, 2) and len(only) == len(t) - 2  # F002 now codes one frame
+    with pytest.raises(LabelFormatError, match="AU24 code 5"):
+        ds.load("all")
+    bp4d_tree(root, [odd.stem.split("_")[0]])  # restore F002
     bad = write(
         root / "AUCoding/AU_OCC/F001_T1.csv",
         BP4D_HEADER + "1,1,0,0,0,0,0,0,0,0,0,0,0\n2,7,0,0,0,0,0,0,0,0,0,0,0\n",

@@ -109,8 +109,13 @@ def _au_number(path: Path, text: str) -> int:
         raise LabelFormatError(path, 1, f"header field {text!r} is not an AU number") from None
 
 
-def read_au_occ(path: Path) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+def read_au_occ(path: Path, aus: Sequence[int] | None = None) -> tuple[np.ndarray, dict[int, np.ndarray]]:
     """One ``AU_OCC`` file.
+
+    Args:
+        path: the file.
+        aus: AUs whose codes are checked (``None``: every column). The releases carry a column
+            for every AU number up to 99, mostly all-9; only the ones used need to be valid.
 
     Returns:
         frames (R,) int64 as written, and AU number → (R,) float64 codes (0, 1 or 9).
@@ -121,15 +126,16 @@ def read_au_occ(path: Path) -> tuple[np.ndarray, dict[int, np.ndarray]]:
     header = next(csv_rows(path), None)
     if header is None:
         raise LabelFormatError(path, 0, "empty file")
-    aus = [_au_number(path, h) for h in header[1][1:]]
+    columns = [_au_number(path, h) for h in header[1][1:]]
     arr = numeric_table(path, len(header[1]), header=True)
     codes = arr[:, 1:]
-    bad = np.argwhere(~np.isin(codes, (0, 1, UNCODED)))
+    checked = [j for j, a in enumerate(columns) if aus is None or a in aus]
+    bad = np.argwhere(~np.isin(codes[:, checked], (0, 1, UNCODED)))
     if bad.size:
-        r, c = bad[0]
+        r, c = bad[0][0], checked[bad[0][1]]
         raise LabelFormatError(path, line_of_row(path, r, header=True),
-                               f"AU{aus[c]} code {codes[r, c]:g} is not 0, 1 or {UNCODED}")  # fmt: skip
-    return arr[:, 0].astype(np.int64), {a: codes[:, j] for j, a in enumerate(aus)}
+                               f"AU{columns[c]} code {codes[r, c]:g} is not 0, 1 or {UNCODED}")  # fmt: skip
+    return arr[:, 0].astype(np.int64), {a: codes[:, j] for j, a in enumerate(columns)}
 
 
 def read_au_int(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -250,7 +256,7 @@ class _FACSSequences(DatasetAdapter):
 
     def _sequence_table(self, subject: str, task: str, split: str) -> LabelTable:
         occ_path = self.occ_dir / f"{subject}_{task}.csv"
-        frames, codes = read_au_occ(occ_path)
+        frames, codes = read_au_occ(occ_path, self.aus)
         n, na = len(frames), len(self.aus)
         occ = np.zeros((n, na), np.float32)
         mask = np.zeros((n, na), bool)

@@ -193,7 +193,7 @@ class FERA2017(VideoFramesMixin, DatasetAdapter):
         return concat_tables(tables, split)
 
     def _sequence(self, files, prefix: str, seq: str, occ_path: Path, video: Path, split: str) -> LabelTable:
-        frames, codes = read_au_occ(occ_path)
+        frames, codes = read_au_occ(occ_path, self.aus)
         n, na = len(frames), len(self.aus)
         occ = np.zeros((n, na), np.float32)
         mask = np.zeros((n, na), bool)
