@@ -340,3 +340,12 @@ def test_parquet_first_chunk_empty(tmp_path):
     with open_writer(tmp_path / "only_empty.parquet") as w:
         w.write(empty, source="a", last_frame=0, done=True, frames=1, no_face=1)
     assert len(read_results(tmp_path / "only_empty.parquet")) == 0
+
+
+def test_jsonl_paths_are_readable_and_round_trip(tmp_path):
+    df = pd.DataFrame({"source": ["clips/a.mp4", "odd\\/name", "x\\\\/y"], "frame": [0, 1, 2]})
+    with open_writer(tmp_path / "o.jsonl") as w:
+        w.write(df, source="s", last_frame=2, done=True)
+    text = (tmp_path / "o.jsonl").read_text()
+    assert '"source":"clips/a.mp4"' in text
+    assert [json.loads(line)["source"] for line in text.splitlines()] == df["source"].tolist()

@@ -335,6 +335,9 @@ class JSONLWriter(_TextWriter):
 
     def _encode(self, df, header: bool) -> bytes:
         text = df.to_json(orient="records", lines=True, double_precision=10)
+        # pandas escapes every "/" as "\/" (legal JSON, but paths become unreadable to people);
+        # since every slash is escaped, undoing it cannot touch an escaped backslash.
+        text = text.replace("\\/", "/")
         return (text if text.endswith("\n") else text + "\n").encode("utf-8")
 
     def _existing_keys(self):
