@@ -29,6 +29,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
@@ -240,6 +241,7 @@ def build_cache(
     counts = {"shards": len(shards), "skipped": len(shards) - len(pending), "built": 0}
     counts.update({name: 0 for name in STATUS_NAMES.values()})
     jobs = [(s, shards[s]) for s in pending]
+    started = time.monotonic()
     if workers > 1 and len(jobs) > 1:
         import multiprocessing as mp
 
@@ -252,12 +254,23 @@ def build_cache(
         ) as pool:
             for stats in pool.map(_shard_job, [(out, s, r) for s, r in jobs]):
                 _add(counts, stats)
+                _progress(out, counts, len(jobs), started)
     else:
         worker = _Worker(config)
         for s, rows in jobs:
             _add(counts, worker.run_shard(adapter, table, out, s, rows))
+            _progress(out, counts, len(jobs), started)
     logger.info("cache %s: %s", out, counts)
     return counts
+
+
+def _progress(out: Path, counts: dict[str, int], total: int, started: float) -> None:
+    done = counts["built"]
+    rows = counts["ok"] + counts["no_face"] + counts["unreadable"]
+    elapsed = time.monotonic() - started
+    eta = elapsed / done * (total - done)
+    logger.info("%s: shard %d/%d, %.1f rows/s, %d without a face, about %.0f s left",
+                out.name, done, total, rows / max(elapsed, 1e-9), counts["no_face"], eta)  # fmt: skip
 
 
 def _add(counts: dict[str, int], stats: dict[str, int]) -> None:
