@@ -386,6 +386,13 @@ def test_rafdb_basic_and_compound(tmp_path):
     np.testing.assert_array_equal(tr.expression, [E["surprise"], E["happiness"], E["neutral"]])
     assert tr.image[0] == "basic/Image/aligned/train_00001_aligned.jpg"
     assert ds.read_images(tr, [0])[0].shape == (8, 8, 3)
+    # Images are read like the Analyzer reads them: EXIF orientation applied.
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated 90° clockwise
+    Image.fromarray(np.zeros((4, 8, 3), np.uint8)).save(
+        tmp_path / "basic/Image/aligned/train_00001_aligned.jpg", exif=exif
+    )
+    assert ds.read_images(tr, [0])[0].shape == (8, 4, 3)
     assert ds.load("test").expression.tolist() == [E["anger"]]
     c = create_dataset("rafdb_compound", tmp_path).load("test")
     assert RAFDB_COMPOUND_11[c.extra["compound"][0]] == "disgustedly_surprised" and c.expression[0] == -1

@@ -239,6 +239,33 @@ def missing_frames_note(corpus: str, dropped: int, total: int, where: str) -> No
                        corpus, dropped, total, where)  # fmt: skip
 
 
+def read_image_file(corpus: str, path: Path) -> np.ndarray:
+    """One image file as (H, W, 3) uint8 RGB, read like the Analyzer reads images.
+
+    ``facebehavior.io.images.read_image`` applies the EXIF orientation (web corpora such as
+    AffectNet and EmotioNet carry it), so training crops are oriented as inference sees them.
+
+    Raises:
+        DatasetNotFoundError: the file listed in the labels is missing.
+        facebehavior.io.InputError: the file is unreadable (the face-crop cache records such rows).
+    """
+    from facebehavior.io.images import read_image
+
+    if not path.is_file():
+        raise DatasetNotFoundError(f"{corpus}: image {path} listed in the labels is missing")
+    return read_image(path, downscale=True)
+
+
+class ImageFilesMixin:
+    """``read_images`` for tables whose ``image`` column names image files under ``table.root``."""
+
+    name: str
+
+    def read_images(self, table: LabelTable, index: Iterable[int]) -> list[np.ndarray]:
+        """Pixels of rows ``index``: one (H, W, 3) uint8 RGB array each (EXIF orientation applied)."""
+        return [read_image_file(self.name, table.root / str(table.image[int(i)])) for i in index]
+
+
 class _VideoCursor:
     """An open decoder positioned in one video; serves increasing frame indices without re-decoding."""
 
@@ -292,13 +319,7 @@ class VideoFramesMixin:
         for k, i in enumerate(idx):
             path = str(table.image[i])
             if Path(path).suffix.lower() not in VIDEO_SUFFIXES:
-                from PIL import Image
-
-                p = table.root / path
-                if not p.is_file():
-                    raise DatasetNotFoundError(f"{self.name}: image {p} listed in the labels is missing")
-                with Image.open(p) as im:
-                    out[k] = np.asarray(im.convert("RGB"))
+                out[k] = read_image_file(self.name, table.root / path)
                 continue
             by_video.setdefault(path, []).append((int(table.frame[i]), k))
         cursors: dict[Path, _VideoCursor] = self.__dict__.setdefault("_cursors", {})

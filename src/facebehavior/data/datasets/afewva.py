@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from facebehavior.data.datasets._common import (
+    ImageFilesMixin,
     assign_folds,
     fold_splits,
     frame_files,
@@ -53,7 +54,7 @@ HINT = "AFEW-VA is distributed by its authors; see docs/datasets.md#afew-va."
 
 
 @register_dataset("afewva")
-class AFEWVA(DatasetAdapter):
+class AFEWVA(ImageFilesMixin, DatasetAdapter):
     """AFEW-VA adapter.
 
     Args:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facebehavior.data.datasets._common import csv_rows, table_from_rows, to_float, to_int
+from facebehavior.data.datasets._common import ImageFilesMixin, csv_rows, table_from_rows, to_float, to_int
 from facebehavior.data.datasets.base import (
     DatasetAdapter,
     LabelFormatError,
@@ -50,7 +50,7 @@ HINT = "AffectNet is licensed by its owners (request access); see docs/datasets.
 
 
 @register_dataset("affectnet")
-class AffectNet(DatasetAdapter):
+class AffectNet(ImageFilesMixin, DatasetAdapter):
     """AffectNet adapter (manually annotated part).
 
     Args:

@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from facebehavior.data.datasets._common import (
+    ImageFilesMixin,
     csv_rows,
     frame_files,
     line_of_row,
@@ -80,7 +81,7 @@ HINT = "Aff-Wild2 is distributed by its authors to ABAW participants; see docs/d
 
 
 @register_dataset("affwild2")
-class AffWild2(DatasetAdapter):
+class AffWild2(ImageFilesMixin, DatasetAdapter):
     """Aff-Wild2 / ABAW adapter.
 
     Args:

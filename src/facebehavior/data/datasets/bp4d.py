@@ -36,6 +36,7 @@ import numpy as np
 from facebehavior.data.datasets._common import (
     DIGITS,
     IMAGE_SUFFIXES,
+    ImageFilesMixin,
     assign_folds,
     concat_tables,
     csv_rows,
@@ -149,7 +150,7 @@ def read_au_int(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return arr[:, 0].astype(np.int64), arr[:, 1]
 
 
-class _FACSSequences(DatasetAdapter):
+class _FACSSequences(ImageFilesMixin, DatasetAdapter):
     """Shared reader of the BP4D-format coding (``AU_OCC`` / ``AU_INT`` + frame folders)."""
 
     parts: ClassVar[tuple[tuple[str, ...], ...] | None] = None

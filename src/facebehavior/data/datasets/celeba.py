@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facebehavior.data.datasets._common import table_from_rows, text_lines
+from facebehavior.data.datasets._common import ImageFilesMixin, table_from_rows, text_lines
 from facebehavior.data.datasets.base import (
     DatasetAdapter,
     LabelFormatError,
@@ -51,7 +51,7 @@ HINT = "CelebA is available from its owners for non-commercial research; see doc
 
 
 @register_dataset("celeba")
-class CelebA(DatasetAdapter):
+class CelebA(ImageFilesMixin, DatasetAdapter):
     """CelebA attributes adapter.
 
     Args:

@@ -35,6 +35,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from facebehavior.data.datasets._common import (
+    ImageFilesMixin,
     csv_rows,
     missing_frames_note,
     table_from_rows,
@@ -58,7 +59,7 @@ HINT = "EmotioNet is distributed by its owners on request; see docs/datasets.md#
 
 
 @register_dataset("emotionet")
-class EmotioNet(DatasetAdapter):
+class EmotioNet(ImageFilesMixin, DatasetAdapter):
     """EmotioNet manually annotated AU adapter.
 
     Args:

@@ -40,6 +40,7 @@ import numpy as np
 
 from facebehavior.data.datasets._common import (
     VIDEO_SUFFIXES,
+    ImageFilesMixin,
     VideoFramesMixin,
     concat_tables,
     table_from_rows,
@@ -75,7 +76,7 @@ class _Partition(_FACSSequences):
 
 
 @register_dataset("fera2015")
-class FERA2015(DatasetAdapter):
+class FERA2015(ImageFilesMixin, DatasetAdapter):
     """FERA 2015 (BP4D part): ``train`` = BP4D-training subjects, ``dev`` = BP4D-development.
 
     Args:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facebehavior.data.datasets._common import table_from_rows, text_lines
+from facebehavior.data.datasets._common import ImageFilesMixin, table_from_rows, text_lines
 from facebehavior.data.datasets.base import (
     DatasetAdapter,
     LabelFormatError,
@@ -47,7 +47,7 @@ LIST_FILE = "EmoLabel/list_patition_label.txt"
 HINT = "RAF-DB is licensed by its owners (request access); see docs/datasets.md#raf-db."
 
 
-class _RAF(DatasetAdapter):
+class _RAF(ImageFilesMixin, DatasetAdapter):
     part = "basic"
     num_classes = 7
     splits = ("train", "test")
