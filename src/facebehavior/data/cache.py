@@ -20,7 +20,8 @@ silently dropped; ``FaceCache`` serves only ``STATUS_OK`` rows and reports the o
 is kept per row: the largest detection (the annotated person fills the frame in every corpus
 with labels per image or per frame), or, for corpora that annotate the face box (AffectNet), the
 detection overlapping that box. Frames where the first detector finds nothing are retried
-with ``fallback`` (BlazeFace full-range by default, for small or far faces).
+with ``fallback`` (BlazeFace full-range by default, for small or far faces). Crops are aligned on
+FaceMesh's five points by default, as ``Analyzer`` aligns them at inference (``CacheConfig``).
 """
 
 from __future__ import annotations
