@@ -142,9 +142,8 @@ def main() -> None:
     for b in VideoReader(REPO / "samples" / "video.mp4", batch_size=32):
         n += len(b)
     wall, cpu = time.perf_counter() - t, time.process_time() - c
-    print(
-        f"decoding samples/video.mp4 (640x480 H.264) to RGB: {n / wall:.0f} fps wall, {n / cpu:.0f} per CPU-second"
-    )
+    rate = f"{n / wall:.0f} fps wall, {n / cpu:.0f} per CPU-second"
+    print(f"decoding samples/video.mp4 (640x480 H.264) to RGB: {rate}")
     print(f"640x480, one face, {a.frames} frames; torch default threads here = {default}; "
           f"library DEFAULT_THREADS = {DEFAULT_THREADS}")  # fmt: skip
     for mode in ("tracked", "detect-every-frame"):
