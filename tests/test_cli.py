@@ -203,3 +203,9 @@ def test_resume_with_real_models_and_geometry_is_exact(tmp_path, monkeypatch):
     got, want = read_results(out), read_results(ref)
     assert got["face_id"].nunique() >= 2 and "AU12_prob_geom" in got.columns
     pd.testing.assert_frame_equal(got, want)
+
+
+def test_output_that_cannot_be_written(tmp_path, capsys):
+    (tmp_path / "taken.csv").mkdir()
+    assert main(["analyze", "x.jpg", "-o", str(tmp_path / "taken.csv"), "--model", "none"]) == 2
+    assert f"error: {tmp_path / 'taken.csv'}: cannot write the output" in capsys.readouterr().err

@@ -139,6 +139,9 @@ def run(args: argparse.Namespace) -> int:
     except (InputError, CheckpointError, ValueError, KeyError) as e:
         _say(f"error: {e.args[0] if isinstance(e, KeyError) else e}")
         return EXIT_USAGE
+    except OSError as e:  # the output cannot be created (a folder, no permission, read-only disk)
+        _say(f"error: {args.output}: cannot write the output ({e.strerror or e})")
+        return EXIT_USAGE
 
     failures: list[InputError] = []
     sources, errs = expand_inputs(args.inputs, recursive=args.recursive)
@@ -179,6 +182,7 @@ def run(args: argparse.Namespace) -> int:
         _say(f"error: {e}")
 
     interrupted = False
+    write_failed = False
     try:
         for chunk in analyzer.iter_chunks(
             [s.path for s in todo],
@@ -212,6 +216,10 @@ def run(args: argparse.Namespace) -> int:
                     faceless.append(chunk.source)
     except KeyboardInterrupt:
         interrupted = True
+    except OSError as e:  # disk full, output removed mid-run: stop cleanly, the journal is intact
+        _say(f"error: {args.output}: writing failed ({e.strerror or e}); finished chunks are kept, "
+             "fix the cause and run again with --resume")  # fmt: skip
+        write_failed = True
     finally:
         if frame_bar is not None:
             frame_bar.close()
@@ -228,6 +236,8 @@ def run(args: argparse.Namespace) -> int:
     _say(summary)
     for src in faceless:
         _say(f"warning: {src}: no face found in any frame")
+    if write_failed:
+        return EXIT_USAGE
     if interrupted:
         _say(f"interrupted: finished chunks are saved; run again with --resume to continue ({args.output})")
         return EXIT_INTERRUPTED
