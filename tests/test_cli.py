@@ -209,3 +209,35 @@ def test_output_that_cannot_be_written(tmp_path, capsys):
     (tmp_path / "taken.csv").mkdir()
     assert main(["analyze", "x.jpg", "-o", str(tmp_path / "taken.csv"), "--model", "none"]) == 2
     assert f"error: {tmp_path / 'taken.csv'}: cannot write the output" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("ext", ["csv", "jsonl", "parquet"])
+def test_resume_with_other_columns_is_refused(tmp_path, squares, capsys, ext):
+    write_video(tmp_path / "v.mp4", square_frames(4))
+    out = tmp_path / f"o.{ext}"
+    assert main(["analyze", str(tmp_path / "v.mp4"), "-o", str(out), *FAST]) == 0
+    before = read_results(out)
+    tiny = tmp_path / "m.safetensors"
+    import torch
+
+    from facebehavior import schema
+    from facebehavior.models import create_model
+    from facebehavior.models.weights import InputSpec, WeightSpec, save_checkpoint
+
+    torch.manual_seed(0)
+    spec = WeightSpec(
+        name="t",
+        architecture="facebehaviornet_mobile_tiny",
+        arch_kwargs={"num_expressions": 7, "aus": [], "va": False},
+        input=InputSpec(size=32),
+        tasks={"expression": schema.EXPRESSIONS_7},
+    )
+    save_checkpoint(
+        create_model("facebehaviornet_mobile_tiny", num_expressions=7, aus=(), va=False).state_dict(),
+        spec,
+        tiny,
+    )
+    args = [a if a != "none" else str(tiny) for a in FAST]
+    assert main(["analyze", str(tmp_path / "v.mp4"), "-o", str(out), "--resume", *args]) == 2
+    assert "holds other columns than these options produce" in capsys.readouterr().err
+    pd.testing.assert_frame_equal(read_results(out), before)

@@ -136,6 +136,13 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("--geometry needs the landmarks; drop --no-landmarks")
         analyzer.columns  # noqa: B018 (loads the affect model now, so a bad --model fails before any work)
         writer = open_writer(args.output, resume=args.resume)
+        if writer.columns is not None and writer.columns != analyzer.columns:
+            writer.close()
+            raise ValueError(
+                f"{args.output} holds other columns than these options produce "
+                f"({len(writer.columns)} vs {len(analyzer.columns)}); resume with the options of the "
+                "first run (--model, --geometry, --column-style) or write to a new output"
+            )
     except (InputError, CheckpointError, ValueError, KeyError) as e:
         _say(f"error: {e.args[0] if isinstance(e, KeyError) else e}")
         return EXIT_USAGE

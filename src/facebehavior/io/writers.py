@@ -166,6 +166,11 @@ class ResultWriter:
         self._journal.flush()
         os.fsync(self._journal.fileno())
 
+    @property
+    def columns(self) -> list[str] | None:
+        """Columns of the rows already in the output (``None`` before the first chunk)."""
+        return self._columns
+
     def _save_state(self, source: str, last_frame: int, state: dict) -> None:
         # The two latest snapshots are kept: if the process dies between this write and the
         # journal commit, the previous snapshot still matches the last committed chunk.
@@ -350,6 +355,11 @@ class JSONLWriter(_TextWriter):
                     d = json.loads(line)
                     rows.append((d["source"], d["frame"]))
         return pd.DataFrame(rows, columns=["source", "frame"])
+
+    def _header(self) -> list[str] | None:
+        with open(self.path, encoding="utf-8") as f:
+            line = f.readline()
+        return list(json.loads(line)) if line.strip() else None
 
 
 class ParquetWriter(ResultWriter):
