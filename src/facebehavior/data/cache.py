@@ -457,12 +457,16 @@ def _read(adapter, table: LabelTable, rows: np.ndarray) -> list[np.ndarray | Non
         images = list(adapter.read_images(table, rows))
     except Exception:  # noqa: BLE001 — one bad file must not hide the good ones: retry one by one
         images = []
+        failed: dict[str, tuple[int, str]] = {}  # file → (rows, first reason): one line per file
         for r in rows:
             try:
                 images.append(adapter.read_images(table, [r])[0])
             except Exception as e:  # noqa: BLE001 — recorded as STATUS_UNREADABLE with the reason logged
-                logger.warning("cache: row %d (%s) unreadable: %s", r, table.image[r], e)
+                n, reason = failed.get(str(table.image[r]), (0, str(e)))
+                failed[str(table.image[r])] = (n + 1, reason)
                 images.append(None)
+        for file, (n, reason) in failed.items():
+            logger.warning("cache: %s unreadable (%d row%s): %s", file, n, "s" if n > 1 else "", reason)
     out: list[np.ndarray | None] = []
     for im in images:
         if im is None:
