@@ -36,3 +36,44 @@ def test_prepare_reports_missing_corpus(tmp_path, caplog):
         == 2
     )
     assert "nope" in caplog.text
+
+
+def test_prepare_video_corpus(tmp_path, capsys):
+    """DISFA layout whose SN001 video is the repo's sample clip; other subjects' videos are broken."""
+    import shutil
+    from pathlib import Path
+
+    from facebehavior.data.datasets.disfa import DISFA_AUS, DISFA_PARTS
+
+    root = tmp_path / "DISFA"
+    sample = Path(__file__).resolve().parents[1] / "samples" / "video.mp4"
+    for s in sorted(x for p in DISFA_PARTS for x in p):
+        n = 6 if s == "SN001" else 1
+        for a in DISFA_AUS:
+            f = root / "ActionUnit_Labels" / s / f"{s}_au{a}.txt"
+            f.parent.mkdir(parents=True, exist_ok=True)
+            f.write_text("".join(f"{i + 1},{3 if a == 12 else 0}\n" for i in range(n)))
+        video = root / "Videos_LeftCamera" / f"LeftVideo{s}_comp.avi"
+        video.parent.mkdir(parents=True, exist_ok=True)
+        if s == "SN001":
+            shutil.copy(sample, video)
+        else:
+            video.write_bytes(b"not a video")
+    out = tmp_path / "cache"
+    args = [
+        "prepare",
+        "disfa",
+        str(root),
+        "--split",
+        "all",
+        "-o",
+        str(out),
+        "--no-facemesh",
+        "--shard-size",
+        "8",
+    ]
+    assert main(args) == 0
+    assert "6 faces, 0 without a face, 26 unreadable" in capsys.readouterr().out
+    cache = FaceCache(out / "all")
+    assert cache.table.subject.tolist() == ["SN001"] * 6 and cache.table.frame.tolist() == list(range(6))
+    assert cache[0]["au"][DISFA_AUS.index(12)] == 1 and cache[0]["image"].std() > 10
