@@ -137,7 +137,8 @@ def bp4d_tree(root: Path, subjects, frames_dir="Sequences") -> Path:
     for s in subjects:
         rows = ["1,1,0,0,0,0,0,0,0,0,0,0,0", "2,9,0,0,1,0,0,1,0,0,0,0,0", "3,0,0,0,0,0,0,0,0,0,0,0,1"]
         write(root / "AUCoding/AU_OCC" / f"{s}_T1.csv", BP4D_HEADER + "\n".join(rows) + "\n")
-        write(root / "AUCoding/AU_INT/AU06" / f"{s}_T1_AU06.csv", "1,0\n2,3\n3,9\n")
+        head = "Frame,AU06\n" if s == "M001" else ""  # a header line in some copies is tolerated
+        write(root / "AUCoding/AU_INT/AU06" / f"{s}_T1_AU06.csv", head + "1,0\n2,3\n3,9\n")
         for f in (1, 2, 3):
             img(root / frames_dir / s / "T1" / f"{f:04d}.jpg")
     return root
@@ -162,6 +163,8 @@ def test_bp4d_folds_unknown_mask_intensity(tmp_path):
     r3 = np.flatnonzero((t.subject == "F002") & (t.frame == 3))[0]
     assert not t.au_intensity_mask[r3, j6]  # intensity 9 -> masked
     assert t.image[r] == "Sequences/F002/T1/0002.jpg" and t.video[r] == "F002_T1"
+    r = np.flatnonzero((t.subject == "M001") & (t.frame == 2))[0]
+    assert t.au_intensity[r, j6] == 3 and t.au_intensity_mask[r, j6]
     # Columns of AUs not used may hold anything (releases carry every AU number up to 99).
     odd = write(root / "AUCoding/AU_OCC/F002_T1.csv", BP4D_HEADER + "1,1,0,0,0,0,0,0,0,0,0,0,5\n")
     only = create_dataset("bp4d", root, aus=(1, 2)).load("all")

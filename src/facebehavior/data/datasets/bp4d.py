@@ -140,12 +140,17 @@ def read_au_occ(path: Path, aus: Sequence[int] | None = None) -> tuple[np.ndarra
 
 
 def read_au_int(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """One ``AU_INT`` file: frames (R,) int64 and intensities (R,) float64 (0–5, or 9 = uncoded)."""
-    arr = numeric_table(path, 2, header=False)
+    """One ``AU_INT`` file: frames (R,) int64 and intensities (R,) float64 (0–5, or 9 = uncoded).
+
+    The files are "frame,intensity" lines; a header line, if a copy has one, is skipped.
+    """
+    first = next(csv_rows(path), None)
+    header = first is not None and not first[1][0].lstrip("-").replace(".", "", 1).isdigit()
+    arr = numeric_table(path, 2, header=header)
     bad = np.flatnonzero(~np.isin(arr[:, 1], (0, 1, 2, 3, 4, 5, UNCODED)))
     if bad.size:
         raise LabelFormatError(
-            path, line_of_row(path, bad[0]), f"intensity {arr[bad[0], 1]:g} not in 0..5 or 9"
+            path, line_of_row(path, bad[0], header=header), f"intensity {arr[bad[0], 1]:g} not in 0..5 or 9"
         )
     return arr[:, 0].astype(np.int64), arr[:, 1]
 
