@@ -491,6 +491,10 @@ def test_celeba_attributes(tmp_path):
     ds = create_dataset("celeba", tmp_path)
     tr = ds.load("train")
     # FATAUVA order: Attractive, Male, No_Beard, Young, Arched, Bushy, Eyeglasses, Narrow, Mouth open, Smiling
+    from facebehavior.data.datasets.celeba import FATAUVA_ATTRIBUTES
+    from facebehavior.models.fatauva import ATTRIBUTES
+
+    assert tuple(a.lower() for a in FATAUVA_ATTRIBUTES) == ATTRIBUTES  # the model's output order
     np.testing.assert_array_equal(tr.extra["attributes"][0], [0, 1, 0, 0, 1, 1, 0, 1, 0, 1])
     assert tr.subject.tolist() == ["7"] and ds.load("test").image.tolist() == [
         "Img/img_align_celeba/000002.jpg"
