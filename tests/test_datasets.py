@@ -527,6 +527,10 @@ def test_manifest_csv_and_json(tmp_path):
         check_subject_exclusive(t, t)
     j = write(tmp_path / "m.json", json.dumps([{"image": "a.jpg", "split": "train", "AU4": 1}]))
     assert create_dataset("manifest", j).load("train").aus == (4,)
+    vid = write(tmp_path / "v.csv", "image,split\nclip.mp4,train\n")
+    with pytest.raises(LabelFormatError, match="give its 0-based 'frame'") as e:
+        create_dataset("manifest", vid).load("train")
+    assert_format_error(e, vid, 2)
     bad = write(tmp_path / "bad.csv", "image,split,expression\na.jpg,train,joy\n")
     with pytest.raises(LabelFormatError) as e:
         create_dataset("manifest", bad).load("train")

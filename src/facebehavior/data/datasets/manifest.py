@@ -26,7 +26,14 @@ from pathlib import Path
 
 import numpy as np
 
-from facebehavior.data.datasets._common import VideoFramesMixin, csv_rows, table_from_rows, to_float, to_int
+from facebehavior.data.datasets._common import (
+    VIDEO_SUFFIXES,
+    VideoFramesMixin,
+    csv_rows,
+    table_from_rows,
+    to_float,
+    to_int,
+)
 from facebehavior.data.datasets.base import (
     DatasetAdapter,
     DatasetNotFoundError,
@@ -149,6 +156,8 @@ class Manifest(VideoFramesMixin, DatasetAdapter):
             f = r.get("frame", "").strip()
             if f:
                 frame[i] = to_int(p, ln, f, "frame")
+            if Path(r["image"]).suffix.lower() in VIDEO_SUFFIXES and frame[i] < 0:
+                raise LabelFormatError(p, ln, f"{r['image']} is a video: give its 0-based 'frame'")
             for c, au in cols.items():
                 if au is None or not r[c].strip() or r[c].strip() == "-1":
                     continue
