@@ -157,7 +157,8 @@ def test_stagewise_freezing(tmp_path):
     model, _ = load_weights(fit(r, callbacks=[Snap()]))
     before_s2 = seen["starts"][1]
     after = model.state_dict()
-    core = [k for k in after if k.startswith("core.") and k.endswith("weight")]
+    core = [k for k in after if k.startswith("core.")]  # weights and BatchNorm statistics
+    assert any(k.endswith("running_mean") for k in core)
     au = [k for k in after if k.startswith("au_heads.") and k.endswith("weight")]
     assert core and au
     assert all(torch.equal(before_s2[k], after[k]) for k in core)  # frozen in stage 2

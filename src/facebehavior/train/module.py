@@ -247,6 +247,16 @@ class FaceBehaviorModule(L.LightningModule):
         )
 
     # -- steps ---------------------------------------------------------------------------------
+    def on_train_epoch_start(self) -> None:
+        # Frozen stages keep their BatchNorm statistics too (Lightning switches to train mode
+        # at every epoch, which would let running means drift under a frozen stage).
+        prefixes = getattr(self, "frozen_prefixes", [])
+        for name, m in self.model.named_modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and any(
+                f"{name}.".startswith(f"{p}.") or name == p for p in prefixes
+            ):
+                m.eval()
+
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         # Dropout & co. draw from the global RNG: tie it to the step so resuming is exact.
         torch.manual_seed(self.recipe.seed * 1_000_003 + self.global_step + 1)

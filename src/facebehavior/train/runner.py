@@ -101,6 +101,7 @@ def _freeze(module: FaceBehaviorModule, prefixes: list[str]) -> None:
             raise ValueError(f"freeze prefix {p!r} matches no parameter; e.g. {names[:3]}")
     for n, p in module.model.named_parameters():
         p.requires_grad_(not any(n.startswith(pre) for pre in prefixes))
+    module.frozen_prefixes = list(prefixes)
 
 
 def _best_state(ckpt_dir: Path) -> dict[str, torch.Tensor] | None:
