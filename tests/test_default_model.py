@@ -1,0 +1,126 @@
+"""The bundled default model: its spec, preprocessing, behaviour on held-out FER+ faces and the
+end-to-end ``facebehavior analyze`` run on the sample video."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from facebehavior import schema
+from facebehavior.face.align import TEMPLATES
+from facebehavior.models.default import (
+    DEFAULT_AUS,
+    default_model_path,
+    load_default_model,
+    predict,
+    predict_expression_probs,
+    preprocess,
+)
+from shared_data import shared_path
+
+REPO = Path(__file__).resolve().parent.parent
+CARD = REPO / "src" / "facebehavior" / "weights" / "fbn_mobile_ferplus.md"
+
+
+@pytest.fixture(scope="module")
+def default():
+    torch.set_num_threads(1)
+    return load_default_model()
+
+
+def test_spec_and_card(default) -> None:
+    model, spec = default
+    assert spec.name == "fbn_mobile_ferplus" and spec.architecture == "facebehaviornet_mobile"
+    assert spec.input.channels == 1 and spec.input.template in TEMPLATES
+    assert spec.tasks["expression"] == schema.EXPRESSIONS_8
+    assert spec.tasks["au"] == tuple(f"AU{a:02d}" for a in DEFAULT_AUS)
+    assert spec.tasks["va"] == ("valence", "arousal")
+    path = default_model_path()
+    assert path.stat().st_size < 20e6
+    # The model card states the file's digest; it must describe this very file.
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    stated = re.findall(r"sha256[^0-9a-f]*([0-9a-f]{64})", CARD.read_text())
+    assert digest in stated, "model card sha256 does not match the shipped weights"
+    y = model(torch.zeros(2, 1, spec.input.size, spec.input.size))
+    assert (
+        y["expression"].shape == (2, 8) and y["au"].shape == (2, len(DEFAULT_AUS)) and y["va"].shape == (2, 2)
+    )
+
+
+def test_preprocess_hand_computed(default) -> None:
+    _, spec = default
+    s = spec.input.size
+    rgb = np.zeros((1, s, s, 3), np.uint8)
+    rgb[..., 0], rgb[..., 1], rgb[..., 2] = 200, 100, 50
+    x = preprocess(rgb, spec)
+    luma = (0.299 * 200 + 0.587 * 100 + 0.114 * 50) / 255
+    assert x.shape == (1, 1, s, s)
+    torch.testing.assert_close(x, torch.full_like(x, (luma - spec.input.mean[0]) / spec.input.std[0]))
+    g = preprocess(np.full((2, 3 * s, 3 * s), 255, np.uint8), spec)  # resized down, channel added
+    assert g.shape == (2, 1, s, s)
+    torch.testing.assert_close(g, torch.full_like(g, (1 - spec.input.mean[0]) / spec.input.std[0]))
+    with pytest.raises(ValueError, match="faces must be"):
+        preprocess(np.zeros((2, 5, 8, 8)), spec)
+
+
+def test_heldout_ferplus_behaviour(default) -> None:
+    """First 600 FER2013 PrivateTest faces (never used for training or checkpoint selection)."""
+    model, spec = default
+    d = np.load(shared_path("datasets", "fer2013", "fer2013.npz"))
+    test = np.flatnonzero(d["usage"] == 2)[:600]
+    votes = d["ferplus_votes"][test]
+    top = votes.argmax(1)
+    keep = top < 8
+    cols = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt")
+    label = np.array([schema.EXPRESSIONS_8.index(cols[min(t, 7)]) for t in top])
+    images = d["images"][test]
+    probs = predict_expression_probs(model, spec, images)
+    acc = float((probs[keep].argmax(1) == label[keep]).mean())
+    assert acc > 0.65, f"FER+ accuracy on 600 held-out faces fell to {acc:.3f} (0.685 when shipped)"
+    out = predict(model, spec, images)
+    happy, neutral, sad = (
+        label == schema.EXPRESSIONS_8.index(e) for e in ("happiness", "neutral", "sadness")
+    )
+    au = {a: out["au"][:, i] for i, a in enumerate(DEFAULT_AUS)}
+    # Table A: AU12 is prototypical of happiness; surprise raises the brows (AU1, AU2).
+    assert au[12][happy & keep].mean() > au[12][neutral & keep].mean() + 0.3
+    surprise = label == schema.EXPRESSIONS_8.index("surprise")
+    assert au[2][surprise & keep].mean() > au[2][neutral & keep].mean() + 0.1
+    va = out["va"]
+    assert va[happy & keep, 0].mean() > 0.3 and va[sad & keep, 0].mean() < -0.1
+    assert np.all(np.abs(va) <= 1)
+
+
+def test_analyze_sample_video_end_to_end(tmp_path) -> None:
+    video = REPO / "samples" / "video.mp4"
+    out = tmp_path / "video.csv"
+    # No --model: the Analyzer's default must resolve to the packaged default model.
+    cmd = [sys.executable, "-m", "facebehavior.cli", "analyze", str(video), "-o", str(out),
+           "--every", "25", "--threads", "1", "--no-progress"]  # fmt: skip
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    df = pd.read_csv(out)
+    assert len(df) >= 5, "the sample video shows 2-3 faces in every analysed frame"
+    au_cols = schema.au_columns(DEFAULT_AUS, "prob")
+    ex_cols = schema.expression_columns(schema.EXPRESSIONS_8)
+    for c in [
+        *au_cols,
+        *ex_cols,
+        schema.VALENCE_COLUMN,
+        schema.AROUSAL_COLUMN,
+        schema.EXPRESSION_LABEL_COLUMN,
+    ]:
+        assert c in df.columns, f"column {c} missing"
+    assert df[au_cols].notna().all().all() and ((df[au_cols] >= 0) & (df[au_cols] <= 1)).all().all()
+    np.testing.assert_allclose(df[ex_cols].sum(axis=1), 1.0, atol=1e-3)
+    assert df[schema.EXPRESSION_LABEL_COLUMN].isin(schema.EXPRESSIONS_8).all()
+    va = df[[schema.VALENCE_COLUMN, schema.AROUSAL_COLUMN]]
+    assert va.notna().all().all() and (va.abs() <= 1).all().all()
