@@ -29,8 +29,9 @@ import numpy as np
 
 from facebehavior.data.labels import LabelTable
 from facebehavior.data.va_targets import va_from_distribution
+from facebehavior.models.default import DEFAULT_AUS
 from facebehavior.relatedness import get_table
-from facebehavior.schema import AUS_17, EXPRESSIONS_8
+from facebehavior.schema import EXPRESSIONS_8
 
 __all__ = [
     "DEFAULT_AUS",
@@ -42,7 +43,6 @@ __all__ = [
     "aus_from_geometry",
 ]
 
-DEFAULT_AUS: tuple[int, ...] = tuple(AUS_17) + (43, 45)
 GEOMETRY_CACHE_ENV = "FACEBEHAVIOR_FER_GEOMETRY"
 # Weight of the geometric evidence where it and table A both give a target (it is noisy at 48 px).
 GEOMETRY_BLEND = 0.3
