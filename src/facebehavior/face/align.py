@@ -11,7 +11,6 @@ convention); a matrix ``M`` (2, 3) maps frame pixels to crop pixels as ``M @ [x,
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -240,6 +239,17 @@ def crop_matrices(
     return estimate_similarity(kp, template_points(template, size, margin))
 
 
+def _sample_grid(size: int, k: int) -> torch.Tensor:
+    """Homogeneous crop coordinates (u, v, 1) of the k×k sub-samples of every crop pixel.
+
+    Returns:
+        (size*k * size*k, 3) float64, rows in raster order of the supersampled grid.
+    """
+    q = (torch.arange(size * k, dtype=torch.float64) + 0.5) / k - 0.5
+    v, u = torch.meshgrid(q, q, indexing="ij")
+    return torch.stack([u.reshape(-1), v.reshape(-1), torch.ones(u.numel(), dtype=torch.float64)], 1)
+
+
 def warp_faces(
     images: np.ndarray | torch.Tensor,
     frame_index: np.ndarray,
@@ -249,11 +259,16 @@ def warp_faces(
     border: BorderMode = "constant",
     antialias: bool = True,
 ) -> np.ndarray:
-    """Warp square crops out of frames with bilinear sampling, all faces in one gather.
+    """Warp square crops out of frames with bilinear sampling.
 
     Each crop pixel (u, v) takes the frame value at ``M⁻¹ (u, v)``. When a face is shrunk by more
     than 2×, every crop pixel averages a k×k grid of bilinear samples (k = ceil(1/scale), at most
-    4) so that downscaling does not alias.
+    4, chosen per face) so that downscaling does not alias.
+
+    Only the pixels a face's samples can touch are read: for each face the bounding box of its
+    sample points (plus the one-pixel bilinear reach), clipped to the frame, is cut out of the
+    uint8 frame and converted, and the warp samples that small region. The cost is proportional to
+    the face, not to the frame (a 640×480 frame holding one face costs a 250×250 region).
 
     Args:
         images: (N, H, W, 3) uint8 RGB frames (numpy or torch, any device).
@@ -268,76 +283,73 @@ def warp_faces(
     """
     if border not in ("constant", "replicate"):
         raise ValueError(f"border must be 'constant' or 'replicate', got {border!r}")
-    if isinstance(images, np.ndarray) and not images.flags.writeable:
-        images = images.copy()  # torch refuses to wrap read-only buffers (e.g. decoded video frames)
-    img = torch.as_tensor(images)
-    if img.ndim != 4 or img.shape[-1] != 3 or img.dtype != torch.uint8:
-        raise ValueError(f"images must be (N, H, W, 3) uint8, got {tuple(img.shape)} {img.dtype}")
-    n, h, w, _ = img.shape
+    is_torch = isinstance(images, torch.Tensor)
+    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype not in (np.uint8, torch.uint8):
+        raise ValueError(f"images must be (N, H, W, 3) uint8, got {tuple(images.shape)} {images.dtype}")
+    n, h, w, _ = images.shape
     fi = np.asarray(frame_index, dtype=np.int64)
+    mats = np.asarray(matrices, dtype=np.float64)
     f = fi.shape[0]
     if f == 0:
         return np.zeros((0, size, size, 3), np.uint8)
+    if mats.shape != (f, 2, 3):
+        raise ValueError(f"matrices must be (F, 2, 3) = ({f}, 2, 3), got {mats.shape}")
     if fi.min() < 0 or fi.max() >= n:
         raise IndexError(f"frame_index must be in [0, {n}), got values in [{fi.min()}, {fi.max()}]")
-    inv = invert_affine(matrices)  # crop -> frame
-    k = 1
+    if not np.isfinite(mats).all():
+        raise ValueError("matrices contain NaN or inf")
+    inv = invert_affine(mats)  # crop -> frame
     if antialias:
-        scale = np.sqrt(np.abs(np.linalg.det(np.asarray(matrices, np.float64)[:, :, :2])))
-        k = int(min(4, max(1, math.ceil(1.0 / max(scale.min(), 1e-6) - 1e-9))))
-    dev = img.device
-    # Pack the frames that hold faces as one int32 per RGB pixel, with a 1-pixel border (black or
-    # replicated edges), so that each bilinear tap is a single 1-D gather with no bounds checks.
-    used, local = np.unique(fi, return_inverse=True)
-    sel = img[torch.as_tensor(used, device=dev)].to(torch.int32)
-    packed = sel[..., 0] | (sel[..., 1] << 8) | (sel[..., 2] << 16)  # (U, H, W)
-    hp, wp = h + 2, w + 2
-    pad = torch.zeros((len(used), hp, wp), dtype=torch.int32, device=dev)
-    pad[:, 1:-1, 1:-1] = packed
-    if border == "replicate":
-        pad[:, 0, 1:-1], pad[:, -1, 1:-1] = packed[:, 0], packed[:, -1]
-        pad[:, :, 0], pad[:, :, -1] = pad[:, :, 1], pad[:, :, -2]
-    flat = pad.reshape(-1)
-    # Sub-pixel sample offsets of the k×k grid, centred on the crop pixel.
-    sub = (torch.arange(k, dtype=torch.float32, device=dev) + 0.5) / k - 0.5
-    base = torch.arange(size, dtype=torch.float32, device=dev)
-    v = (base[:, None] + sub[None, :]).reshape(-1)  # (size*k,)
-    m = torch.as_tensor(inv, dtype=torch.float32, device=dev)
-    x = (
-        m[:, 0, 0, None, None] * v[None, None, :]
-        + m[:, 0, 1, None, None] * v[None, :, None]
-        + m[:, 0, 2, None, None]
-    )
-    y = (
-        m[:, 1, 0, None, None] * v[None, None, :]
-        + m[:, 1, 1, None, None] * v[None, :, None]
-        + m[:, 1, 2, None, None]
-    )
-    # Beyond one pixel outside the frame every tap lands in the border, which is what it should read.
-    x = x.clamp_(-1.0, w - 1.0 + 0.999)
-    y = y.clamp_(-1.0, h - 1.0 + 0.999)
-    x0 = torch.floor(x)
-    y0 = torch.floor(y)
-    wx = x - x0
-    wy = y - y0
-    fb = torch.as_tensor(local, device=dev)[:, None, None] * (hp * wp)
-    i00 = fb + (y0.to(torch.int64) + 1) * wp + (x0.to(torch.int64) + 1)
-    taps = (
-        (i00, (1 - wx) * (1 - wy)),
-        (i00 + 1, wx * (1 - wy)),
-        (i00 + wp, (1 - wx) * wy),
-        (i00 + wp + 1, wx * wy),
-    )
-    chans = [torch.zeros(x.shape, dtype=torch.float32, device=dev) for _ in range(3)]
-    for idx, wt in taps:
-        val = flat[idx]
-        for c in range(3):
-            chans[c].add_(((val >> (8 * c)) & 255).to(torch.float32).mul_(wt))
-    out = torch.stack(chans, dim=1)  # (F, 3, size*k, size*k)
-    if k > 1:
-        out = torch.nn.functional.avg_pool2d(out, k)
-    out = out.permute(0, 2, 3, 1)
-    return out.round().clamp(0, 255).to(torch.uint8).cpu().numpy()
+        scale = np.sqrt(np.abs(np.linalg.det(mats[:, :, :2])))
+        ks = np.clip(np.ceil(1.0 / np.maximum(scale, 1e-6) - 1e-9), 1, 4).astype(np.int64)
+    else:
+        ks = np.ones(f, np.int64)
+    dev = images.device if is_torch else torch.device("cpu")
+    pad = "zeros" if border == "constant" else "border"
+    grids: dict[int, torch.Tensor] = {}
+    out = torch.empty((f, 3, size, size), dtype=torch.float32, device=dev)
+    for i in range(f):
+        k = int(ks[i])
+        if k not in grids:
+            grids[k] = _sample_grid(size, k)
+        # Frame position of the grid's corner samples -> the region the bilinear taps can reach.
+        lo, hi = (0.5 / k - 0.5), size - 0.5 - 0.5 / k
+        corners = inv[i, :, :2] @ np.array([[lo, hi, lo, hi], [lo, lo, hi, hi]]) + inv[i, :, 2:]
+        x0 = int(np.clip(np.floor(corners[0].min()), 0, w - 1))
+        y0 = int(np.clip(np.floor(corners[1].min()), 0, h - 1))
+        x1 = int(np.clip(np.floor(corners[0].max()) + 2, x0 + 1, w))
+        y1 = int(np.clip(np.floor(corners[1].max()) + 2, y0 + 1, h))
+        if is_torch:
+            region = images[fi[i], y0:y1, x0:x1].to(torch.float32)
+        else:
+            region = torch.from_numpy(np.array(images[fi[i], y0:y1, x0:x1], dtype=np.float32))
+        rw, rh = x1 - x0, y1 - y0
+        # grid_sample's normalised coordinates over the region (align_corners=False: pixel j's
+        # centre is at (2j + 1) / W - 1), folded into the crop -> frame matrix.
+        a = np.array(
+            [
+                [
+                    2.0 / rw * inv[i, 0, 0],
+                    2.0 / rw * inv[i, 0, 1],
+                    (2.0 * (inv[i, 0, 2] - x0) + 1.0) / rw - 1.0,
+                ],
+                [
+                    2.0 / rh * inv[i, 1, 0],
+                    2.0 / rh * inv[i, 1, 1],
+                    (2.0 * (inv[i, 1, 2] - y0) + 1.0) / rh - 1.0,
+                ],
+            ]
+        )
+        grid = (grids[k] @ torch.from_numpy(a.T)).to(device=dev, dtype=torch.float32)
+        crop = torch.nn.functional.grid_sample(
+            region.permute(2, 0, 1)[None],
+            grid.view(1, size * k, size * k, 2),
+            mode="bilinear",
+            padding_mode=pad,
+            align_corners=False,
+        )
+        out[i] = torch.nn.functional.avg_pool2d(crop, k)[0] if k > 1 else crop[0]
+    return out.permute(0, 2, 3, 1).round_().clamp_(0, 255).to(torch.uint8).cpu().numpy()
 
 
 def align_faces(

@@ -105,7 +105,11 @@ class _SameConv(nn.Conv2d):
     """Conv2d (or depthwise when ``groups == in_ch``) with TF ``SAME`` padding."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = tf_same_pad(x, self.kernel_size[0], self.stride[0])
+        k, s = self.kernel_size[0], self.stride[0]
+        if s == 1 and k % 2 == 1:
+            # Stride 1: SAME is symmetric, so the convolution pads itself (no padded copy).
+            return F.conv2d(x, self.weight, self.bias, 1, k // 2, 1, self.groups)
+        x = tf_same_pad(x, k, s)
         return F.conv2d(x, self.weight, self.bias, self.stride, 0, 1, self.groups)
 
 

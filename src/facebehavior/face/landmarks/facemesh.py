@@ -69,7 +69,11 @@ class _Block(nn.Module):
         self.act = nn.PReLU(cout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.pw(self.dw(tf_same_pad(x, 3, self.stride)))
+        if self.stride == 1:
+            # Stride 1: TF SAME is symmetric (1 px), so the convolution pads itself (no padded copy).
+            y = self.pw(F.conv2d(x, self.dw.weight, None, 1, 1, 1, self.dw.groups))
+        else:
+            y = self.pw(self.dw(tf_same_pad(x, 3, self.stride)))
         skip = F.max_pool2d(x, 2, 2) if self.stride == 2 else x
         if skip.shape[1] < self.cout:
             skip = F.pad(skip, (0, 0, 0, 0, 0, self.cout - skip.shape[1]))
