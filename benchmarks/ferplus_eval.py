@@ -9,8 +9,10 @@ Prints the accuracy under two test-set definitions:
 - ``majority`` (the project's, ``facebehavior.data.datasets.fer2013.ferplus_majority``): arg-max of the
   8 emotion votes; rows with a tie for the top emotion, or where ``unknown``/``NF`` has at least
   as many votes as the top emotion, are excluded (3,376 of PrivateTest's 3,589 rows);
-- ``ferplus_strict`` (Microsoft's ``ferplus.py`` "majority" mode): emotions chosen by a single
-  tagger are zeroed first, and the top emotion must hold more than half of the remaining votes.
+- ``ferplus_strict`` (the FER+ paper's protocol, Microsoft's ``ferplus.py`` "majority" mode,
+  ``fer2013.ferplus_majority_microsoft``; 3,153 PrivateTest rows): emotions chosen by a single
+  tagger are zeroed first, and the top category must hold more than half of the remaining votes
+  and be an emotion. ``facebehavior evaluate ... --option majority=microsoft`` gives the same set.
 
 Checkpoint selection must use PublicTest (``--split val``) only; PrivateTest is reported once.
 """
@@ -20,18 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import time
-
-import numpy as np
-
-
-def strict_ferplus_mask(votes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Microsoft's majority protocol on (N, 10) votes: (valid rows, label index in FER+ column order)."""
-    v = np.where(votes <= 1, 0, votes).astype(np.float64)
-    total = v.sum(1)
-    top = v.max(1)
-    arg = v.argmax(1)
-    valid = (top > 0.5 * total) & (arg < 8) & (total > 0)
-    return valid, arg
 
 
 def main() -> None:
@@ -49,7 +39,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     from facebehavior.data.datasets import create_dataset
-    from facebehavior.data.datasets.fer2013 import FERPLUS_TO_CANON, SPLIT_USAGE
+    from facebehavior.data.datasets.fer2013 import SPLIT_USAGE, ferplus_majority_microsoft
     from facebehavior.train.config import SetConfig
     from facebehavior.train.evaluate import evaluate_checkpoint
 
@@ -66,9 +56,9 @@ def main() -> None:
     ds = create_dataset("ferplus", args.root)
     raw = ds.raw
     votes = raw.votes[raw.usage == SPLIT_USAGE[args.split]]
-    valid, arg = strict_ferplus_mask(votes)
+    y = ferplus_majority_microsoft(votes)
+    valid = y >= 0
     p = pred["pred_expression"].argmax(1)
-    y = FERPLUS_TO_CANON[np.minimum(arg, 7)]  # rows with arg >= 8 are not valid
     acc = float((p[valid] == y[valid]).mean())
     print(f"ferplus_strict  n={int(valid.sum()):5d}  accuracy {acc:.4f}")
     for c, f in e["per_class_f1"].items():

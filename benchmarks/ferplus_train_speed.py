@@ -1,4 +1,4 @@
-"""Training-step throughput of the ferplus_small model for 1 vs 2 torch threads (images / s).
+"""Training-step throughput of the ferplus_small model: 1 vs 2 torch threads, NCHW vs channels-last.
 
 Usage:
     python benchmarks/ferplus_train_speed.py [--recipe recipes/ferplus_small.yaml] [--steps 8]
@@ -19,13 +19,14 @@ import sys
 
 CHILD = r"""
 import json, sys, time, torch
-threads, recipe_path, steps = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+threads, recipe_path, steps, cl = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4] == '1'
 torch.set_num_threads(threads)
 import os
 os.environ.setdefault("FACEBEHAVIOR_DATA", "/unused")
 from facebehavior.train.config import load_recipe
 from facebehavior.train.module import FaceBehaviorModule
 r = load_recipe(recipe_path)
+r.trainer.channels_last = cl
 m = FaceBehaviorModule(r)
 opt = torch.optim.AdamW(m.parameters(), lr=1e-3)
 b = r.data.batch_size
@@ -46,7 +47,7 @@ for i in range(steps + 2):
     opt.zero_grad(); loss.backward(); opt.step()
     times.append(time.perf_counter() - t)
 times = sorted(times[2:])
-print(json.dumps({"threads": threads, "img_per_s_median": b / times[len(times) // 2], "batch": b}))
+print(json.dumps({"img_per_s_median": b / times[len(times) // 2], "batch": b}))
 """
 
 
@@ -55,15 +56,18 @@ def main() -> None:
     parser.add_argument("--recipe", default="recipes/ferplus_small.yaml")
     parser.add_argument("--steps", type=int, default=8)
     args = parser.parse_args()
-    for threads in (1, 2):
+    for threads, cl in ((1, 0), (1, 1), (2, 0), (2, 1)):
         out = subprocess.run(
-            [sys.executable, "-c", CHILD, str(threads), args.recipe, str(args.steps)],
+            [sys.executable, "-c", CHILD, str(threads), args.recipe, str(args.steps), str(cl)],
             capture_output=True, text=True, check=True,
         )  # fmt: skip
         res = json.loads(out.stdout.strip().splitlines()[-1])
         load = os.getloadavg()[0]
         rate = res["img_per_s_median"]
-        print(f"threads={threads}  {rate:.0f} images/s (batch {res['batch']}, load avg {load:.1f})")
+        layout = "channels-last" if cl else "NCHW"
+        print(
+            f"threads={threads} {layout:<13} {rate:.0f} images/s (batch {res['batch']}, load avg {load:.1f})"
+        )
 
 
 if __name__ == "__main__":

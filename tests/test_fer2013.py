@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from facebehavior.data.datasets import DatasetNotFoundError, LabelFormatError, create_dataset
-from facebehavior.data.datasets.fer2013 import FER2013, ferplus_majority
+from facebehavior.data.datasets.fer2013 import FER2013, ferplus_majority, ferplus_majority_microsoft
 from facebehavior.schema import EXPRESSIONS_8
 
 USAGES = ["Training"] * 5 + ["PublicTest"] * 2 + ["PrivateTest"] * 3
@@ -162,6 +162,33 @@ def test_majority_rule_by_hand():
     expect = [idx("anger"), idx("happiness"), -1, -1, -1, idx("happiness"), idx("contempt"), idx("fear"),
               idx("neutral"), idx("surprise")]  # fmt: skip
     assert ferplus_majority(votes).tolist() == expect
+    # Microsoft's rule agrees on these rows (each top count holds > half of the non-single votes).
+    assert ferplus_majority_microsoft(votes).tolist() == expect
+
+
+def test_microsoft_majority_rule_by_hand():
+    idx = EXPRESSIONS_8.index
+    votes = np.array(
+        [
+            [0, 4, 0, 3, 0, 0, 0, 0, 3, 0],  # plurality: happiness; 4 of 10 is no majority -> -1
+            [1, 3, 1, 1, 1, 1, 1, 1, 0, 0],  # single votes dropped -> happiness holds 3 of 3
+            [0, 6, 0, 0, 0, 0, 0, 0, 0, 4],  # happiness 6 of 10 over NF
+            [2, 4, 0, 0, 0, 0, 0, 0, 4, 0],  # tie with unknown -> -1 under both
+            [0, 0, 0, 0, 0, 0, 0, 0, 6, 4],  # unknown majority -> -1
+            [3, 0, 0, 3, 0, 0, 0, 0, 0, 0],  # 3 of 6 is not more than half -> -1
+        ]
+    )
+    h = idx("happiness")
+    assert ferplus_majority(votes).tolist() == [h, h, h, -1, -1, -1]
+    assert ferplus_majority_microsoft(votes).tolist() == [-1, h, h, -1, -1, -1]
+
+
+def test_microsoft_majority_option(tmp_path):
+    root = _write(tmp_path / "fer")
+    with pytest.raises(ValueError, match="majority"):
+        create_dataset("ferplus", root, majority="strictest")
+    t = create_dataset("ferplus", root, majority="microsoft").load("test")
+    assert t.expression.tolist() == ferplus_majority_microsoft(np.array(VOTES[7:])).tolist()
 
 
 def test_shared_npz_counts():

@@ -79,6 +79,22 @@ def test_masked_tasks_get_no_gradient():
     assert _head_grads(mc, _batch(au_mask=0.0))["au"] > 0
 
 
+def test_channels_last_gives_the_same_losses_and_gradients():
+    torch.manual_seed(0)
+    ref = FaceBehaviorModule(_recipe())
+    cl = FaceBehaviorModule(_recipe(trainer__channels_last=True))
+    cl.load_state_dict(ref.state_dict())
+    conv = next(m for m in cl.model.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    batch = _batch()
+    torch.manual_seed(1)  # the same dropout masks for both
+    ga = _head_grads(ref, batch)
+    torch.manual_seed(1)
+    gb = _head_grads(cl, batch)
+    for k in ga:
+        assert gb[k] == pytest.approx(ga[k], rel=1e-4)
+
+
 def test_masked_labels_are_ignored():
     m = FaceBehaviorModule(_recipe())
     m.eval()

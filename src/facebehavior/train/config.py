@@ -278,6 +278,9 @@ class TrainerConfig:
     Attributes:
         extra: any other ``lightning.Trainer`` keyword argument, passed through.
         threads: torch intra-op threads per process (0 = torch's default).
+        channels_last: keep the model and its image batches in channels-last memory format
+            (measured 1.3-1.6x faster training of small convnets on the 2-core CPU,
+            ``benchmarks/ferplus_train_speed.py``); results are the same up to float rounding.
     """
 
     max_epochs: int = 10
@@ -293,6 +296,7 @@ class TrainerConfig:
     limit_train_batches: float | int | None = None
     limit_val_batches: float | int | None = None
     threads: int = 1
+    channels_last: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
 

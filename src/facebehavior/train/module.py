@@ -81,6 +81,9 @@ class FaceBehaviorModule(L.LightningModule):
         super().__init__()
         self.recipe = recipe
         self.model = create_model(recipe.model.name, **recipe.model.kwargs)
+        self.channels_last = bool(recipe.trainer.channels_last)
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
         self.tasks = model_tasks(self.model)
         self.aus = model_aus(self.model)
         self.emotions = self.tasks.get("expression", ())
@@ -142,6 +145,8 @@ class FaceBehaviorModule(L.LightningModule):
         return to_model_input(images, inp.size, inp.channels, inp.mean, inp.std)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.channels_last and x.ndim == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
         return self.model(x)
 
     # -- losses --------------------------------------------------------------------------------
