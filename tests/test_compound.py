@@ -80,3 +80,20 @@ def test_au_subset_and_errors():
         compound_scores(np.zeros((1, 17)), np.zeros((1, 7)), [0.0], classes="fer")
     with pytest.raises(ValueError, match="use no AU"):
         compound_scores(np.zeros((1, 1)), np.zeros((1, 7)), [0.0], aus=(43,))
+
+
+def test_output_columns_ignore_aus_outside_the_table_and_match_scores():
+    from facebehavior.compound import compound_output_columns
+
+    aus = (*AUS_17, 43, 45)  # the default model's extra geometry AUs are not in Du et al.'s table
+    au = rng.random((4, len(aus)))
+    ex = rng.dirichlet(np.ones(8), size=4)
+    v = rng.uniform(-1, 1, 4)
+    cols = compound_output_columns(ex, EXPRESSIONS_8, au, aus, v)
+    ref = compound_scores(au[:, :17], ex, v, emotions=EXPRESSIONS_8)
+    assert list(cols) == [*compound_columns("rafdb"), "compound"]
+    for i, name in enumerate(compound_columns("rafdb")):
+        np.testing.assert_allclose(cols[name], ref.scores[:, i], rtol=1e-6)
+    assert cols["compound"].tolist() == ref.names
+    with pytest.raises(ValueError, match="compound table"):
+        compound_output_columns(ex, EXPRESSIONS_8, au[:, :2], (43, 45), v)

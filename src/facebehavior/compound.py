@@ -48,7 +48,11 @@ __all__ = [
     "POSITIVE_VALENCE_CLASSES",
     "compound_scores",
     "compound_columns",
+    "compound_output_columns",
+    "COMPOUND_LABEL_COLUMN",
 ]
+
+COMPOUND_LABEL_COLUMN = "compound"
 
 CLASS_SETS: dict[str, tuple[str, ...]] = {"rafdb": RAFDB_COMPOUND_11, "emotionet": EMOTIONET_CLASSES_16}
 POSITIVE_VALENCE_CLASSES: tuple[str, ...] = ("happily_surprised", "happily_disgusted", "happiness")
@@ -149,3 +153,45 @@ def compound_scores(
     bonus = np.array([1.0 if c in positive_classes else 0.0 for c in names])
     scores = au @ mat.T / n_aus[None, :] + ex @ pair.T + 0.5 * (np.sign(v)[:, None] + 1) * bonus[None, :]
     return CompoundPrediction(classes=names, scores=scores, labels=scores.argmax(axis=1).astype(np.int64))
+
+
+def compound_output_columns(
+    expr_probs: np.ndarray,
+    emotions: Sequence[str],
+    au_probs: np.ndarray,
+    aus: Sequence[int],
+    valence: np.ndarray,
+    classes: str | Sequence[str] = "rafdb",
+) -> dict[str, np.ndarray]:
+    """Per-face output columns of the zero-shot compound scores (what ``facebehavior analyze`` writes).
+
+    Args:
+        expr_probs: ``(N, E)`` expression probabilities in the order ``emotions``.
+        emotions: expression label order (must contain every constituent emotion of ``classes``).
+        au_probs: ``(N, A)`` AU occurrence probabilities in the order ``aus``; AUs outside the
+            compound table are ignored.
+        aus: AU codes of the columns of ``au_probs``.
+        valence: ``(N,)`` valence in [−1, 1].
+        classes: candidate class set (see :func:`compound_scores`).
+
+    Returns:
+        ``compound_<class>`` → ``(N,)`` float32 score for every candidate class, and
+        ``compound`` → ``(N,)`` object array of the arg-max class names.
+    """
+    used = set().union(*(set(e) for e in COMPOUND_TABLE.entries.values()))
+    keep = [k for k, a in enumerate(aus) if a in used]
+    if not keep:
+        raise ValueError(f"none of the model's AUs {tuple(aus)} occurs in the compound table")
+    pred = compound_scores(
+        np.asarray(au_probs)[:, keep],
+        expr_probs,
+        valence,
+        classes=classes,
+        aus=tuple(aus[k] for k in keep),
+        emotions=tuple(emotions),
+    )
+    cols = {
+        name: pred.scores[:, i].astype(np.float32) for i, name in enumerate(compound_columns(pred.classes))
+    }
+    cols[COMPOUND_LABEL_COLUMN] = np.asarray(pred.names, dtype=object)
+    return cols
