@@ -170,7 +170,7 @@ class Analyzer:
         max_pixels: largest still image accepted (``None``: ``io.images.DEFAULT_MAX_PIXELS``).
         downscale_huge: shrink larger images to ``max_pixels`` instead of rejecting them.
         """
-        from facebehavior._runtime import configure_threads
+        from facebehavior._runtime import configure_allocator, configure_threads
 
         if batch_size < 1 or every < 1 or redetect_every < 1:
             raise ValueError("batch_size, every and redetect_every must be >= 1")
@@ -188,6 +188,7 @@ class Analyzer:
         self.geometry = bool(geometry)
         self.device = device
         self.threads = configure_threads(threads)
+        configure_allocator()
         self.batch_size = int(batch_size)
         self.every = int(every)
         self.max_faces = max_faces

@@ -244,24 +244,33 @@ def crop_rois(images: np.ndarray, rois: FaceRoi, size: int = INPUT_SIZE) -> torc
         raise ValueError(f"roi frame_index out of range for a batch of {n} frames")
     m = roi_matrices(rois, size)
     t = np.arange(size, dtype=np.float64) + 0.5
-    uu, vv = np.meshgrid(t, t, indexing="xy")
-    # Frame pixel coordinates of every crop pixel centre.
-    gx = m[:, 0, 0, None, None] * uu + m[:, 0, 1, None, None] * vv + m[:, 0, 2, None, None]
-    gy = m[:, 1, 0, None, None] * uu + m[:, 1, 1, None, None] * vv + m[:, 1, 2, None, None]
+    u, v = t[None, None, :], t[None, :, None]
     for frame in np.unique(rois.frame_index):
         sel = np.nonzero(rois.frame_index == frame)[0]
+        ms = m[sel]
+        # Frame pixel coordinates of every crop pixel centre, (S, size, size) each; the products
+        # are formed on the 1-D axes and broadcast (same float64 values as on full grids).
+        gx = (ms[:, 0, 0, None, None] * u + ms[:, 0, 1, None, None] * v) + ms[:, 0, 2, None, None]
+        gy = (ms[:, 1, 0, None, None] * u + ms[:, 1, 1, None, None] * v) + ms[:, 1, 2, None, None]
         # Only the part of the frame the ROIs touch is converted to float (a 1080p frame in float
         # costs more than the crops); bilinear taps reach one pixel beyond the sample points.
-        x0 = int(np.clip(np.floor(gx[sel].min()) - 1, 0, w - 1))
-        y0 = int(np.clip(np.floor(gy[sel].min()) - 1, 0, h - 1))
-        x1 = int(np.clip(np.ceil(gx[sel].max()) + 2, x0 + 1, w))
-        y1 = int(np.clip(np.ceil(gy[sel].max()) + 2, y0 + 1, h))
+        x0 = int(np.clip(np.floor(gx.min()) - 1, 0, w - 1))
+        y0 = int(np.clip(np.floor(gy.min()) - 1, 0, h - 1))
+        x1 = int(np.clip(np.ceil(gx.max()) + 2, x0 + 1, w))
+        y1 = int(np.clip(np.ceil(gy.max()) + 2, y0 + 1, h))
         img = torch.from_numpy(np.array(images[frame, y0:y1, x0:x1], dtype=np.float32)).permute(2, 0, 1)[None]
         sw, sh = x1 - x0, y1 - y0
         # grid_sample's [-1, 1] convention over the region (align_corners=False: edges at ±1).
-        grid = np.stack([2 * (gx[sel] - x0) / sw - 1, 2 * (gy[sel] - y0) / sh - 1], -1)
+        # Same operations as ``2 * (gx - x0) / sw - 1``, in place.
+        grid = np.empty((*gx.shape, 2), np.float32)
+        for c, (coord, origin, extent) in enumerate(((gx, x0, sw), (gy, y0, sh))):
+            coord -= origin
+            coord *= 2
+            coord /= extent
+            coord -= 1
+            grid[..., c] = coord
         # All faces of one frame in one call: their grids stacked vertically.
-        g = torch.from_numpy(grid.astype(np.float32)).reshape(1, len(sel) * size, size, 2)
+        g = torch.from_numpy(grid).reshape(1, len(sel) * size, size, 2)
         crops = F.grid_sample(img, g, mode="bilinear", padding_mode="zeros", align_corners=False)
         out[torch.from_numpy(sel)] = crops.reshape(3, len(sel), size, size).permute(1, 0, 2, 3)
     return out.round_().clamp_(0, 255)
