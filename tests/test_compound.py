@@ -97,3 +97,12 @@ def test_output_columns_ignore_aus_outside_the_table_and_match_scores():
     assert cols["compound"].tolist() == ref.names
     with pytest.raises(ValueError, match="compound table"):
         compound_output_columns(ex, EXPRESSIONS_8, au[:, :2], (43, 45), v)
+
+
+def test_supported_needs_constituent_emotions_and_table_aus():
+    from facebehavior.compound import compound_supported
+
+    assert compound_supported(EXPRESSIONS_8, (*AUS_17, 43))
+    assert not compound_supported(tuple(e for e in EXPRESSIONS_7 if e != "disgust"), AUS_17)
+    assert not compound_supported(EXPRESSIONS_7, (43, 45, None))
+    assert compound_supported(EXPRESSIONS_7, AUS_17, classes="emotionet")

@@ -124,3 +124,9 @@ def test_analyze_sample_video_end_to_end(tmp_path) -> None:
     assert df[schema.EXPRESSION_LABEL_COLUMN].isin(schema.EXPRESSIONS_8).all()
     va = df[[schema.VALENCE_COLUMN, schema.AROUSAL_COLUMN]]
     assert va.notna().all().all() and (va.abs() <= 1).all().all()
+    from facebehavior.compound import compound_columns
+
+    cc = compound_columns("rafdb")
+    assert set(cc) <= set(df.columns) and df["compound"].isin([c.removeprefix("compound_") for c in cc]).all()
+    # a score is an AU mean in [0, 1] + two expression probabilities + a valence bonus in [0, 1]
+    assert ((df[cc] >= 0) & (df[cc] <= 4)).all().all()

@@ -49,6 +49,7 @@ __all__ = [
     "compound_scores",
     "compound_columns",
     "compound_output_columns",
+    "compound_supported",
     "COMPOUND_LABEL_COLUMN",
 ]
 
@@ -195,3 +196,22 @@ def compound_output_columns(
     }
     cols[COMPOUND_LABEL_COLUMN] = np.asarray(pred.names, dtype=object)
     return cols
+
+
+def compound_supported(
+    emotions: Sequence[str], aus: Sequence[int | None], classes: str | Sequence[str] = "rafdb"
+) -> bool:
+    """Whether a model with these expression labels and AU codes can score ``classes``.
+
+    Every candidate needs its constituent emotions among ``emotions`` and at least one of its AUs
+    among ``aus`` (``None`` entries, labels that are not AU codes, are ignored).
+    """
+    names = CLASS_SETS[classes] if isinstance(classes, str) else tuple(classes)
+    have_e, have_a = set(emotions), {a for a in aus if a is not None}
+    for c in names:
+        constituents = (c,) if c in BASIC_6 else COMPOUND_CONSTITUENTS.get(c, ())
+        if c not in COMPOUND_TABLE.entries or not constituents or not set(constituents) <= have_e:
+            return False
+        if not set(COMPOUND_TABLE.entries[c]) & have_a:
+            return False
+    return True

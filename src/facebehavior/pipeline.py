@@ -821,7 +821,20 @@ def _prediction_columns(spec: Any, style: schema.ColumnStyle) -> list[str]:
             cols += [schema.VALENCE_COLUMN, schema.AROUSAL_COLUMN]
         else:
             cols += [f"{task}_{lb}" for lb in labels]
+    if _has_compound(spec):
+        from facebehavior.compound import COMPOUND_LABEL_COLUMN, compound_columns
+
+        cols += [*compound_columns("rafdb"), COMPOUND_LABEL_COLUMN]
     return cols
+
+
+def _has_compound(spec: Any) -> bool:
+    """Zero-shot compound scores need expression probabilities, AU probabilities and valence."""
+    if not all(t in spec.tasks for t in ("expression", "au", "va")):
+        return False
+    from facebehavior.compound import compound_supported
+
+    return compound_supported(tuple(spec.tasks["expression"]), [_au_number(lb) for lb in spec.tasks["au"]])
 
 
 def _prediction_values(
@@ -856,6 +869,15 @@ def _prediction_values(
         else:
             for k, lb in enumerate(labels):
                 cols[f"{task}_{lb}"] = v[:, k].astype(np.float32)
+    if _has_compound(spec):
+        from facebehavior.compound import compound_output_columns
+
+        ex_labels = tuple(spec.tasks["expression"])
+        au_labels = tuple(spec.tasks["au"])
+        ex = np.stack([cols[c] for c in schema.expression_columns(ex_labels)], axis=1)
+        au = np.stack([cols[schema.au_column(_au_number(lb), "prob", style)] for lb in au_labels], axis=1)
+        aus = tuple(_au_number(lb) for lb in au_labels)
+        cols.update(compound_output_columns(ex, ex_labels, au, aus, cols[schema.VALENCE_COLUMN]))
     return cols
 
 
