@@ -83,6 +83,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--plot", metavar="DIR", default=None, help="also save plots of the results into DIR")
     parser.add_argument(
+        "--smooth",
+        type=_odd,
+        default=None,
+        metavar="W",
+        help="also write OUT's stem + '.smoothed' + suffix: predictions median-filtered over W analysed "
+        "frames per face track (odd W; AUNets used 7)",
+    )
+    parser.add_argument(
         "--column-style",
         choices=("facebehavior", "openface"),
         default="facebehavior",
@@ -98,6 +106,13 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if v < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {v}")
+    return v
+
+
+def _odd(text: str) -> int:
+    v = _positive(text)
+    if v % 2 == 0:
+        raise argparse.ArgumentTypeError(f"the median window must be odd, got {v}")
     return v
 
 
@@ -248,6 +263,8 @@ def run(args: argparse.Namespace) -> int:
     if interrupted:
         _say(f"interrupted: finished chunks are saved; run again with --resume to continue ({args.output})")
         return EXIT_INTERRUPTED
+    if args.smooth:
+        _smooth(args)
     if args.plot:
         _plot(args)
     if failures:
@@ -256,6 +273,24 @@ def run(args: argparse.Namespace) -> int:
             _say(f"  {f}")
         return EXIT_SOME_FAILED
     return EXIT_OK
+
+
+def smoothed_path(output: str | Path) -> Path:
+    """Where ``--smooth`` writes: ``out.csv`` → ``out.smoothed.csv``."""
+    out = Path(output)
+    return out.with_name(f"{out.stem}.smoothed{out.suffix}")
+
+
+def _smooth(args: argparse.Namespace) -> None:
+    from facebehavior.io.writers import read_results, write_results
+    from facebehavior.temporal.smoothing import median_smooth
+
+    out = Path(args.output)
+    if not out.exists():
+        _say("no results to smooth")
+        return
+    path = write_results(median_smooth(read_results(out), args.smooth), smoothed_path(out))
+    _say(f"median-smoothed predictions (window {args.smooth}) written to {path}")
 
 
 def _plot(args: argparse.Namespace) -> None:

@@ -531,6 +531,22 @@ def read_results(path: str | Path):
     raise InputError(path, f"unknown results format; use one of {sorted(WRITER_FORMATS)}")
 
 
+def write_results(df, path: str | Path) -> Path:
+    """Write a whole results DataFrame at once (format by extension; no journal, replaces ``path``)."""
+    path = Path(path)
+    fmt = WRITER_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise InputError(path, f"unknown results format; use one of {sorted(WRITER_FORMATS)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "csv":
+        df.to_csv(path, index=False)
+    elif fmt == "jsonl":
+        df.to_json(path, orient="records", lines=True)
+    else:
+        df.to_parquet(path, index=False)
+    return path
+
+
 def _read_journal(path: Path) -> list[dict]:
     if not path.exists():
         return []
