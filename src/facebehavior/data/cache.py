@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facebehavior.data.labels import LabelTable
+from facebehavior.data.labels import OPTIONAL_ROW_ARRAYS, ROW_ARRAYS, LabelTable
 
 __all__ = [
     "CACHE_VERSION",
@@ -59,18 +59,6 @@ logger = logging.getLogger(__name__)
 CACHE_VERSION = 1
 STATUS_OK, STATUS_NO_FACE, STATUS_UNREADABLE = 0, 1, 2
 STATUS_NAMES = {STATUS_OK: "ok", STATUS_NO_FACE: "no_face", STATUS_UNREADABLE: "unreadable"}
-_LABEL_ARRAYS = (
-    "image",
-    "subject",
-    "video",
-    "frame",
-    "expression",
-    "au_occurrence",
-    "au_mask",
-    "va",
-    "va_mask",
-)
-_OPTIONAL_ARRAYS = ("au_intensity", "au_intensity_mask", "expression_dist")
 
 
 class CacheMismatchError(ValueError):
@@ -126,7 +114,7 @@ class CacheConfig:
 def save_table(table: LabelTable, path: str | Path) -> None:
     """Write a ``LabelTable`` to ``path`` (.npz, strings as unicode arrays: loadable without pickle)."""
     arrays: dict[str, np.ndarray] = {}
-    for name in _LABEL_ARRAYS + _OPTIONAL_ARRAYS:
+    for name in ROW_ARRAYS + OPTIONAL_ROW_ARRAYS:
         value = getattr(table, name)
         if value is None:
             continue

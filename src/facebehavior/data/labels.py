@@ -16,9 +16,14 @@ import numpy as np
 
 from facebehavior.schema import EXPRESSIONS_8
 
-__all__ = ["LabelTable", "NUM_EXPRESSIONS"]
+__all__ = ["LabelTable", "NUM_EXPRESSIONS", "ROW_ARRAYS", "OPTIONAL_ROW_ARRAYS"]
 
 NUM_EXPRESSIONS = len(EXPRESSIONS_8)
+# Per-row array fields of LabelTable: always present / possibly None.
+ROW_ARRAYS: tuple[str, ...] = (
+    "image", "subject", "video", "frame", "expression", "au_occurrence", "au_mask", "va", "va_mask",
+)  # fmt: skip
+OPTIONAL_ROW_ARRAYS: tuple[str, ...] = ("au_intensity", "au_intensity_mask", "expression_dist")
 
 
 @dataclass(frozen=True)

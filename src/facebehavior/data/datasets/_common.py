@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from facebehavior.data.datasets.base import DatasetNotFoundError, LabelFormatError
-from facebehavior.data.labels import LabelTable
+from facebehavior.data.labels import OPTIONAL_ROW_ARRAYS, ROW_ARRAYS, LabelTable
 
 logger = logging.getLogger(__name__)
 
@@ -187,23 +187,7 @@ def concat_tables(tables: Sequence[LabelTable], split: str) -> LabelTable:
         split=split,
         root=t0.root,
         aus=t0.aus,
-        **{
-            f: cat(f)
-            for f in (
-                "image",
-                "subject",
-                "video",
-                "frame",
-                "expression",
-                "au_occurrence",
-                "au_mask",
-                "au_intensity",
-                "au_intensity_mask",
-                "expression_dist",
-                "va",
-                "va_mask",
-            )
-        },  # fmt: skip
+        **{f: cat(f) for f in ROW_ARRAYS + OPTIONAL_ROW_ARRAYS},
         extra={
             k: np.concatenate([t.extra[k] for t in tables]) for k in keys if all(k in t.extra for t in tables)
         },
