@@ -212,3 +212,66 @@ def test_strong_overlap_keeps_id_through_an_abrupt_appearance_change(faces):
     tr_strict = FaceTracker(trust_iou=1.01)  # without trusting the overlap it becomes a new face
     tr_strict.update(dets_a, images_a)
     assert set(tr_strict.update(dets_b, images_b).face_id.tolist()) == {1}
+
+
+def _exit_and_return(gap: int) -> list[dict[int, tuple[float, float]]]:
+    """Person 0 is seen for 30 frames, leaves for ``gap`` frames, and comes back elsewhere."""
+    scene = [{0: (100.0 + 2 * k, 120.0), 1: (420.0, 200.0 + k)} for k in range(30)]
+    scene += [{1: (420.0, 230.0 + k * 0.5)} for k in range(gap)]
+    scene += [{1: (420.0, 230.0 + gap * 0.5), 0: (150.0, 330.0)} for _ in range(6)]
+    return scene
+
+
+@pytest.mark.parametrize("gap, same", [(30, True), (60, False)])
+def test_exit_and_return_is_the_same_at_any_frame_stride(faces, gap, same):
+    # reid_max_age = 45 frames of video: a face away for 30 frames gets its id back, one away for
+    # 60 frames is a new person — whether every frame, every 3rd or every 5th is analysed.
+    images, dets, truth = render(_exit_and_return(gap), faces)
+    for step in (1, 3, 5):
+        keep = np.arange(0, len(images), step)
+        sel = np.isin(dets.frame_index, keep)
+        sub = _subset(dets, sel, 0)
+        sub = Detections(
+            frame_index=sub.frame_index // step,
+            boxes=sub.boxes,
+            scores=sub.scores,
+            keypoints=sub.keypoints,
+        )
+        tracker = FaceTracker(reid_max_age=45, frame_step=step)
+        ids = track_in_chunks(tracker, images[keep], sub, chunk=8)
+        who, frame = truth[sel], dets.frame_index[sel]
+        before = set(ids[(who == 0) & (frame < 30)].tolist())
+        after = set(ids[(who == 0) & (frame >= 30)].tolist())
+        assert len(before) == 1 and len(after) == 1, (step, before, after)
+        assert (before == after) is same, (step, before, after)
+        assert set(ids[who == 1].tolist()) == {1}, step
+
+
+def test_state_dict_continues_exactly_and_is_a_copy(faces):
+    images, dets, _ = render(_scene(), faces)
+    whole = FaceTracker()
+    ids_whole = track_in_chunks(whole, images, dets, chunk=len(images))
+    cut = 50  # person 0 is away: its track lives only in the re-identification gallery
+    first = FaceTracker()
+    early = dets.frame_index < cut
+    ids_first = first.update(_subset(dets, early, 0), images[:cut]).face_id
+    state = first.state_dict()
+    second = FaceTracker()
+    second.load_state_dict(state)
+    for tr in state["tracks"]:  # the loaded tracker owns its arrays
+        tr["box"][:] = -1.0
+        if tr["thumb"] is not None:
+            tr["thumb"][:] = 0.0
+    ids_second = second.update(_subset(dets, ~early, cut), images[cut:]).face_id
+    np.testing.assert_array_equal(np.concatenate([ids_first, ids_second]), ids_whole)
+    a, b = whole.state_dict(), second.state_dict()
+    assert (a["next_id"], a["frame"]) == (b["next_id"], b["frame"]) == (3, len(images) - 1)
+    for ta, tb in zip(a["tracks"], b["tracks"], strict=True):
+        for k, v in ta.items():
+            np.testing.assert_array_equal(v, tb[k])
+    with pytest.raises(ValueError, match="next_id"):
+        FaceTracker().load_state_dict({"frame": 0, "tracks": []})
+    bad = first.state_dict()
+    del bad["tracks"][0]["thumb"]
+    with pytest.raises(ValueError, match="track 0"):
+        FaceTracker().load_state_dict(bad)

@@ -41,7 +41,7 @@ from facebehavior import schema
 from facebehavior.io import InputError
 from facebehavior.types import Detections, Frames
 
-__all__ = ["Analyzer", "Chunk", "analyze"]
+__all__ = ["Analyzer", "Chunk", "SkippedFace", "analyze"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,9 +49,6 @@ logger = logging.getLogger(__name__)
 # the frame's long side it starts missing faces (MediaPipe's own guidance: "within 2 m"). Frames
 # whose faces are all smaller than this go to the full-range model.
 SMALL_FACE_FRACTION = 0.2
-
-# The bundled affect model ``model="default"`` loads (recipes/default_model.yaml trains it).
-DEFAULT_MODEL_FILE = "fbn_mobile_ferplus.safetensors"
 
 
 @dataclass(frozen=True)
@@ -65,6 +62,8 @@ class Chunk:
         no_face: frames in which no face was found.
         last_frame: index of the last frame of the batch.
         done: this chunk ends the source.
+        skipped: faces found but left out of ``rows`` because they could not be aligned or
+            analysed (each is logged and listed in ``Analyzer.skipped_faces``).
         state: JSON-serialisable source state after the chunk — face tracker and ``--geometry``
             baseline (only with ``iter_chunks(snapshots=True)``), so a resumed run continues them.
     """
@@ -76,6 +75,22 @@ class Chunk:
     last_frame: int
     done: bool
     state: dict | None = None
+    skipped: int = 0
+
+
+@dataclass(frozen=True)
+class SkippedFace:
+    """A face that was found but could not be analysed; its frame's other faces were kept.
+
+    Attributes:
+        source: the source of the frame.
+        frame: frame index in the source.
+        reason: why (e.g. the alignment error).
+    """
+
+    source: str
+    frame: int
+    reason: str
 
 
 @dataclass
@@ -199,6 +214,7 @@ class Analyzer:
         self.max_pixels = max_pixels
         self.downscale_huge = downscale_huge
         self.failures: list[InputError] = []
+        self.skipped_faces: list[SkippedFace] = []
         self._detectors: dict[str, Any] = {}
         self._landmarker: Any = None
         self._model: Any = None
@@ -316,6 +332,7 @@ class Analyzer:
                 source resumed mid-way continues from it, so face ids and baselines carry on.
         """
         self.failures = []
+        self.skipped_faces = []
         skip = skip or {}
         if isinstance(inputs, np.ndarray):
             yield from self._run_array(inputs)
@@ -336,7 +353,7 @@ class Analyzer:
             if start > 0:
                 saved = resume_state(src.path) if resume_state is not None else None
                 if saved is not None:
-                    _restore(saved, state)
+                    _restore(saved, state, self.every)
                 else:
                     logger.warning(
                         "%s: no saved state; face ids and geometry baselines restart at frame %d",
@@ -361,6 +378,7 @@ class Analyzer:
         state = state or _SourceState()
         images = frames.images
         faces = self._landmark_faces(images) if self.uses_landmarks else self._detect(images)
+        faces = self._screen(frames, faces)
         faces.face_id = self._track(state, frames, faces)
         no_face = int(len(frames) - np.unique(faces.frame_index).size)
         return self._rows(frames, faces, state), no_face
@@ -379,8 +397,11 @@ class Analyzer:
             e = min(n, s + self.batch_size)
             idx = np.arange(s, e, dtype=np.int64)
             frames = Frames(arr[s:e], idx, np.zeros(e - s), "array")
+            before = len(self.skipped_faces)
             rows, no_face = self.process(frames, state)
-            yield Chunk("array", rows, e - s, no_face, e - 1, e == n)
+            yield Chunk(
+                "array", rows, e - s, no_face, e - 1, e == n, skipped=len(self.skipped_faces) - before
+            )
 
     def _run_source(
         self, src: Any, start: int, on_source: Callable | None, state: _SourceState, snapshots: bool
@@ -398,10 +419,11 @@ class Analyzer:
             )
             frames = Frames(img[None], np.zeros(1, np.int64), np.zeros(1), src.path)
             state.video = False  # geometry against the population neutral, no per-person baseline
+            before = len(self.skipped_faces)
             rows, no_face = self.process(frames, state)
             if no_face:
                 logger.info("%s: no face found", src.path)
-            yield Chunk(src.path, rows, 1, no_face, 0, True)
+            yield Chunk(src.path, rows, 1, no_face, 0, True, skipped=len(self.skipped_faces) - before)
             return
         if src.kind == "video":
             reader = VideoReader(src.path, batch_size=self.batch_size, every=self.every, start_frame=start)
@@ -415,9 +437,13 @@ class Analyzer:
                 # Hold each chunk back by one batch so the last one can be marked ``done``.
                 if pending is not None:
                     yield pending
+                before = len(self.skipped_faces)
                 rows, no_face = self.process(frames, state)
                 snap = _snapshot(state) if snapshots else None
-                pending = Chunk(src.path, rows, len(frames), no_face, int(frames.index[-1]), False, snap)
+                skipped = len(self.skipped_faces) - before
+                pending = Chunk(
+                    src.path, rows, len(frames), no_face, int(frames.index[-1]), False, snap, skipped
+                )
         except InputError:
             # The stream broke off (truncated file): keep what was analysed, then report.
             if pending is not None:
@@ -597,7 +623,7 @@ class Analyzer:
         from facebehavior.face.track import FaceTracker
 
         if state.tracker is None:
-            state.tracker = FaceTracker()
+            state.tracker = FaceTracker(frame_step=self.every)
         dets = Detections(faces.frame_index, faces.boxes, faces.scores, faces.keypoints)
         if len(dets) == 0:
             # Nothing to describe: only age the tracks by the batch's frames.
@@ -637,24 +663,36 @@ class Analyzer:
             cols.update(_geometry(faces.landmarks, faces.face_id, state.calibrator))
         self._resolve_model()
         if self._spec is not None:
-            cols.update(self._predict(frames.images, faces))
+            pred, ok = self._predict(frames, faces)
+            if not ok.all():
+                cols = {k: v[ok] for k, v in cols.items()}
+            cols.update(pred)
+            f = int(ok.sum())
         df = pd.DataFrame(cols)
         return df[self.columns] if f else _empty_frame(self.columns)
 
-    def _predict(self, images: np.ndarray, faces: _Faces) -> dict[str, np.ndarray]:
-        """Align the batch's faces to the model's template and run the model in one call."""
-        import torch
+    def _predict(self, frames: Frames, faces: _Faces) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Align the batch's faces to the model's template and run the model in one call.
 
-        from facebehavior.face.align import align_faces
+        A face whose alignment fails (e.g. ``DegenerateKeypointsError``) is skipped — logged and
+        recorded in ``skipped_faces`` — and the batch goes on with the others.
+
+        Returns:
+            ``(columns, kept)``: prediction columns for the kept faces and the (F,) bool mask of
+            the faces kept.
+        """
+        import torch
 
         spec = self._spec
         f = len(faces)
+        kept = np.ones(f, bool)
         if f == 0:
-            return {c: np.zeros(0, np.float32) for c in _prediction_columns(spec, self.column_style)}
+            return {c: np.zeros(0, np.float32) for c in _prediction_columns(spec, self.column_style)}, kept
+        crops, kept = self._align(frames, faces, spec.input)
+        if not kept.any():
+            return {c: np.zeros(0, np.float32) for c in _prediction_columns(spec, self.column_style)}, kept
         inp = spec.input
-        dets = Detections(faces.frame_index, faces.boxes, faces.scores, faces.keypoints)
-        aligned = align_faces(images, dets, size=inp.size, template=inp.template)
-        x = torch.from_numpy(aligned.crops).to(torch.float32).div_(255.0)  # (F, S, S, 3) in [0, 1]
+        x = torch.from_numpy(crops).to(torch.float32).div_(255.0)  # (F, S, S, 3) in [0, 1]
         if inp.channels == 1:
             # ITU-R BT.601 luma, as the grayscale FER corpora were made.
             x = (x * torch.tensor([0.299, 0.587, 0.114])).sum(-1, keepdim=True)
@@ -668,9 +706,69 @@ class Analyzer:
             raise TypeError(
                 f"model {spec.name!r} must return a dict of task outputs, got {type(out).__name__}"
             )
-        return _prediction_values(
+        cols = _prediction_values(
             spec, {k: v.float().cpu().numpy() for k, v in out.items()}, self.column_style
         )
+        return cols, kept
+
+    def _align(self, frames: Frames, faces: _Faces, inp: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Aligned crops (K, S, S, 3) uint8 of the faces that can be aligned, and the (F,) kept mask.
+
+        One batched warp; only if it fails are the faces aligned one by one to find the culprits.
+        """
+        from facebehavior.face.align import DegenerateKeypointsError, align_faces
+
+        f = len(faces)
+
+        def dets(idx: np.ndarray | slice) -> Detections:
+            return Detections(
+                faces.frame_index[idx], faces.boxes[idx], faces.scores[idx], faces.keypoints[idx]
+            )
+
+        try:
+            return align_faces(
+                frames.images, dets(slice(None)), size=inp.size, template=inp.template
+            ).crops, (np.ones(f, bool))
+        except Exception as batch_error:  # noqa: BLE001 - narrowed face by face below
+            crops, kept, errors = [], np.zeros(f, bool), []
+            for i in range(f):
+                try:
+                    one = align_faces(
+                        frames.images, dets(slice(i, i + 1)), size=inp.size, template=inp.template
+                    )
+                except Exception as e:  # noqa: BLE001 - a per-face failure must not stop the batch
+                    errors.append(e)
+                    self._skip(frames, faces.frame_index[i], f"alignment failed: {e}")
+                    continue
+                crops.append(one.crops)
+                kept[i] = True
+            if not kept.any() and not all(isinstance(e, DegenerateKeypointsError) for e in errors):
+                raise batch_error  # not a per-face problem (bad template, frames, ...)
+            empty = np.zeros((0, inp.size, inp.size, 3), np.uint8)
+            return (np.concatenate(crops) if crops else empty), kept
+
+    def _screen(self, frames: Frames, faces: _Faces) -> _Faces:
+        """Drop faces that cannot be analysed (non-finite or coincident keypoints/landmarks).
+
+        Each is logged and recorded in ``skipped_faces``; the frame's other faces are kept.
+        """
+        from facebehavior.face.align import alignable
+
+        if len(faces) == 0:
+            return faces
+        ok = alignable(faces.keypoints) & np.isfinite(faces.boxes).all(axis=1)
+        if faces.landmarks is not None:
+            ok &= np.isfinite(faces.landmarks).all(axis=(1, 2))
+        if ok.all():
+            return faces
+        for i in np.flatnonzero(~ok):
+            self._skip(frames, faces.frame_index[i], "keypoints or landmarks are non-finite or coincident")
+        return faces.take(np.flatnonzero(ok))
+
+    def _skip(self, frames: Frames, position: int, reason: str) -> None:
+        frame = int(frames.index[int(position)])
+        self.skipped_faces.append(SkippedFace(str(frames.source), frame, reason))
+        logger.warning("%s frame %d: face skipped (%s)", frames.source, frame, reason)
 
 
 # ---------------------------------------------------------------------------------------- helpers
@@ -737,45 +835,55 @@ def _dec(v: Any) -> Any:
 
 
 def _snapshot(state: _SourceState) -> dict:
-    """What a resumed run needs to continue a source exactly: tracker and geometry baseline."""
+    """What a resumed run needs to continue a source exactly: tracker and geometry baseline.
+
+    JSON-safe: the components' ``state_dict()`` with arrays base64-encoded (``_enc``).
+    """
     out: dict[str, Any] = {}
-    t = state.tracker
-    if t is not None:
-        tracks = [{f.name: _enc(getattr(tr, f.name)) for f in dataclasses.fields(tr)} for tr in t._tracks]
-        out["tracker"] = {"next_id": int(t._next_id), "frame": int(t._frame), "tracks": tracks}
-    c = state.calibrator
-    if c is not None:
+    if state.tracker is not None:
+        t = state.tracker.state_dict()
+        t["tracks"] = [{k: _enc(v) for k, v in tr.items()} for tr in t["tracks"]]
+        out["tracker"] = t
+    if state.calibrator is not None:
+        c = state.calibrator.state_dict()
         out["calibrator"] = {
-            "history": {str(k): _enc(v) for k, v in c._history.items()},
-            "count": {str(k): int(v) for k, v in c._count.items()},
+            "history": {str(k): _enc(v) for k, v in c["history"].items()},
+            "count": {str(k): int(v) for k, v in c["count"].items()},
         }
     return out
 
 
-def _restore(saved: dict, state: _SourceState) -> None:
-    """Continue a source from ``_snapshot`` output."""
+def _restore(saved: dict, state: _SourceState, every: int = 1) -> None:
+    """Continue a source from ``_snapshot`` output (``every``: the run's frame stride)."""
     if "tracker" in saved:
-        from facebehavior.face.track import FaceTracker, _Track
+        from facebehavior.face.track import FaceTracker
 
-        t = FaceTracker()
-        t._tracks = [_Track(**{k: _dec(v) for k, v in tr.items()}) for tr in saved["tracker"]["tracks"]]
-        t._next_id = int(saved["tracker"]["next_id"])
-        t._frame = int(saved["tracker"]["frame"])
-        state.tracker = t
+        t = dict(saved["tracker"])
+        t["tracks"] = [{k: _dec(v) for k, v in tr.items()} for tr in t["tracks"]]
+        state.tracker = FaceTracker(frame_step=every)
+        state.tracker.load_state_dict(t)
     if "calibrator" in saved:
         from facebehavior.temporal.calibration import PersonCalibrator
 
-        c = PersonCalibrator()
-        c._history = {int(k): _dec(v) for k, v in saved["calibrator"]["history"].items()}
-        c._count = {int(k): int(v) for k, v in saved["calibrator"]["count"].items()}
-        state.calibrator = c
+        c = saved["calibrator"]
+        state.calibrator = PersonCalibrator()
+        state.calibrator.load_state_dict(
+            {
+                "history": {int(k): _dec(v) for k, v in c["history"].items()},
+                "count": {int(k): int(v) for k, v in c["count"].items()},
+            }
+        )
 
 
 def _default_model_path() -> Path | None:
-    from facebehavior.models.weights import packaged_weights_dir
+    """The bundled affect model (``facebehavior.models.default``), or None if this install lacks it."""
+    from facebehavior.models.default import default_model_path
 
-    path = packaged_weights_dir() / DEFAULT_MODEL_FILE
-    return path if path.is_file() else None
+    try:
+        return default_model_path()
+    except FileNotFoundError as e:
+        logger.warning("%s", e)
+        return None
 
 
 def _geometry_columns() -> list[str]:

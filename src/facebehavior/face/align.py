@@ -34,6 +34,7 @@ __all__ = [
     "points_to_crop",
     "points_to_frame",
     "DegenerateKeypointsError",
+    "alignable",
 ]
 
 BorderMode = Literal["constant", "replicate"]
@@ -141,6 +142,27 @@ def template_points(
     return centre + (pts - centre) / m
 
 
+def alignable(points: np.ndarray) -> np.ndarray:
+    """Which faces' points define a similarity transform (the test ``estimate_similarity`` applies).
+
+    Args:
+        points: (F, K, 2) points in pixels (e.g. 5 keypoints per face).
+
+    Returns:
+        (F,) bool: False where a face's points are non-finite, (nearly) coincident (RMS spread
+        below 1e-3 px) or spread beyond float range.
+    """
+    p = np.asarray(points, dtype=np.float64)
+    if p.ndim != 3 or p.shape[-1] != 2:
+        raise ValueError(f"points must have shape (F, K, 2), got {p.shape}")
+    finite = np.isfinite(p).all(axis=(1, 2))
+    with np.errstate(over="ignore", invalid="ignore"):
+        centred = np.where(finite[:, None, None], p - p.mean(axis=1, keepdims=True), 0.0)
+        var = (centred**2).sum(axis=(1, 2))
+    # An infinite spread (points near the float range's end) cannot define a scale either.
+    return finite & np.isfinite(var) & (var > 1e-6 * p.shape[1])
+
+
 def estimate_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """Least-squares similarity transforms (rotation, uniform scale, translation) mapping src → dst.
 
@@ -168,14 +190,13 @@ def estimate_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     src, dst = np.broadcast_arrays(src, dst)
     if src.ndim != 3 or src.shape[-1] != 2 or src.shape[1] < 2:
         raise ValueError(f"points must have shape (F, K, 2) with K >= 2, got {src.shape}")
-    bad = ~np.isfinite(src).all(axis=(1, 2))
+    # Non-finite points, or a spread below 1e-3 px (RMS), cannot define a scale or rotation.
+    bad = ~alignable(src)
     mu_s = src.mean(axis=1, keepdims=True)
     mu_d = dst.mean(axis=1, keepdims=True)
     xs = src - mu_s
     xd = dst - mu_d
     var = (xs**2).sum(axis=(1, 2))
-    # Spread below 1e-3 px (RMS) cannot define a scale or rotation.
-    bad |= ~(var > 1e-6 * src.shape[1])
     if bad.any():
         idx = np.nonzero(bad)[0]
         raise DegenerateKeypointsError(

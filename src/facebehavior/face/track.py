@@ -26,7 +26,8 @@ State is carried across ``update`` calls, so a long video can be fed in chunks o
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
+from typing import Any
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -80,14 +81,14 @@ def _thumbnails(images: np.ndarray, detections: Detections) -> tuple[np.ndarray,
         thumbs (F, 16, 16, 3) float32 (NaN rows where keypoints cannot be aligned) and visible
         (F, 16, 16) bool.
     """
-    from facebehavior.face.align import crop_matrices, invert_affine, warp_faces
+    from facebehavior.face.align import alignable, crop_matrices, invert_affine, warp_faces
 
     f = len(detections)
     thumbs = np.full((f, _DESC_SIZE, _DESC_SIZE, 3), np.nan, np.float32)
     visible = np.zeros((f, _DESC_SIZE, _DESC_SIZE), bool)
     kp = detections.keypoints.astype(np.float64)
-    spread = np.nan_to_num((kp - kp.mean(axis=1, keepdims=True)) ** 2).sum(axis=(1, 2))
-    ok = np.isfinite(kp).all(axis=(1, 2)) & (spread > 1e-2)
+    ok = alignable(kp)
+    ok[ok] = ((kp[ok] - kp[ok].mean(axis=1, keepdims=True)) ** 2).sum(axis=(1, 2)) > 1e-2
     if not ok.any():
         return thumbs, visible
     mats = crop_matrices(kp[ok], _DESC_SIZE, "arcface", _DESC_MARGIN)
@@ -171,8 +172,10 @@ class FaceTracker:
         young_frames: a track younger than this may still be re-labelled to a lost identity.
         descriptor_momentum: smoothing of a track's appearance (0 = latest only).
 
-    Frame counts are of processed frames: when a video is subsampled (every n-th frame), scale
-    ``max_lost``, ``reid_max_age`` and ``young_frames`` down accordingly.
+        frame_step: source frames per processed frame (the stride of ``--every N``). Every
+            frame count above (``max_lost``, ``reid_max_age``, ``young_frames``) is in source
+            frames, so a face that leaves for a given time is handled the same at any stride; a
+            track seen on the previous processed frame can always be linked by motion.
     """
 
     def __init__(
@@ -188,7 +191,10 @@ class FaceTracker:
         appearance_weight: float = 1.0,
         young_frames: int = 12,
         descriptor_momentum: float = 0.8,
+        frame_step: int = 1,
     ) -> None:
+        if frame_step < 1:
+            raise ValueError(f"frame_step must be >= 1, got {frame_step}")
         self.iou_gate = float(iou_gate)
         self.centre_gate = float(centre_gate)
         self.max_lost = int(max_lost)
@@ -199,6 +205,7 @@ class FaceTracker:
         self.appearance_weight = float(appearance_weight)
         self.young_frames = int(young_frames)
         self.descriptor_momentum = float(descriptor_momentum)
+        self.frame_step = int(frame_step)
         self.reset()
 
     def reset(self) -> None:
@@ -211,6 +218,50 @@ class FaceTracker:
     def num_identities(self) -> int:
         """Number of distinct face ids handed out since the last reset."""
         return self._next_id
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything ``update`` carries from one call to the next (copies; settings excluded).
+
+        Returns:
+            ``{"next_id": int, "frame": int, "tracks": [...]}``: ``frame`` is the frame counter of
+            the last processed frame (source frames); each track is a dict with ``face_id``,
+            ``box`` (4,) and ``velocity`` (4,) float64 pixels (per source frame), ``descriptor``
+            (D,) float32 or None, ``thumb`` (16, 16, 3) float32 or None, ``last_seen`` and
+            ``first_seen`` (frame counters).
+        """
+        tracks = []
+        for t in self._tracks:
+            d = {f.name: getattr(t, f.name) for f in fields(t)}
+            tracks.append({k: v.copy() if isinstance(v, np.ndarray) else v for k, v in d.items()})
+        return {"next_id": int(self._next_id), "frame": int(self._frame), "tracks": tracks}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from ``state_dict()`` output (e.g. of a run that was interrupted).
+
+        Raises:
+            ValueError: ``state`` lacks a key or a track has the wrong fields; the message names them.
+        """
+        missing = {"next_id", "frame", "tracks"} - set(state)
+        if missing:
+            raise ValueError(f"tracker state lacks {sorted(missing)}; pass FaceTracker.state_dict() output")
+        names = {f.name for f in fields(_Track)}
+        tracks = []
+        for i, tr in enumerate(state["tracks"]):
+            if set(tr) != names:
+                raise ValueError(
+                    f"tracker state: track {i} has fields {sorted(tr)}, expected {sorted(names)}"
+                )
+            arr = {
+                k: None if tr[k] is None else np.array(tr[k])
+                for k in ("box", "velocity", "descriptor", "thumb")
+            }
+            if arr["box"] is None or arr["box"].shape != (4,) or arr["velocity"] is None:
+                raise ValueError(f"tracker state: track {i} needs a (4,) box and velocity")
+            ints = {k: int(tr[k]) for k in ("face_id", "last_seen", "first_seen")}
+            tracks.append(_Track(**arr, **ints))
+        self._tracks = tracks
+        self._next_id = int(state["next_id"])
+        self._frame = int(state["frame"])
 
     def update(
         self,
@@ -272,7 +323,7 @@ class FaceTracker:
         bounds = np.searchsorted(detections.frame_index[order], np.arange(num_frames + 1))
         for k in range(num_frames):
             sel = order[bounds[k] : bounds[k + 1]]
-            self._frame += 1
+            self._frame += self.frame_step
             ids[sel] = self._step(
                 detections.boxes[sel].astype(np.float64),
                 None if descriptors is None else descriptors[sel],
@@ -301,9 +352,9 @@ class FaceTracker:
         unmatched = list(range(n))
 
         # 1. Motion (+ appearance) links to recently seen tracks.
-        recent = [t for t in self._tracks if now - t.last_seen <= self.max_lost]
+        recent = [t for t in self._tracks if now - t.last_seen <= self._max_gap]
         if recent and n:
-            pred = np.stack([t.predict(now, self.max_lost) for t in recent])
+            pred = np.stack([t.predict(now, self._max_gap) for t in recent])
             iou = box_iou(pred, boxes)
             side = np.sqrt(np.maximum((pred[:, 2] - pred[:, 0]) * (pred[:, 3] - pred[:, 1]), 1.0))
             cp = (pred[:, :2] + pred[:, 2:]) / 2
@@ -358,7 +409,7 @@ class FaceTracker:
                 self._tracks.append(t)
             else:
                 gap = max(now - t.last_seen, 1)
-                if gap <= self.max_lost:
+                if gap <= self._max_gap:
                     t.velocity = 0.5 * t.velocity + 0.5 * (boxes[i] - t.box) / gap
                 else:
                     t.velocity = np.zeros(4)
@@ -368,6 +419,11 @@ class FaceTracker:
             out[i] = t.face_id
         self._relabel_young(out, partial, thumbs, visible)
         return out
+
+    @property
+    def _max_gap(self) -> int:
+        """Largest gap (source frames) bridged by motion: ``max_lost``, at least one processed frame."""
+        return max(self.max_lost, self.frame_step)
 
     def _update_appearance(self, t: _Track, d: np.ndarray | None, th: np.ndarray | None) -> None:
         """Exponential moving average of a track's thumbnail (or, without one, its descriptor)."""

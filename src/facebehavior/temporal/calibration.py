@@ -116,6 +116,40 @@ class PersonCalibrator:
         self._history: dict[Hashable, np.ndarray] = {}
         self._count: dict[Hashable, int] = {}
 
+    def state_dict(self) -> dict[str, Any]:
+        """The per-face history ``update`` carries across chunks (copies; settings excluded).
+
+        Returns:
+            ``{"history": {face_id: (T, C) float64 last frames}, "count": {face_id: frames seen}}``.
+        """
+        return {
+            "history": {k: v.copy() for k, v in self._history.items()},
+            "count": {k: int(v) for k, v in self._count.items()},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from ``state_dict()`` output (e.g. of an interrupted run).
+
+        Raises:
+            ValueError: a key is missing, a history is not (T, C), or the two maps name different faces.
+        """
+        missing = {"history", "count"} - set(state)
+        if missing:
+            raise ValueError(
+                f"calibrator state lacks {sorted(missing)}; pass PersonCalibrator.state_dict() output"
+            )
+        history = {k: np.array(v, dtype=np.float64) for k, v in state["history"].items()}
+        count = {k: int(v) for k, v in state["count"].items()}
+        if set(history) != set(count):
+            raise ValueError(
+                f"calibrator state: history has faces {sorted(history, key=str)}, count has "
+                f"{sorted(count, key=str)}"
+            )
+        bad = [k for k, v in history.items() if v.ndim != 2]
+        if bad:
+            raise ValueError(f"calibrator state: history of face(s) {bad} is not (T, C)")
+        self._history, self._count = history, count
+
     def baseline(self, face_id: Hashable) -> np.ndarray | None:
         """The baseline the next frame of ``face_id`` would get from history alone, or None if unseen."""
         hist = self._history.get(face_id)
