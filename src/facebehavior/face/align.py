@@ -260,15 +260,13 @@ def crop_matrices(
     return estimate_similarity(kp, template_points(template, size, margin))
 
 
-def _sample_grid(size: int, k: int) -> torch.Tensor:
-    """Homogeneous crop coordinates (u, v, 1) of the k×k sub-samples of every crop pixel.
+def _sample_positions(size: int, k: int) -> torch.Tensor:
+    """Crop coordinates of the k sub-samples of every crop pixel along one axis.
 
     Returns:
-        (size*k * size*k, 3) float64, rows in raster order of the supersampled grid.
+        (size*k,) float32: pixel j's sub-samples at ``j + (i + 0.5) / k - 0.5``, i = 0..k-1.
     """
-    q = (torch.arange(size * k, dtype=torch.float64) + 0.5) / k - 0.5
-    v, u = torch.meshgrid(q, q, indexing="ij")
-    return torch.stack([u.reshape(-1), v.reshape(-1), torch.ones(u.numel(), dtype=torch.float64)], 1)
+    return ((torch.arange(size * k, dtype=torch.float64) + 0.5) / k - 0.5).to(torch.float32)
 
 
 def warp_faces(
@@ -327,12 +325,13 @@ def warp_faces(
         ks = np.ones(f, np.int64)
     dev = images.device if is_torch else torch.device("cpu")
     pad = "zeros" if border == "constant" else "border"
-    grids: dict[int, torch.Tensor] = {}
+    axes: dict[int, torch.Tensor] = {}
     out = torch.empty((f, 3, size, size), dtype=torch.float32, device=dev)
     for i in range(f):
         k = int(ks[i])
-        if k not in grids:
-            grids[k] = _sample_grid(size, k)
+        if k not in axes:
+            axes[k] = _sample_positions(size, k).to(dev)
+        q = axes[k]
         # Frame position of the grid's corner samples -> the region the bilinear taps can reach.
         lo, hi = (0.5 / k - 0.5), size - 0.5 - 0.5 / k
         corners = inv[i, :, :2] @ np.array([[lo, hi, lo, hi], [lo, lo, hi, hi]]) + inv[i, :, 2:]
@@ -361,15 +360,28 @@ def warp_faces(
                 ],
             ]
         )
-        grid = (grids[k] @ torch.from_numpy(a.T)).to(device=dev, dtype=torch.float32)
+        # Normalised sample coordinates as outer sums of the two axes (x = a00 u + a01 v + a02, ...);
+        # float32 is ample: they err by ~1e-7, i.e. ~1e-5 px on a 250 px region.
+        a32 = torch.from_numpy(a.astype(np.float32)).to(dev)
+        gx = (a32[0, 0] * q)[None, :] + (a32[0, 1] * q + a32[0, 2])[:, None]
+        gy = (a32[1, 0] * q)[None, :] + (a32[1, 1] * q + a32[1, 2])[:, None]
+        grid = torch.stack([gx, gy], -1)
         crop = torch.nn.functional.grid_sample(
             region.permute(2, 0, 1)[None],
-            grid.view(1, size * k, size * k, 2),
+            grid[None],
             mode="bilinear",
             padding_mode=pad,
             align_corners=False,
         )
-        out[i] = torch.nn.functional.avg_pool2d(crop, k)[0] if k > 1 else crop[0]
+        if k > 1:  # mean of each k×k block (strided sums: cheaper than avg_pool2d here)
+            acc = crop[0, :, 0::k, 0::k].clone()
+            for dy in range(k):
+                for dx in range(k):
+                    if dy or dx:
+                        acc += crop[0, :, dy::k, dx::k]
+            out[i] = acc.mul_(1.0 / (k * k))
+        else:
+            out[i] = crop[0]
     return out.permute(0, 2, 3, 1).round_().clamp_(0, 255).to(torch.uint8).cpu().numpy()
 
 
