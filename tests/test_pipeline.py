@@ -321,3 +321,23 @@ def test_dedupe_keeps_the_more_confident_of_overlapping_tracks():
     fi = np.array([0, 0, 1, 0])
     _, p, f = _dedupe(pts, pres, fi)
     assert p.tolist() == pytest.approx([0.9, 0.8, 0.6]) and f.tolist() == [0, 1, 0]
+
+
+def test_tracked_faces_run_the_detector_on_key_frames_only(sample_frames):
+    """With landmarks, FaceMesh follows the faces: the detector sees 2 of 16 frames, not all 16."""
+    from facebehavior.face.detect import create_detector
+
+    seen: list[int] = []
+    det = create_detector("blazeface_short")
+
+    def counting(images: np.ndarray) -> Detections:
+        seen.append(len(images))
+        return det(images)
+
+    frames = np.concatenate([sample_frames, sample_frames[::-1][:6]])  # 16 frames, faces throughout
+    df = Analyzer(detector=counting, model=None, redetect_every=8, batch_size=16).analyze(frames)
+    assert df.groupby("frame").size().tolist() == [2] * 16
+    assert seen == [2]  # one call on the key frames 0 and 8
+    seen.clear()
+    an = Analyzer(detector=counting, model=None, redetect_every=8, batch_size=16, max_faces=2)
+    assert len(an.analyze(frames)) == 32 and seen == [2]
