@@ -10,6 +10,10 @@ Each thread setting runs in its own process (torch's thread pool is process-wide
 
     python benchmarks/pipeline_speed.py                 # 1 thread vs torch's default, both modes
     python benchmarks/pipeline_speed.py --frames 300
+    python benchmarks/pipeline_speed.py --backends      # also FaceMesh/BlazeFace: torch vs onnxruntime
+
+Figures are printed both as wall-clock fps and as frames per CPU-second of the process
+(``time.process_time``: all its threads), which is what matters on a shared machine.
 
 Modes: ``tracked`` is the library's default (detector on key frames, FaceMesh follows the face);
 ``detect-every-frame`` runs the detector on every frame (``landmarks=False``, no FaceMesh).
@@ -18,6 +22,7 @@ Modes: ``tracked`` is the library's default (detector on key frames, FaceMesh fo
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import subprocess
 import sys
@@ -119,14 +124,47 @@ def measure(threads: int, n: int, mode: str) -> dict:
             "fps": n / wall, "cpu_fps": n / cpu, "ms_per_frame": ms}  # fmt: skip
 
 
+def measure_backends(threads: int, repeats: int = 30) -> dict:
+    """CPU and wall ms per face of the two face networks, PyTorch vs onnxruntime, in this process."""
+    import torch
+
+    from facebehavior._runtime import configure_allocator, configure_threads
+    from facebehavior.face.detect import create_detector
+    from facebehavior.face.landmarks.facemesh import FaceMeshLandmarker
+
+    configure_threads(threads)
+    configure_allocator()  # as the Analyzer does
+    crops = torch.rand(4, 3, 192, 192) * 255  # one FaceMesh wave of a 32-frame batch
+    frames = make_clip(4)
+    out: dict[str, list[float]] = {}
+    for backend in ("torch", "onnx"):
+        lm = FaceMeshLandmarker(backend=backend)
+        det = create_detector("blazeface_short", backend=backend)
+        for name, fn in (
+            (f"FaceMesh {backend}", functools.partial(lm.raw, crops)),
+            (f"BlazeFace {backend}", functools.partial(det, frames)),
+        ):
+            fn()
+            t, c = time.perf_counter(), time.process_time()
+            for _ in range(repeats):
+                fn()
+            out[name] = [
+                1000 * (time.process_time() - c) / repeats / 4,
+                1000 * (time.perf_counter() - t) / repeats / 4,
+            ]
+    return {"threads": torch.get_num_threads(), "ms": out}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--frames", type=int, default=160)
     p.add_argument("--threads", type=int, default=None, help="(internal) run one setting and print JSON")
-    p.add_argument("--mode", default=None, choices=("tracked", "detect-every-frame"))
+    p.add_argument("--mode", default=None, choices=("tracked", "detect-every-frame", "backends"))
+    p.add_argument("--backends", action="store_true", help="also time the face networks: torch vs onnx")
     a = p.parse_args()
     if a.threads is not None:
-        print(json.dumps(measure(a.threads, a.frames, a.mode)))
+        r = measure_backends(a.threads) if a.mode == "backends" else measure(a.threads, a.frames, a.mode)
+        print(json.dumps(r))
         return
     import os
 
@@ -156,6 +194,16 @@ def main() -> None:
             print(f"{mode:>20}  threads={r['threads']}  {speed}  {faces}")
             stages = ", ".join(f"{k} {v:.1f}" for k, v in r["ms_per_frame"].items())
             print(f"{'':>22}CPU ms/frame: {stages}")
+    if a.backends:
+        print("face networks alone, batch 4 (FaceMesh: per 192 px crop; BlazeFace short: per 640x480 frame)")
+        for threads in (1, default):
+            cmd = [sys.executable, __file__, "--threads", str(threads), "--mode", "backends"]
+            r = json.loads(
+                subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.splitlines()[-1]
+            )
+            for name, (cpu, wall) in r["ms"].items():
+                print(f"{name:>20}  threads={r['threads']}  {cpu:6.2f} CPU ms  {wall:6.2f} wall ms")
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

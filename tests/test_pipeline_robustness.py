@@ -41,6 +41,12 @@ def test_unalignable_face_is_skipped_and_recorded_others_kept(tiny_checkpoint, c
     assert [(s.source, s.frame) for s in an.skipped_faces] == [("array", k) for k in range(4)]
     assert all("coincident" in s.reason for s in an.skipped_faces)
     assert sum("face skipped" in r.getMessage() for r in caplog.records) == 4
+    # a long run of bad faces logs a few warnings, records them all
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="facebehavior.pipeline"):
+        an.analyze(square_frames(12, second=True))
+    assert len(an.skipped_faces) == 12
+    assert sum("face skipped" in r.getMessage() for r in caplog.records) == 5
 
 
 def test_alignment_failure_of_one_face_keeps_the_batch(tiny_checkpoint, monkeypatch):  # noqa: F811

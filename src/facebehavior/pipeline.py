@@ -50,6 +50,9 @@ logger = logging.getLogger(__name__)
 # whose faces are all smaller than this go to the full-range model.
 SMALL_FACE_FRACTION = 0.2
 
+# Skipped faces (``Analyzer.skipped_faces``) logged as warnings per source; the rest at debug level.
+_SKIP_WARNINGS = 5
+
 
 @dataclass(frozen=True)
 class Chunk:
@@ -215,6 +218,7 @@ class Analyzer:
         self.downscale_huge = downscale_huge
         self.failures: list[InputError] = []
         self.skipped_faces: list[SkippedFace] = []
+        self._skip_counts: dict[str, int] = {}
         self._detectors: dict[str, Any] = {}
         self._landmarker: Any = None
         self._model: Any = None
@@ -333,6 +337,7 @@ class Analyzer:
         """
         self.failures = []
         self.skipped_faces = []
+        self._skip_counts = {}
         skip = skip or {}
         if isinstance(inputs, np.ndarray):
             yield from self._run_array(inputs)
@@ -766,9 +771,16 @@ class Analyzer:
         return faces.take(np.flatnonzero(ok))
 
     def _skip(self, frames: Frames, position: int, reason: str) -> None:
+        """Record a face left out of the rows; the first few per source are logged as warnings."""
         frame = int(frames.index[int(position)])
-        self.skipped_faces.append(SkippedFace(str(frames.source), frame, reason))
-        logger.warning("%s frame %d: face skipped (%s)", frames.source, frame, reason)
+        source = str(frames.source)
+        self.skipped_faces.append(SkippedFace(source, frame, reason))
+        n = self._skip_counts[source] = self._skip_counts.get(source, 0) + 1
+        if n <= _SKIP_WARNINGS:
+            more = " (further ones of this source at debug level)" if n == _SKIP_WARNINGS else ""
+            logger.warning("%s frame %d: face skipped (%s)%s", source, frame, reason, more)
+        else:
+            logger.debug("%s frame %d: face skipped (%s)", source, frame, reason)
 
 
 # ---------------------------------------------------------------------------------------- helpers
