@@ -280,9 +280,10 @@ def warp_faces(
 ) -> np.ndarray:
     """Warp square crops out of frames with bilinear sampling.
 
-    Each crop pixel (u, v) takes the frame value at ``M⁻¹ (u, v)``. When a face is shrunk by more
-    than 2×, every crop pixel averages a k×k grid of bilinear samples (k = ceil(1/scale), at most
-    4, chosen per face) so that downscaling does not alias.
+    Each crop pixel (u, v) takes the frame value at ``M⁻¹ (u, v)``. When a face is shrunk
+    (scale < 1), every crop pixel averages a k×k grid of bilinear samples (k = ceil(1/scale), at
+    most 4, chosen per face: 2 for a shrink up to 2×, 3 up to 3×, ...) so that downscaling does not
+    alias.
 
     Only the pixels a face's samples can touch are read: for each face the bounding box of its
     sample points (plus the one-pixel bilinear reach), clipped to the frame, is cut out of the
@@ -360,12 +361,12 @@ def warp_faces(
                 ],
             ]
         )
-        # Normalised sample coordinates as outer sums of the two axes (x = a00 u + a01 v + a02, ...);
+        # Normalised sample coordinates as an outer sum of the two axes ((x, y) = A (u, v, 1));
         # float32 is ample: they err by ~1e-7, i.e. ~1e-5 px on a 250 px region.
-        a32 = torch.from_numpy(a.astype(np.float32)).to(dev)
-        gx = (a32[0, 0] * q)[None, :] + (a32[0, 1] * q + a32[0, 2])[:, None]
-        gy = (a32[1, 0] * q)[None, :] + (a32[1, 1] * q + a32[1, 2])[:, None]
-        grid = torch.stack([gx, gy], -1)
+        a32 = torch.from_numpy(a.T.astype(np.float32)).to(dev)  # rows: d/du, d/dv, offset
+        along_u = q[:, None] * a32[0]  # (S*k, 2)
+        along_v = q[:, None] * a32[1] + a32[2]
+        grid = along_u[None, :, :] + along_v[:, None, :]  # (S*k, S*k, 2) in one pass
         crop = torch.nn.functional.grid_sample(
             region.permute(2, 0, 1)[None],
             grid[None],
@@ -404,7 +405,7 @@ def align_faces(
         template: template name (``TEMPLATES``; ``"arcface@1.3"`` also sets the margin) or ``Template``.
         margin: looseness (``None``: the template's own; 1.5 shows 1.5× more around the face).
         border: what lies outside the frame: ``"constant"`` black or ``"replicate"`` edges.
-        antialias: supersample when a face is shrunk more than 2×.
+        antialias: supersample when a face is shrunk (see ``warp_faces``).
 
     Returns:
         AlignedFaces with crops (F, size, size, 3) uint8, frame → crop ``matrices`` and their
