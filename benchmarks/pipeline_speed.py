@@ -11,6 +11,7 @@ Each thread setting runs in its own process (torch's thread pool is process-wide
     python benchmarks/pipeline_speed.py                 # 1 thread vs torch's default, both modes
     python benchmarks/pipeline_speed.py --frames 300
     python benchmarks/pipeline_speed.py --backends      # also FaceMesh/BlazeFace: torch vs onnxruntime
+    python benchmarks/pipeline_speed.py --end-to-end    # also the whole analysis of samples/video.mp4
 
 Figures are printed both as wall-clock fps and as frames per CPU-second of the process
 (``time.process_time``: all its threads), which is what matters on a shared machine.
@@ -161,6 +162,9 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=None, help="(internal) run one setting and print JSON")
     p.add_argument("--mode", default=None, choices=("tracked", "detect-every-frame", "backends"))
     p.add_argument("--backends", action="store_true", help="also time the face networks: torch vs onnx")
+    p.add_argument(
+        "--end-to-end", action="store_true", help="also time Analyzer() (default model) on samples/video.mp4"
+    )
     a = p.parse_args()
     if a.threads is not None:
         r = measure_backends(a.threads) if a.mode == "backends" else measure(a.threads, a.frames, a.mode)
@@ -203,6 +207,19 @@ def main() -> None:
             )
             for name, (cpu, wall) in r["ms"].items():
                 print(f"{name:>20}  threads={r['threads']}  {cpu:6.2f} CPU ms  {wall:6.2f} wall ms")
+    if a.end_to_end:
+        from facebehavior import Analyzer
+
+        Analyzer().analyze(REPO / "samples" / "video.mp4")  # warm-up: models loaded
+        an = Analyzer()
+        t, c = time.perf_counter(), time.process_time()
+        df = an.analyze(REPO / "samples" / "video.mp4")
+        wall, cpu = time.perf_counter() - t, time.process_time() - c
+        n = df["frame"].nunique()
+        print(
+            f"end to end, samples/video.mp4 ({n} frames, {len(df)} faces; decoding, faces, default affect "
+            f"model, rows): {n / wall:.1f} fps wall, {n / cpu:.1f} per CPU-second (threads={an.threads})"
+        )
     print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 

@@ -72,7 +72,13 @@ def test_alignment_failure_of_one_face_keeps_the_batch(tiny_checkpoint, monkeypa
     cols = schema.expression_columns(schema.EXPRESSIONS_8) + [schema.VALENCE_COLUMN]
     np.testing.assert_allclose(df[cols].to_numpy(), alone[cols].to_numpy(), atol=1e-6)
 
-    # A failure that is not about particular faces (here every face fails the same way) is raised.
+    # A batch whose only faces all fail gives no rows, not an error.
+    only_bad = np.zeros((2, 96, 128, 3), np.uint8)
+    only_bad[:, 30:60, 100:125] = 180
+    an = Analyzer(detector=SquareDetector(), landmarks=False, model=tiny_checkpoint)
+    assert len(an.analyze(only_bad)) == 0 and len(an.skipped_faces) == 2
+
+    # An error that is not about a face's data (here a KeyError, as for an unknown template) is raised.
     def broken(images, detections, **kw):
         raise KeyError("unknown alignment template")
 

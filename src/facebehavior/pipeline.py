@@ -52,6 +52,9 @@ SMALL_FACE_FRACTION = 0.2
 
 # Skipped faces (``Analyzer.skipped_faces``) logged as warnings per source; the rest at debug level.
 _SKIP_WARNINGS = 5
+# Errors one face's data can cause while it is aligned (degenerate or absurd keypoints, singular
+# matrices, a crop outside any frame): that face is skipped. Anything else propagates.
+_PER_FACE_ERRORS = (ValueError, ArithmeticError, IndexError, RuntimeError)
 
 
 @dataclass(frozen=True)
@@ -720,37 +723,35 @@ class Analyzer:
         """Aligned crops (K, S, S, 3) uint8 of the faces that can be aligned, and the (F,) kept mask.
 
         One batched warp; only if it fails are the faces aligned one by one to find the culprits.
+        Errors a face's data can cause (``_PER_FACE_ERRORS``: value, arithmetic, index and runtime
+        errors, ``DegenerateKeypointsError`` among them) skip that face; others (an unknown
+        template, a wrong type) are not about faces and propagate.
         """
-        from facebehavior.face.align import DegenerateKeypointsError, align_faces
+        from facebehavior.face.align import align_faces
 
         f = len(faces)
 
-        def dets(idx: np.ndarray | slice) -> Detections:
+        def dets(idx: slice) -> Detections:
             return Detections(
                 faces.frame_index[idx], faces.boxes[idx], faces.scores[idx], faces.keypoints[idx]
             )
 
         try:
-            return align_faces(
-                frames.images, dets(slice(None)), size=inp.size, template=inp.template
-            ).crops, (np.ones(f, bool))
-        except Exception as batch_error:  # noqa: BLE001 - narrowed face by face below
-            crops, kept, errors = [], np.zeros(f, bool), []
-            for i in range(f):
-                try:
-                    one = align_faces(
-                        frames.images, dets(slice(i, i + 1)), size=inp.size, template=inp.template
-                    )
-                except Exception as e:  # noqa: BLE001 - a per-face failure must not stop the batch
-                    errors.append(e)
-                    self._skip(frames, faces.frame_index[i], f"alignment failed: {e}")
-                    continue
-                crops.append(one.crops)
-                kept[i] = True
-            if not kept.any() and not all(isinstance(e, DegenerateKeypointsError) for e in errors):
-                raise batch_error  # not a per-face problem (bad template, frames, ...)
-            empty = np.zeros((0, inp.size, inp.size, 3), np.uint8)
-            return (np.concatenate(crops) if crops else empty), kept
+            al = align_faces(frames.images, dets(slice(None)), size=inp.size, template=inp.template)
+            return al.crops, np.ones(f, bool)
+        except _PER_FACE_ERRORS:
+            pass
+        crops, kept = [], np.zeros(f, bool)
+        for i in range(f):
+            try:
+                one = align_faces(frames.images, dets(slice(i, i + 1)), size=inp.size, template=inp.template)
+            except _PER_FACE_ERRORS as e:
+                self._skip(frames, faces.frame_index[i], f"alignment failed: {type(e).__name__}: {e}")
+                continue
+            crops.append(one.crops)
+            kept[i] = True
+        empty = np.zeros((0, inp.size, inp.size, 3), np.uint8)
+        return (np.concatenate(crops) if crops else empty), kept
 
     def _screen(self, frames: Frames, faces: _Faces) -> _Faces:
         """Drop faces that cannot be analysed (non-finite or coincident keypoints/landmarks).
