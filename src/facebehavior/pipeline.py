@@ -1,6 +1,7 @@
 """The Analyzer: frames → faces → landmarks → aligned crops → affect predictions → rows.
 
-Stages, each run on whole batches (no per-face Python loop on the hot path):
+Stages, each run on whole batches (the only per-face loop on the hot path cuts each face's
+neighbourhood out of its frame for the warps, a few microseconds of Python per face):
 
 1. **frames** — images, videos and webcams are read in batches of ``batch_size`` frames
    (``facebehavior.io``); every batch of one source becomes one *chunk* of results.
@@ -14,7 +15,8 @@ Stages, each run on whole batches (no per-face Python loop on the hot path):
    (presence below ``min_presence``). This is where the speed comes from: FaceMesh alone per
    frame instead of detector + FaceMesh. With landmarks, a face's box is the box of its 468
    points and ``det_score`` its FaceMesh presence.
-4. **alignment** — a 5-point similarity warp onto the affect model's template, batched.
+4. **alignment** — a 5-point similarity warp onto the affect model's template, one call per batch;
+   a face that cannot be aligned is skipped and recorded (``Analyzer.skipped_faces``).
 5. **tracking** — a ``face_id`` per person across frames (``facebehavior.face.track``).
 6. **head pose** — pitch/yaw/roll from the 468 landmarks (``facebehavior.face.pose``).
 7. **affect model** — one protocol: the checkpoint's ``WeightSpec`` gives the input size, colour,
@@ -181,7 +183,8 @@ class Analyzer:
         device: torch device for every network.
         threads: torch intra-op threads (``None``: ``$FACEBEHAVIOR_THREADS`` or the library default).
         batch_size: frames per batch (and per written chunk).
-        every: analyse every ``every``-th video frame.
+        every: analyse every ``every``-th video frame (face tracking still counts video frames:
+            ``FaceTracker(frame_step=every)``).
         max_faces: keep at most this many faces per frame (highest scores first).
         column_style: ``"facebehavior"`` (``AU12_prob``) or ``"openface"`` (``AU12_c``) column names.
         redetect_every: with landmarks, run the detector at least every this many frames to pick
