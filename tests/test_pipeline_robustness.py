@@ -160,3 +160,19 @@ def test_calibrator_state_round_trip_through_the_snapshot():
         PersonCalibrator().load_state_dict({"history": {}})
     with pytest.raises(ValueError, match=r"\(T, C\)"):
         PersonCalibrator().load_state_dict({"history": {1: np.zeros(3)}, "count": {1: 1}})
+
+
+def test_allocator_setting_is_applied_once_and_can_be_declined():
+    import os
+    import platform
+    import subprocess
+    import sys
+
+    code = "from facebehavior._runtime import configure_allocator as c; print(c(), c())"
+    env = {k: v for k, v in os.environ.items() if k != "FACEBEHAVIOR_ALLOCATOR"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    assert out.stdout.split() == ([str(glibc)] * 2)
+    env["FACEBEHAVIOR_ALLOCATOR"] = "default"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
