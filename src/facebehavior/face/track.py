@@ -20,7 +20,8 @@ normalised grey thumbnail plus an 8×8 colour thumbnail (hair, skin and clothing
 separate people well within one video). It identifies faces within one source, not across
 sources; call ``reset()`` before each new video.
 
-State is carried across ``update`` calls, so a long video can be fed in chunks of frames.
+State is carried across ``update`` calls, so a long video can be fed in chunks of frames; it can
+be saved and restored with ``state_dict()`` / ``load_state_dict()`` (resuming an interrupted run).
 """
 
 from __future__ import annotations
@@ -171,7 +172,6 @@ class FaceTracker:
         appearance_weight: weight of appearance dissimilarity in the motion-link cost.
         young_frames: a track younger than this may still be re-labelled to a lost identity.
         descriptor_momentum: smoothing of a track's appearance (0 = latest only).
-
         frame_step: source frames per processed frame (the stride of ``--every N``). Every
             frame count above (``max_lost``, ``reid_max_age``, ``young_frames``) is in source
             frames, so a face that leaves for a given time is handled the same at any stride; a
