@@ -12,6 +12,7 @@ Neither FER2013 nor FER+ has AU labels, so this checks consistency, not AU accur
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,8 @@ import torch
 from facebehavior.models.default import default_model_path, load_default_model, predict
 from facebehavior.relatedness import get_table
 
-FER_NPZ = Path("/work/shared/datasets/fer2013/fer2013.npz")
+# The FER2013/FER+ file: $FACEBEHAVIOR_FER2013/fer2013.npz (default: the sibling shared folder).
+FER_NPZ = Path(os.environ.get("FACEBEHAVIOR_FER2013", "../shared/datasets/fer2013")) / "fer2013.npz"
 FERPLUS_COLS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -307,6 +308,22 @@ def test_shipped_recipes_parse(path, monkeypatch):
     from facebehavior.models import list_models
 
     assert r.model.name in list_models()
+
+
+def test_exported_recipe_keeps_env_placeholders(tmp_path, monkeypatch):
+    """Exported checkpoints carry the recipe as written, not this machine's expanded data paths."""
+    from facebehavior.models.weights import load_weights
+    from facebehavior.train.runner import export_model
+
+    monkeypatch.setenv("FACEBEHAVIOR_DATA", str(tmp_path / "private" / "data"))
+    r = load_recipe(Path(__file__).parent.parent / "recipes" / "ferplus_small.yaml")
+    assert r.data.sets["expr"].root == str(tmp_path / "private" / "data" / "fer2013")
+    r.model.kwargs.update(width=0.25)
+    path = tmp_path / "m.safetensors"
+    export_model(FaceBehaviorModule(r), path)
+    stored = load_weights(path)[1].extra["recipe"]
+    assert stored["data"]["sets"]["expr"]["root"] == "${FACEBEHAVIOR_DATA}/fer2013"
+    assert "private" not in path.read_bytes()[:65536].decode("latin-1")
 
 
 def test_cli_reports_bad_recipe(tmp_path):

@@ -41,13 +41,14 @@ Paths in a recipe may use ``${ENV_VAR}`` (expanded) and are relative to the work
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 __all__ = [
     "AugmentConfig",
@@ -356,9 +357,21 @@ class Recipe:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     stages: list[StageConfig] = field(default_factory=list)
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-data form (for logging and the exported spec)."""
+    def to_dict(self, as_written: bool = False) -> dict[str, Any]:
+        """Plain-data form (for logging and the exported spec).
+
+        Args:
+            as_written: return the recipe's data as read (after overrides, before ``${ENV_VAR}``
+                expansion), so files that travel (exported checkpoints) do not carry one
+                machine's data paths. Recipes built in code have no written form and give the
+                expanded one.
+        """
+        if as_written and self._as_written is not None:
+            return copy.deepcopy(self._as_written)
         return dataclasses.asdict(self)
+
+    # The data parse_recipe() built this recipe from (not a recipe key).
+    _as_written: ClassVar[dict[str, Any] | None] = None
 
 
 _ENV = re.compile(r"\$\{(\w+)\}")
@@ -502,6 +515,7 @@ def parse_recipe(data: dict[str, Any]) -> Recipe:
     """
     recipe = _build(Recipe, data, "recipe")
     _validate(recipe)
+    recipe._as_written = copy.deepcopy(data)
     return recipe
 
 

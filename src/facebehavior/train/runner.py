@@ -170,7 +170,7 @@ def export_model(module: FaceBehaviorModule, path: Path, extra: dict[str, Any] |
         tasks=module.tasks,
         licence=r.checkpoint.licence,
         source=f"facebehavior train, recipe {r.name!r}",
-        extra={"recipe": r.to_dict(), **(extra or {})},
+        extra={"recipe": r.to_dict(as_written=True), **(extra or {})},
     )
     return save_checkpoint(module.model.state_dict(), spec, path)
 
