@@ -250,6 +250,10 @@ def test_exported_checkpoint_loads_and_matches(tmp_path):
     assert res["expression"]["macro_f1"] == pytest.approx(
         sk.f1_score(y, p, average="macro", labels=list(range(8)), zero_division=0)
     )
+    f1_macro = sk.f1_score(y, p, average="macro", labels=list(range(8)), zero_division=0)
+    assert res["expression"]["score_0.67f1_0.33acc"] == pytest.approx(
+        0.67 * f1_macro + 0.33 * sk.accuracy_score(y, p)
+    )
     assert compute_metrics(pred, load_weights(path1)[1])["expression"]["n"] == 12
     cm = np.asarray(res["expression"]["confusion_matrix"])
     np.testing.assert_array_equal(cm, sk.confusion_matrix(y, p, labels=list(range(8))))
@@ -343,3 +347,39 @@ def test_inference_does_not_import_lightning():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_compute_metrics_au_and_va_against_sklearn():
+    """The AU report (masked, soft targets at >= 0.5) and VA CCC, recomputed independently."""
+    from types import SimpleNamespace
+
+    from facebehavior.train.evaluate import compute_metrics
+
+    sk = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(3)
+    n = 40
+    target = rng.random((n, 3)).astype(np.float32)
+    prob = rng.random((n, 3)).astype(np.float32)
+    mask = np.ones((n, 3), np.float32)
+    mask[:10, 1] = 0  # AU2 unannotated on 10 rows
+    mask[:, 2] = 0  # AU4 never annotated: left out of the report
+    va = rng.uniform(-1, 1, (n, 2)).astype(np.float32)
+    pred_va = (va + rng.normal(0, 0.3, (n, 2))).astype(np.float32)
+    pred = {"au": target, "pred_au": prob, "au_mask": mask, "va": va, "pred_va": pred_va,
+            "va_mask": np.ones(n, np.float32)}  # fmt: skip
+    spec = SimpleNamespace(tasks={"au": ("AU01", "AU02", "AU04"), "va": ("valence", "arousal")})
+    res = compute_metrics(pred, spec)
+    assert set(res["au"]["per_au_f1"]) == {"AU01", "AU02"}
+    f1s, tp_tn, total = [], 0, 0
+    for j, name in enumerate(("AU01", "AU02")):
+        m = mask[:, j] > 0
+        y, p = target[m, j] >= 0.5, prob[m, j] >= 0.5
+        f1s.append(sk.f1_score(y, p, zero_division=0))
+        assert res["au"]["per_au_f1"][name] == pytest.approx(f1s[-1])
+        assert res["au"]["per_au_accuracy"][name] == pytest.approx(sk.accuracy_score(y, p))
+        tp_tn, total = tp_tn + int((y == p).sum()), total + int(m.sum())
+    assert res["au"]["f1_mean"] == pytest.approx(np.mean(f1s))
+    assert res["au"]["abaw_score"] == pytest.approx(0.5 * np.mean(f1s) + 0.5 * tp_tn / total)
+    v, pv = va[:, 0].astype(np.float64), pred_va[:, 0].astype(np.float64)
+    ccc = 2 * np.cov(v, pv, bias=True)[0, 1] / (v.var() + pv.var() + (v.mean() - pv.mean()) ** 2)
+    assert res["va"]["valence"]["ccc"] == pytest.approx(ccc, rel=1e-5)

@@ -6,9 +6,9 @@ preprocessed by the spec's input rule, exactly as ``Analyzer`` would. Metrics co
 
 - expression (samples with a single-class label, e.g. the FER+ majority): accuracy, mean diagonal
   of the normalised confusion matrix (= UAR), macro F1, per-class F1, the confusion matrix, and
-  FaceBehaviorNet's / ABAW's ``0.67·F1 + 0.33·accuracy``;
-- AU (annotated samples per AU): per-AU F1 and accuracy, mean F1 (soft targets count as present
-  at >= 0.5);
+  FaceBehaviorNet's / ABAW's ``0.67·F1 + 0.33·accuracy`` and the EmotioNet expression score;
+- AU (annotated samples per AU): per-AU F1 and accuracy, mean F1, the ABAW and EmotioNet AU scores
+  (soft targets count as present at >= 0.5);
 - VA: CCC, RMSE and Pearson per dimension.
 """
 
@@ -84,7 +84,8 @@ def compute_metrics(pred: dict[str, np.ndarray], spec: WeightSpec) -> dict[str, 
                 "accuracy": acc,
                 "mean_diagonal": metrics.mean_diagonal(y, p, C),
                 "macro_f1": metrics.macro_f1(y, p, C),
-                "score_0.67f1_0.33acc": 0.67 * metrics.macro_f1(y, p, C) + 0.33 * acc,
+                "score_0.67f1_0.33acc": metrics.abaw_expr_score(y, p, C),
+                "emotionet_score": metrics.emotionet_expr_score(y, p, C),
                 "per_class_f1": dict(zip(labels, map(float, f1), strict=True)),
                 "per_class_support": dict(zip(labels, map(int, np.bincount(y, minlength=C)), strict=True)),
                 "labels": labels,
@@ -101,6 +102,8 @@ def compute_metrics(pred: dict[str, np.ndarray], spec: WeightSpec) -> dict[str, 
         res["au"] = {
             "n": int((msk.sum(1) > 0).sum()),
             "f1_mean": float(np.mean(f1)),
+            "abaw_score": metrics.abaw_au_score(t, p, msk),
+            "emotionet_score": metrics.emotionet_au_score(t, p, msk),
             "per_au_f1": dict(zip(names, map(float, f1), strict=True)),
             "per_au_accuracy": dict(zip(names, map(float, acc), strict=True)),
         }
