@@ -241,3 +241,14 @@ def test_resume_with_other_columns_is_refused(tmp_path, squares, capsys, ext):
     assert main(["analyze", str(tmp_path / "v.mp4"), "-o", str(out), "--resume", *args]) == 2
     assert "holds other columns than these options produce" in capsys.readouterr().err
     pd.testing.assert_frame_equal(read_results(out), before)
+
+
+def test_option_pairs_parse_the_same_for_prepare_and_evaluate():
+    from facebehavior.commands import parse_options
+
+    got = parse_options(["camera=right", "aus=[1, 2, 4]", 'corpus="mine"', "majority=microsoft", "k=a: b: c"])
+    want = {"camera": "right", "aus": (1, 2, 4), "corpus": "mine", "majority": "microsoft"}
+    assert got == {**want, "k": "a: b: c"}
+    for bad in ("novalue", "=3"):
+        with pytest.raises(ValueError, match="KEY=VALUE"):
+            parse_options([bad])

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from facebehavior.commands import add_option_argument, parse_options
+
 __all__ = ["add_arguments", "run"]
 
 logger = logging.getLogger(__name__)
@@ -21,13 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", required=True, help="dataset adapter name (e.g. ferplus, fer2013)")
     parser.add_argument("--root", required=True, help="corpus folder in its official layout")
     parser.add_argument("--split", default="test", help="split name (default: test)")
-    parser.add_argument(
-        "--option",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="adapter option (value parsed as YAML)",
-    )
+    add_option_argument(parser, "adapter option")
     parser.add_argument("--out", help="folder for metrics.json, CSV tables and confusion_matrix.png")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--tta-flip", action="store_true", help="average predictions over the mirrored image")
@@ -61,8 +57,6 @@ def _print(res: dict) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate; returns 0, or 2 with a one-line message on bad input."""
-    import yaml
-
     from facebehavior._runtime import configure_threads
     from facebehavior.data.datasets import DatasetNotFoundError, LabelFormatError
     from facebehavior.models.weights import CheckpointError
@@ -70,13 +64,11 @@ def run(args: argparse.Namespace) -> int:
     from facebehavior.train.evaluate import evaluate_checkpoint, save_report
 
     configure_threads()
-    options = {}
-    for o in args.option:
-        if "=" not in o:
-            logger.error("--option %r must look like KEY=VALUE", o)
-            return 2
-        k, v = o.split("=", 1)
-        options[k] = yaml.safe_load(v)
+    try:
+        options = parse_options(args.option)
+    except ValueError as e:
+        logger.error("%s", e)
+        return 2
     cfg = SetConfig(dataset=args.dataset, root=args.root, split=args.split, options=options)
     try:
         res, _ = evaluate_checkpoint(args.checkpoint, cfg, batch_size=args.batch_size, tta_flip=args.tta_flip)

@@ -14,10 +14,11 @@ the summary printed at the end.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
+
+from facebehavior.commands import add_option_argument, parse_options
 
 logger = logging.getLogger(__name__)
 
@@ -64,28 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="trust the corpus' own face crops (e.g. Aff-Wild2 cropped_aligned): resize only",
     )
     parser.add_argument("--overwrite", action="store_true", help="rebuild complete shards too")
-    parser.add_argument(
-        "--option",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help='adapter keyword argument, VALUE parsed as JSON if it can be (camera="right", aus=[1,2,4])',
-    )
-
-
-def _options(pairs: list[str]) -> dict[str, object]:
-    out: dict[str, object] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--option expects KEY=VALUE, got {pair!r}")
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-        if isinstance(out[key], list):
-            out[key] = tuple(out[key])  # type: ignore[arg-type]
-    return out
+    add_option_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -111,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
             facemesh=not args.no_facemesh,
             detect=not args.no_detect,
         )
-        adapter = create_dataset(args.dataset, args.root, **_options(args.option))
+        adapter = create_dataset(args.dataset, args.root, **parse_options(args.option))
         for split in args.split:
             table = adapter.load(split)
             out = (
