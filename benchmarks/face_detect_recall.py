@@ -30,6 +30,18 @@ SCALES = (1.0, 0.5, 0.25, 0.18, 0.12)
 CANVAS = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
 
 
+def _count_found(dets: dict, img: np.ndarray, centres: np.ndarray, side: np.ndarray, found: dict) -> None:
+    """Add to ``found[name]`` the ground-truth faces each detector finds in ``img`` (HWC uint8):
+    a face counts when a detection's centre lies within half the face's side of its centre."""
+    for n, det in dets.items():
+        d = det(img[None])
+        if len(d) == 0:
+            continue
+        dc = (d.boxes[:, :2] + d.boxes[:, 2:]) / 2
+        dist = np.linalg.norm(centres[:, None] - dc[None], axis=2).min(1)
+        found[n] += int((dist < side / 2).sum())
+
+
 def main() -> None:
     torch.set_num_threads(1)
     photos = [np.asarray(Image.open(PHOTOS / f"group{i}.jpg").convert("RGB")) for i in range(1, 7)]
@@ -67,13 +79,7 @@ def main() -> None:
             centres = (boxes[:, :2] + boxes[:, 2:]) / 2
             side = boxes[:, 2] - boxes[:, 0]
             sides.extend(side)
-            for n, det in dets.items():
-                d = det(img[None])
-                if len(d) == 0:
-                    continue
-                dc = (d.boxes[:, :2] + d.boxes[:, 2:]) / 2
-                dist = np.linalg.norm(centres[:, None] - dc[None], axis=2).min(1)
-                found[n] += int((dist < side / 2).sum())
+            _count_found(dets, img, centres, side, found)
         total = sum(EXPECTED)
         row = " ".join(f"{found[n]:>7}/{total} {100 * found[n] / total:4.0f}%" for n in dets)
         print(f"{s:>6.2f} {round(960 * s):>8} {np.median(sides):>16.0f} {row}")
@@ -94,13 +100,7 @@ def main() -> None:
             centres = (boxes[:, :2] + boxes[:, 2:]) / 2
             side = boxes[:, 2] - boxes[:, 0]
             rel.extend(side / W)
-            for n, det in dets.items():
-                d = det(img[None])
-                if len(d) == 0:
-                    continue
-                dc = (d.boxes[:, :2] + d.boxes[:, 2:]) / 2
-                dist = np.linalg.norm(centres[:, None] - dc[None], axis=2).min(1)
-                found[n] += int((dist < side / 2).sum())
+            _count_found(dets, img, centres, side, found)
         total = sum(EXPECTED)
         row = " ".join(f"{found[n]:>7}/{total} {100 * found[n] / total:4.0f}%" for n in dets)
         print(f"{k:>6.1f} {np.median(rel):>16.3f} {row}")

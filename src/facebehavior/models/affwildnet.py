@@ -47,6 +47,14 @@ __all__ = [
 NUM_LANDMARKS = 68
 
 
+def _check_clip(clip: torch.Tensor, input_size: tuple[int, int]) -> None:
+    """Raise a clear error unless ``clip`` is ``(B, T, C, H, W)`` at the model's input size."""
+    if clip.dim() != 5 or tuple(clip.shape[-2:]) != input_size:
+        raise ValueError(
+            f"expected a clip (B, T, 3, {input_size[0]}, {input_size[1]}), got {tuple(clip.shape)}"
+        )
+
+
 def _flat_landmarks(landmarks: torch.Tensor, clip: torch.Tensor) -> torch.Tensor:
     if landmarks.shape[:2] != clip.shape[:2]:
         raise ValueError(
@@ -74,11 +82,7 @@ class _VGGFeatures(nn.Module):
         self.fc_features = fc
 
     def forward(self, clip: torch.Tensor, landmarks: torch.Tensor) -> dict[str, torch.Tensor]:
-        if clip.dim() != 5 or tuple(clip.shape[-2:]) != self.input_size:
-            raise ValueError(
-                f"expected a clip (B, T, 3, {self.input_size[0]}, {self.input_size[1]}), "
-                f"got {tuple(clip.shape)}"
-            )
+        _check_clip(clip, self.input_size)
         lm = _flat_landmarks(landmarks, clip)
         b, t = clip.shape[:2]
         feats = self.trunk.forward_features(clip.reshape(b * t, *clip.shape[2:]))
@@ -133,11 +137,7 @@ class AffWildNet(nn.Module):
         self.task_labels = {"va": ("valence", "arousal")}
 
     def forward(self, clip: torch.Tensor, landmarks: torch.Tensor) -> dict[str, torch.Tensor]:
-        if clip.dim() != 5 or tuple(clip.shape[-2:]) != self.input_size:
-            raise ValueError(
-                f"expected a clip (B, T, 3, {self.input_size[0]}, {self.input_size[1]}), "
-                f"got {tuple(clip.shape)}"
-            )
+        _check_clip(clip, self.input_size)
         lm = _flat_landmarks(landmarks, clip)
         b, t = clip.shape[:2]
         feats = self.cnn(clip.reshape(b * t, *clip.shape[2:])).reshape(b, t, -1)
