@@ -238,17 +238,21 @@ _DU2014 = (
     "2014, Table 1"
 )
 
+# Du et al. (2014), the six basic emotions: prototypical AUs and observational AUs with the fraction
+# of subjects showing them (the compound table below repeats these rows).
+_DU2014_BASIC: dict[str, tuple[tuple[int, ...], dict[int, float]]] = {
+    "happiness": ((12, 25), {6: 0.51}),
+    "sadness": ((4, 15), {1: 0.6, 6: 0.5, 11: 0.26, 17: 0.67}),
+    "fear": ((1, 4, 20, 25), {2: 0.57, 5: 0.63, 26: 0.33}),
+    "anger": ((4, 7, 24), {10: 0.26, 17: 0.52, 23: 0.29}),
+    "surprise": ((1, 2, 25, 26), {5: 0.66}),
+    "disgust": ((9, 10, 17), {4: 0.31, 24: 0.26}),
+}
+
 TABLE_A: RelatednessTable = _table(
     "du2014_basic",
     _DU2014 + "; as quoted in FaceBehaviorNet (Kollias et al.) Table 1",
-    {
-        "happiness": ((12, 25), {6: 0.51}),
-        "sadness": ((4, 15), {1: 0.6, 6: 0.5, 11: 0.26, 17: 0.67}),
-        "fear": ((1, 4, 20, 25), {2: 0.57, 5: 0.63, 26: 0.33}),
-        "anger": ((4, 7, 24), {10: 0.26, 17: 0.52, 23: 0.29}),
-        "surprise": ((1, 2, 25, 26), {5: 0.66}),
-        "disgust": ((9, 10, 17), {4: 0.31, 24: 0.26}),
-    },
+    _DU2014_BASIC,
 )
 
 TABLE_B: RelatednessTable = _table(
@@ -269,12 +273,7 @@ COMPOUND_TABLE: RelatednessTable = _table(
     "du2014_compound",
     _DU2014,
     {
-        "happiness": ((12, 25), {6: 0.51}),
-        "sadness": ((4, 15), {1: 0.6, 6: 0.5, 11: 0.26, 17: 0.67}),
-        "fear": ((1, 4, 20, 25), {2: 0.57, 5: 0.63, 26: 0.33}),
-        "anger": ((4, 7, 24), {10: 0.26, 17: 0.52, 23: 0.29}),
-        "surprise": ((1, 2, 25, 26), {5: 0.66}),
-        "disgust": ((9, 10, 17), {4: 0.31, 24: 0.26}),
+        **_DU2014_BASIC,
         "happily_surprised": ((1, 2, 12, 25), {5: 0.64, 26: 0.67}),
         "happily_disgusted": ((10, 12, 25), {4: 0.32, 6: 0.61, 9: 0.59}),
         "sadly_fearful": ((1, 4, 20, 25), {2: 0.46, 5: 0.24, 6: 0.34, 15: 0.30}),

@@ -45,6 +45,18 @@ def _pyplot():
     return plt
 
 
+def _save(fig: Any, path: str | Path) -> Path:
+    """Lay out ``fig``, write it to ``path`` (parents created), close it; returns the path."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def _time(df: Any) -> tuple[np.ndarray, str]:
     t = df["timestamp"].to_numpy(np.float64)
     if np.isfinite(t).all() and np.ptp(t) > 0:
@@ -108,12 +120,7 @@ def plot_timeseries(df: Any, path: str | Path, *, source: str | None = None) -> 
             if i == 0:
                 ax.set_title(f"{Path(source).name} — face {fid}", fontsize=9)
         axes[-1, j].set_xlabel(tlabel)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_va_scatter(df: Any, path: str | Path) -> Path:
@@ -133,12 +140,7 @@ def plot_va_scatter(df: Any, path: str | Path) -> Path:
     ax.set(xlim=(-1, 1), ylim=(-1, 1), xlabel="valence", ylabel="arousal", aspect="equal")
     if df.groupby(["source", "face_id"]).ngroups <= 12:
         ax.legend(fontsize=6, loc="lower right")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def draw_overlay(image: np.ndarray, rows: Any, *, label: str | None = "expression") -> np.ndarray:
