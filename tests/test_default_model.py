@@ -84,7 +84,7 @@ def test_heldout_ferplus_behaviour(default) -> None:
     images = d["images"][test]
     probs = predict_expression_probs(model, spec, images)
     acc = float((probs[keep].argmax(1) == label[keep]).mean())
-    assert acc > 0.65, f"FER+ accuracy on 600 held-out faces fell to {acc:.3f} (0.685 when shipped)"
+    assert acc > 0.72, f"FER+ accuracy on 600 held-out faces fell to {acc:.3f} (0.764 when shipped)"
     out = predict(model, spec, images)
     happy, neutral, sad = (
         label == schema.EXPRESSIONS_8.index(e) for e in ("happiness", "neutral", "sadness")
