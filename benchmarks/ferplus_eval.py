@@ -38,6 +38,9 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
+    import numpy as np
+
+    from facebehavior import metrics
     from facebehavior.data.datasets import create_dataset
     from facebehavior.data.datasets.fer2013 import SPLIT_USAGE, ferplus_majority_microsoft
     from facebehavior.train.config import SetConfig
@@ -59,10 +62,17 @@ def main() -> None:
     y = ferplus_majority_microsoft(votes)
     valid = y >= 0
     p = pred["pred_expression"].argmax(1)
-    acc = float((p[valid] == y[valid]).mean())
-    print(f"ferplus_strict  n={int(valid.sum()):5d}  accuracy {acc:.4f}")
-    for c, f in e["per_class_f1"].items():
-        print(f"  {c:<10} F1 {f:.4f}  n={e['per_class_support'][c]}")
+    yv, pv = y[valid], p[valid]
+    C = len(e["labels"])
+    acc, f1, md = metrics.accuracy(yv, pv), metrics.macro_f1(yv, pv, C), metrics.mean_diagonal(yv, pv, C)
+    n = int(valid.sum())
+    print(f"ferplus_strict  n={n:5d}  accuracy {acc:.4f}  macro F1 {f1:.4f}  mean diagonal {md:.4f}")
+    strict_f1 = metrics.f1_per_class(yv, pv, C)
+    strict_n = np.bincount(yv, minlength=C)
+    print(f"  {'class':<10} {'F1 majority (n)':>18} {'F1 ferplus_strict (n)':>24}")
+    for i, c in enumerate(e["labels"]):
+        print(f"  {c:<10} {e['per_class_f1'][c]:>8.4f} ({e['per_class_support'][c]:>5}) "
+              f"{strict_f1[i]:>13.4f} ({strict_n[i]:>5})")  # fmt: skip
 
 
 if __name__ == "__main__":
