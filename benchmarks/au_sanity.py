@@ -12,17 +12,16 @@ Neither FER2013 nor FER+ has AU labels, so this checks consistency, not AU accur
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from facebehavior.data.datasets.fer2013 import NPZ_NAME, default_root
 from facebehavior.models.default import default_model_path, load_default_model, predict
 from facebehavior.relatedness import get_table
 
-# The FER2013/FER+ file: $FACEBEHAVIOR_FER2013/fer2013.npz (default: the sibling shared folder).
-FER_NPZ = Path(os.environ.get("FACEBEHAVIOR_FER2013", "../shared/datasets/fer2013")) / "fer2013.npz"
+FER_NPZ = default_root() / NPZ_NAME  # $FACEBEHAVIOR_FER2013/fer2013.npz
 FERPLUS_COLS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt")
 
 

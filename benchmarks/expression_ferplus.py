@@ -29,7 +29,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -39,11 +38,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from facebehavior.data.datasets.fer2013 import ferplus_majority_microsoft  # noqa: E402
+from facebehavior.data.datasets.fer2013 import NPZ_NAME, default_root, ferplus_majority_microsoft  # noqa: E402
 from facebehavior.schema import EXPRESSIONS_8  # noqa: E402
 
-# The FER2013/FER+ file: $FACEBEHAVIOR_FER2013/fer2013.npz (default: the sibling shared folder).
-FER_NPZ = Path(os.environ.get("FACEBEHAVIOR_FER2013", "../shared/datasets/fer2013")) / "fer2013.npz"
+FER_NPZ = default_root() / NPZ_NAME  # $FACEBEHAVIOR_FER2013/fer2013.npz
 # FER+ vote columns → EXPRESSIONS_8 index; FER2013 label (Angry, Disgust, Fear, Happy, Sad, Surprise,
 # Neutral) → EXPRESSIONS_8 index.
 FERPLUS_COLS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt")

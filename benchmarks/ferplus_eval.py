@@ -20,34 +20,31 @@ Checkpoint selection must use PublicTest (``--split val``) only; PrivateTest is 
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint")
-    parser.add_argument(
-        "--root", default=os.environ.get("FACEBEHAVIOR_FER2013", "../shared/datasets/fer2013")
-    )
+    parser.add_argument("--root", help="folder of fer2013.npz (default: $FACEBEHAVIOR_FER2013)")
     parser.add_argument("--split", default="test", help="test = PrivateTest, val = PublicTest")
     parser.add_argument("--tta-flip", action="store_true")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
 
+    import numpy as np
     import torch
 
     torch.set_num_threads(args.threads)
-    import numpy as np
-
     from facebehavior import metrics
     from facebehavior.data.datasets import create_dataset
-    from facebehavior.data.datasets.fer2013 import SPLIT_USAGE, ferplus_majority_microsoft
+    from facebehavior.data.datasets.fer2013 import SPLIT_USAGE, default_root, ferplus_majority_microsoft
     from facebehavior.train.config import SetConfig
     from facebehavior.train.evaluate import evaluate_checkpoint
 
     t0 = time.perf_counter()
-    cfg = SetConfig(dataset="ferplus", root=args.root, split=args.split)
+    root = str(args.root or default_root())
+    cfg = SetConfig(dataset="ferplus", root=root, split=args.split)
     res, pred = evaluate_checkpoint(args.checkpoint, cfg, batch_size=512, tta_flip=args.tta_flip)
     e = res["expression"]
     print(f"checkpoint {args.checkpoint}")
@@ -56,7 +53,7 @@ def main() -> None:
     print(f"majority        n={e['n']:5d}  accuracy {e['accuracy']:.4f}  macro F1 {e['macro_f1']:.4f}  "
           f"mean diagonal {e['mean_diagonal']:.4f}")  # fmt: skip
 
-    ds = create_dataset("ferplus", args.root)
+    ds = create_dataset("ferplus", root)
     raw = ds.raw
     votes = raw.votes[raw.usage == SPLIT_USAGE[args.split]]
     y = ferplus_majority_microsoft(votes)

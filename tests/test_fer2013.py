@@ -200,3 +200,12 @@ def test_shared_npz_counts():
     assert (rep["groups"], rep["rows"], rep["cross_split_groups"]) == (1516, 3369, 531)
     assert len(ds.load("val")) == 3589 and len(ds.load("test")) == 3589
     assert len(ds.load("train")) == 28709 - rep["train_rows_excluded"]
+
+
+def test_default_root_follows_the_environment(monkeypatch, tmp_path):
+    from facebehavior.data.datasets.fer2013 import default_root
+
+    monkeypatch.setenv("FACEBEHAVIOR_FER2013", str(tmp_path))
+    assert default_root() == tmp_path
+    monkeypatch.delenv("FACEBEHAVIOR_FER2013")
+    assert default_root().as_posix().endswith("shared/datasets/fer2013")

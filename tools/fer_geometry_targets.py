@@ -19,7 +19,6 @@ used as a *weak* target (small loss weight, only on faces with high presence).
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
@@ -27,11 +26,11 @@ import numpy as np
 import torch
 
 from facebehavior import schema
+from facebehavior.data.datasets.fer2013 import NPZ_NAME, default_root
 from facebehavior.face.geometry import GEOMETRY_AUS, measure, weak_au_targets
 from facebehavior.face.landmarks.facemesh import FaceMeshLandmarker, FaceRoi
 
-# The FER2013/FER+ file: $FACEBEHAVIOR_FER2013/fer2013.npz (default: the sibling shared folder).
-FER_NPZ = Path(os.environ.get("FACEBEHAVIOR_FER2013", "../shared/datasets/fer2013")) / "fer2013.npz"
+FER_NPZ = default_root() / NPZ_NAME  # $FACEBEHAVIOR_FER2013/fer2013.npz
 PAD = 16  # px of edge replication around the 48 px crop
 # Face box of a FER crop as measured with MTCNN keypoints (eyes at y≈0.38, mouth at y≈0.78 of the
 # side): centre slightly below the image centre, side ≈ 0.8 of the crop.

@@ -18,18 +18,18 @@ FER2013 in ``benchmarks/expression_ferplus.py``.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from facebehavior.data.datasets.fer2013 import NPZ_NAME, default_root
+
 TFLITE = {
     "facex": "facex/facex/assets/model_optimized.tflite",
     "fer_minixception": "fer/fer/data/emotion_model_quantized.tflite",
 }
-# The FER2013/FER+ file: $FACEBEHAVIOR_FER2013/fer2013.npz (default: the sibling shared folder).
-FER_NPZ = Path(os.environ.get("FACEBEHAVIOR_FER2013", "../shared/datasets/fer2013")) / "fer2013.npz"
+FER_NPZ = default_root() / NPZ_NAME  # $FACEBEHAVIOR_FER2013/fer2013.npz
 
 
 def _ports():

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import os
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -63,6 +64,7 @@ __all__ = [
     "ferplus_majority_microsoft",
     "read_fer2013_csv",
     "read_fer2013_npz",
+    "default_root",
 ]
 
 logger = logging.getLogger(__name__)
@@ -118,6 +120,15 @@ class FERRaw:
     usage: np.ndarray
     votes: np.ndarray | None
     source: str
+
+
+ROOT_ENV = "FACEBEHAVIOR_FER2013"
+
+
+def default_root() -> Path:
+    """Folder of ``fer2013.npz`` for the benchmarks and tools: ``$FACEBEHAVIOR_FER2013``, else
+    ``../shared/datasets/fer2013`` relative to the working directory (the development checkout)."""
+    return Path(os.environ.get(ROOT_ENV, "../shared/datasets/fer2013"))
 
 
 def read_fer2013_npz(path: str | Path) -> FERRaw:
