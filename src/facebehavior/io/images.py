@@ -1,10 +1,11 @@
 """Still images → (H, W, 3) uint8 RGB arrays, whatever the file's mode.
 
-Pillow decodes JPEG, PNG, BMP, TIFF and WebP (plus GIF, the first frame). Every image is
-normalised the same way so that detectors never see a surprise: EXIF orientation applied (a
-phone photo shot in portrait arrives upright), grayscale replicated to three channels,
-transparency composited on black, palette expanded, and 16-bit samples *scaled* to 8 bits
-(``round(v / 257)``) rather than clipped — clipping would turn almost every 16-bit pixel white.
+Pillow decodes JPEG, PNG, BMP, TIFF and WebP (plus GIF); of a multi-page file (TIFF stack,
+animation) only the first page is read, with a warning. Every image is normalised the same way so
+that detectors never see a surprise: EXIF orientation applied (a phone photo shot in portrait
+arrives upright), grayscale replicated to three channels, transparency composited on black,
+palette expanded, and 16-bit samples *scaled* to 8 bits (``round(v / 257)``) rather than
+clipped — clipping would turn almost every 16-bit pixel white.
 """
 
 from __future__ import annotations
@@ -67,6 +68,16 @@ def read_image(
     except OSError as e:
         raise InputError(path, f"cannot open image ({e})") from None
     with img:
+        pages = getattr(img, "n_frames", 1)
+        if pages > 1:
+            # Multi-page TIFFs (scans, microscope stacks) and animated GIF/WebP: a still image is one
+            # frame, so only the first page is read; say so rather than drop the rest silently.
+            logger.warning(
+                "%s: %d pages/frames; only the first is analysed (save the pages as separate images, "
+                "or convert an animation to a video, to analyse them all)",
+                path,
+                pages,
+            )
         w, h = img.size
         if max_pixels is not None and w * h > max_pixels:
             if not downscale:

@@ -88,7 +88,7 @@ class _Decoder:
         first_pts = None
         try:
             try:
-                for frame in container.decode(stream):
+                for frame in self._frames(container, stream):
                     i += 1
                     if self.max_frames is not None and i >= self.max_frames:
                         break
@@ -103,7 +103,7 @@ class _Decoder:
                             first_pts = frame.pts
                         origin = self._origin(stream, first_pts)
                         t = float((frame.pts - origin) * base)
-                    images.append(frame.to_ndarray(format="rgb24"))
+                    images.append(_upright(frame))
                     index.append(i)
                     times.append(t)
                     if len(images) == self.batch_size:
@@ -122,14 +122,24 @@ class _Decoder:
                 raise InputError(self.source, "video stream holds no decodable frames (empty or corrupt)")
             declared = self._declared_frames()
             stopped_early = self.max_frames is not None and i + 1 >= self.max_frames
-            # Containers such as MP4 declare their frame count; a cut-off file decodes fewer
-            # frames without any decoder error. Small shortfalls come from edit lists, not damage.
-            if declared and not stopped_early and i + 1 < declared - 2:
+            # Containers such as MP4 declare their frame count, which is their packet count; a
+            # cut-off file ends early without any decoder error. Packets, not decoded frames, are
+            # compared: an edit list marks leading packets "discard" and the decoder drops their
+            # frames, so an intact file can decode fewer frames than it declares (ffmpeg agrees).
+            if declared and not stopped_early and self._packets < declared - 2:
                 raise InputError(
                     self.source, f"video ends after {i + 1} of {declared} declared frames (truncated file?)"
                 )
         finally:
             container.close()
+
+    def _frames(self, container, stream) -> Iterator:
+        """Decoded frames of ``stream``, counting the demuxed packets in ``self._packets``."""
+        self._packets = 0
+        for packet in container.demux(stream):
+            if packet.size:
+                self._packets += 1
+            yield from packet.decode()
 
     def _declared_frames(self) -> int | None:
         return None
@@ -265,6 +275,19 @@ def _open_container(path: Path):
         container.close()
         raise InputError(path, "no video stream found (audio-only, or a truncated file)")
     return container
+
+
+def _upright(frame) -> np.ndarray:
+    """A decoded frame as (H, W, 3) uint8 RGB, turned as players show it.
+
+    Phones store portrait or upside-down recordings as shot and tag them with a display matrix
+    (the old ``rotate`` tag): every player turns them, so the faces, boxes and head roll must be
+    computed on the turned frame too, as still images honour their EXIF orientation. PyAV reports
+    the matrix's counter-clockwise angle; ``np.rot90`` turns counter-clockwise.
+    """
+    rgb = frame.to_ndarray(format="rgb24")
+    turns = round((frame.rotation or 0) / 90) % 4
+    return np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
 
 
 def _short(e: Exception) -> str:
