@@ -21,16 +21,76 @@ def configure_threads(threads: int | None = None) -> int:
 
     Returns:
         The thread count torch now uses.
+
+    Raises:
+        ValueError: a negative count, or ``$FACEBEHAVIOR_THREADS`` that is not a whole number >= 0.
     """
     import torch
 
     if threads is None:
-        env = os.environ.get("FACEBEHAVIOR_THREADS")
-        threads = int(env) if env else DEFAULT_THREADS
+        env = os.environ.get("FACEBEHAVIOR_THREADS", "").strip()
+        try:
+            threads = int(env) if env else DEFAULT_THREADS
+        except ValueError:
+            threads = -1
+        if threads < 0:
+            raise ValueError(
+                f"FACEBEHAVIOR_THREADS={env!r}: expected a whole number >= 0 (0: torch's default); "
+                "fix or unset the variable"
+            ) from None
+    if threads < 0:
+        raise ValueError(f"threads must be >= 0 (0: torch's default), got {threads}")
     if threads > 0 and torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
         logger.debug("torch intra-op threads set to %d", threads)
     return torch.get_num_threads()
+
+
+def check_device(device: str) -> str:
+    """Check that torch can use ``device`` before any model is built.
+
+    Args:
+        device: a torch device string (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``).
+
+    Returns:
+        ``device`` unchanged.
+
+    Raises:
+        ValueError: an unknown device name, or a device this torch build or machine lacks; the
+            message says which devices are available.
+    """
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(
+            f"unknown device {device!r}; use cpu, cuda, cuda:N or mps ({_available_devices()} here)"
+        ) from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "this torch build has no CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
+            raise ValueError(f"device {device!r}: {why}; use --device cpu ({_available_devices()} here)")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) here (cuda:0 …)"
+            )
+    elif dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise ValueError(f"device {device!r}: MPS is not available; use --device cpu")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device {device!r} is not supported; use cpu, cuda, cuda:N or mps")
+    return device
+
+
+def _available_devices() -> str:
+    import torch
+
+    out = ["cpu"]
+    if torch.cuda.is_available():
+        out += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if hasattr(torch.backends, "mps") and torch.backends.mps.is_available():
+        out.append("mps")
+    return "available: " + ", ".join(out)
 
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters (malloc.h)

@@ -2,6 +2,11 @@
 
 Each sub-command lives in ``facebehavior.commands.<name>`` and exposes
 ``add_arguments(parser)`` and ``run(args) -> int``; modules are imported only when used.
+
+The CLI is the application, so it owns the process's signal handling (the library never touches
+it): SIGTERM is turned into ``commands.Terminated``, a ``KeyboardInterrupt``, so ``kill`` unwinds
+like Ctrl-C — outputs are finished and the process exits 143 (Ctrl-C: 130) with a one-line
+message, wherever it was interrupted (start-up, model loading, a resume's rebuild).
 """
 
 from __future__ import annotations
@@ -9,8 +14,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
 from collections.abc import Sequence
+
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 COMMANDS: dict[str, str] = {
     "analyze": "Analyse images, videos, folders or a webcam: faces, AUs, expressions, VA.",
@@ -34,17 +43,42 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the process exit code."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(argv)
-    args = parser.parse_args(argv)
-    level = logging.WARNING - 10 * min(args.verbose, 2)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    if not args.command:
-        parser.print_help()
-        return 2
-    module = importlib.import_module(f"facebehavior.commands.{args.command}")
-    return int(module.run(args) or 0)
+    """Run the CLI; returns the process exit code (130 on Ctrl-C, 143 on SIGTERM)."""
+    from facebehavior.commands import Terminated
+
+    previous = _on_sigterm(Terminated)
+    try:
+        argv = list(sys.argv[1:] if argv is None else argv)
+        parser = build_parser(argv)
+        args = parser.parse_args(argv)
+        level = logging.WARNING - 10 * min(args.verbose, 2)
+        logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+        if not args.command:
+            parser.print_help()
+            return 2
+        module = importlib.import_module(f"facebehavior.commands.{args.command}")
+        return int(module.run(args) or 0)
+    except KeyboardInterrupt as e:
+        # Interrupted outside a command's own handling (start-up, model loading, a second Ctrl-C
+        # while an output is being finished): files are replaced atomically, so nothing is torn.
+        terminated = isinstance(e, Terminated)
+        sys.stderr.write(f"interrupted ({'SIGTERM' if terminated else 'Ctrl-C'})\n")
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _on_sigterm(exc: type[BaseException]):
+    """Raise ``exc`` on SIGTERM; returns the previous handler (``None`` if none could be set)."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise exc()
+
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except (ValueError, OSError):  # not the main thread, or no SIGTERM on this platform
+        return None
 
 
 if __name__ == "__main__":

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["add_option_argument", "parse_options"]
+__all__ = ["Terminated", "add_option_argument", "parse_options"]
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process is (see ``facebehavior.cli``).
+
+    A ``KeyboardInterrupt`` subclass so that every command unwinds from ``kill`` exactly as from
+    Ctrl-C (outputs finished, journals closed); the exit code tells them apart (143 vs 130).
+    """
 
 
 def add_option_argument(parser: argparse.ArgumentParser, what: str = "adapter keyword argument") -> None:

@@ -1,14 +1,17 @@
 """``facebehavior analyze``: faces, AUs, expressions and valence/arousal for images, videos, webcams.
 
 Results stream to the output file chunk by chunk (one batch of frames at a time), so an
-interrupted run keeps everything finished and ``--resume`` continues where it stopped.
-Unreadable inputs are reported one line each and skipped; the exit code is 1 if any failed.
+interrupted run (Ctrl-C, SIGTERM, kill -9, a full disk) keeps everything finished and ``--resume``
+continues where it stopped. Unreadable inputs are reported one line each and skipped; the exit
+code is 1 if any failed. An existing output is only replaced once the new run has a first chunk
+to commit, so a run that fails earlier never destroys earlier results.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -18,6 +21,7 @@ EXIT_OK = 0
 EXIT_SOME_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", metavar="D", help="torch device (cpu, cuda, cuda:1, mps)")
     parser.add_argument(
         "--threads",
-        type=int,
+        type=_non_negative,
         default=None,
         metavar="N",
         help="torch threads (default: the library's setting)",
@@ -99,6 +103,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+def _non_negative(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (torch's default) or more, got {v}")
+    return v
+
+
 def _positive(text: str) -> int:
     try:
         v = int(text)
@@ -123,16 +137,26 @@ def _say(msg: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the analysis; returns the exit code (0 ok, 1 some inputs failed, 2 usage, 130 Ctrl-C)."""
-    from tqdm import tqdm
+    """Run the analysis; returns the exit code.
 
+    0 ok, 1 some inputs failed (or none was usable), 2 bad options or an output that cannot be
+    written, 130 Ctrl-C, 143 SIGTERM. Everything that can be checked without analysing — options,
+    the output's and plot folder's paths, every input — is checked before the output is touched,
+    and an existing output is replaced only once the new run commits its first chunk.
+    """
+    from facebehavior.commands import Terminated
     from facebehavior.io import InputError
     from facebehavior.io.sources import expand_inputs
-    from facebehavior.io.writers import open_writer
+    from facebehavior.io.writers import check_output, open_writer
     from facebehavior.models.weights import CheckpointError
     from facebehavior.pipeline import Analyzer
 
     try:
+        check_output(args.output)
+        if args.plot:
+            _check_folder(Path(args.plot), "--plot")
+        if args.geometry and args.no_landmarks:
+            raise ValueError("--geometry needs the landmarks; drop --no-landmarks")
         analyzer = Analyzer(
             detector=args.detector,
             landmarks=not args.no_landmarks,
@@ -147,29 +171,50 @@ def run(args: argparse.Namespace) -> int:
             downscale_huge=args.downscale_huge,
             max_pixels=args.max_pixels,
         )
-        if args.geometry and args.no_landmarks:
-            raise ValueError("--geometry needs the landmarks; drop --no-landmarks")
         analyzer.columns  # noqa: B018 (loads the affect model now, so a bad --model fails before any work)
-        writer = open_writer(args.output, resume=args.resume)
-        if writer.columns is not None and writer.columns != analyzer.columns:
-            writer.close()
-            raise ValueError(
-                f"{args.output} holds other columns than these options produce "
-                f"({len(writer.columns)} vs {len(analyzer.columns)}); resume with the options of the "
-                "first run (--model, --geometry, --column-style) or write to a new output"
-            )
     except (InputError, CheckpointError, ValueError, KeyError) as e:
         _say(f"error: {e.args[0] if isinstance(e, KeyError) else e}")
-        return EXIT_USAGE
-    except OSError as e:  # the output cannot be created (a folder, no permission, read-only disk)
-        _say(f"error: {args.output}: cannot write the output ({e.strerror or e})")
         return EXIT_USAGE
 
     failures: list[InputError] = []
     sources, errs = expand_inputs(args.inputs, recursive=args.recursive)
+    sources, errs = _not_the_output(sources, errs, args.output)
     for e in errs:
         failures.append(e)
         _say(f"error: {e}")
+    if not sources:
+        kept = " (left unchanged)" if Path(args.output).exists() else ""
+        _say(f"error: nothing to analyse; {args.output}{kept} not written")
+        return EXIT_SOME_FAILED
+
+    writer = None
+    try:
+        try:
+            writer = open_writer(args.output, resume=args.resume, meta={"every": args.every})
+            _check_resumable(writer, analyzer, args)
+        except (InputError, ValueError) as e:
+            _say(f"error: {e}")
+            return EXIT_USAGE
+        except OSError as e:  # the output cannot be created (no permission, read-only disk)
+            _say(f"error: {args.output}: cannot write the output ({e.strerror or e})")
+            return EXIT_USAGE
+        return _analyze(args, analyzer, writer, sources, failures)
+    except KeyboardInterrupt as e:  # during start-up or a resume's rebuild (both leave files intact)
+        what = "SIGTERM" if isinstance(e, Terminated) else "Ctrl-C"
+        _say(f"interrupted ({what}); committed results in {args.output} are kept")
+        return EXIT_TERMINATED if isinstance(e, Terminated) else EXIT_INTERRUPTED
+    finally:
+        if writer is not None:
+            _close(writer, args)
+
+
+def _analyze(args: argparse.Namespace, analyzer, writer, sources: list, failures: list) -> int:
+    """The analysis loop: chunks → writer, progress bars, summary, smoothing and plots."""
+    from tqdm import tqdm
+
+    from facebehavior.commands import Terminated
+    from facebehavior.io import InputError
+
     todo = [s for s in sources if not (s.path in writer.progress and writer.progress[s.path].done)]
     if args.resume and len(todo) < len(sources):
         _say(f"resuming: {len(sources) - len(todo)} of {len(sources)} inputs already done")
@@ -203,7 +248,7 @@ def run(args: argparse.Namespace) -> int:
         failures.append(e)
         _say(f"error: {e}")
 
-    interrupted = False
+    interrupted: KeyboardInterrupt | None = None
     write_failed = False
     try:
         for chunk in analyzer.iter_chunks(
@@ -236,8 +281,8 @@ def run(args: argparse.Namespace) -> int:
                 prog = writer.progress[chunk.source]
                 if prog.frames and prog.no_face == prog.frames:
                     faceless.append(chunk.source)
-    except KeyboardInterrupt:
-        interrupted = True
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (commands.Terminated)
+        interrupted = e
     except OSError as e:  # disk full, output removed mid-run: stop cleanly, the journal is intact
         _say(f"error: {args.output}: writing failed ({e.strerror or e}); finished chunks are kept, "
              "fix the cause and run again with --resume")  # fmt: skip
@@ -246,7 +291,8 @@ def run(args: argparse.Namespace) -> int:
         if frame_bar is not None:
             frame_bar.close()
         files_bar.close()
-        writer.close()
+    if not _close(writer, args):
+        write_failed = True
 
     # Sources that failed part-way (truncated videos) still have their earlier chunks written.
     failed_paths = {f.path for f in failures}
@@ -260,9 +306,11 @@ def run(args: argparse.Namespace) -> int:
         _say(f"warning: {src}: no face found in any frame")
     if write_failed:
         return EXIT_USAGE
-    if interrupted:
-        _say(f"interrupted: finished chunks are saved; run again with --resume to continue ({args.output})")
-        return EXIT_INTERRUPTED
+    if interrupted is not None:
+        what = "SIGTERM" if isinstance(interrupted, Terminated) else "Ctrl-C"
+        _say(f"interrupted ({what}): finished chunks are saved; run again with --resume to continue "
+             f"({args.output})")  # fmt: skip
+        return EXIT_TERMINATED if isinstance(interrupted, Terminated) else EXIT_INTERRUPTED
     if args.smooth:
         _smooth(args)
     if args.plot:
@@ -273,6 +321,66 @@ def run(args: argparse.Namespace) -> int:
             _say(f"  {f}")
         return EXIT_SOME_FAILED
     return EXIT_OK
+
+
+def _close(writer, args: argparse.Namespace) -> bool:
+    """Finish the output (Parquet: written from its journal); False, with a message, if that fails."""
+    try:
+        writer.close()
+    except OSError as e:
+        journal = getattr(writer, "journal_path", writer.progress_path)
+        _say(f"error: {args.output}: finishing the output failed ({e.strerror or e}); the "
+             f"{writer.rows} committed rows are kept in {journal.name}: free space and run again "
+             "with --resume")  # fmt: skip
+        return False
+    return True
+
+
+def _check_resumable(writer, analyzer, args: argparse.Namespace) -> None:
+    """Refuse to resume onto an output written with other columns or another ``--every``."""
+    if writer.columns is not None and writer.columns != analyzer.columns:
+        raise ValueError(
+            f"{args.output} holds other columns than these options produce "
+            f"({len(writer.columns)} vs {len(analyzer.columns)}); resume with the options of the "
+            "first run (--model, --geometry, --column-style) or write to a new output"
+        )
+    every = writer.previous_meta.get("every")
+    if args.resume and every is not None and int(every) != args.every:
+        # Mixing samplings would make the file's frames incomparable and a resumed video's rows
+        # differ from an uninterrupted run's.
+        raise ValueError(
+            f"{args.output} was written with --every {every}; resume with --every {every}, or write "
+            "to a new output"
+        )
+
+
+def _check_folder(folder: Path, option: str) -> None:
+    """Refuse a folder that cannot be created or written (checked before any work)."""
+    for p in (folder, *folder.parents):
+        if p.exists():
+            if not p.is_dir():
+                where = "is a file" if p == folder else f"cannot be created: {p} is a file"
+                raise ValueError(f"{option} {folder}: {where}, not a folder; choose another folder")
+            if not os.access(p, os.W_OK | os.X_OK):
+                raise ValueError(f"{option} {folder}: {p} is not writable; choose another folder")
+            return
+
+
+def _not_the_output(sources: list, errors: list, output: str) -> tuple[list, list]:
+    """Move the output file (or one of its journals), if given as an input, to the errors."""
+    from facebehavior.io import InputError
+
+    out = os.path.realpath(output)
+
+    def is_output(path: str) -> bool:
+        real = os.path.realpath(path)
+        return real == out or real.startswith(out + ".")
+
+    msg = "is this run's output (-o), not an input; drop it from the inputs"
+    kept = [s for s in sources if not is_output(s.path)]
+    errs = [InputError(e.path, msg) if is_output(e.path) else e for e in errors]
+    errs += [InputError(s.path, msg) for s in sources if is_output(s.path)]
+    return kept, errs
 
 
 def smoothed_path(output: str | Path) -> Path:
@@ -289,7 +397,11 @@ def _smooth(args: argparse.Namespace) -> None:
     if not out.exists():
         _say("no results to smooth")
         return
-    path = write_results(median_smooth(read_results(out), args.smooth), smoothed_path(out))
+    df = read_results(out)
+    if not len(df):
+        _say("no face rows: nothing to smooth")
+        return
+    path = write_results(median_smooth(df, args.smooth), smoothed_path(out))
     _say(f"median-smoothed predictions (window {args.smooth}) written to {path}")
 
 
@@ -301,7 +413,11 @@ def _plot(args: argparse.Namespace) -> None:
     if not out.exists():
         _say("no results to plot")
         return
-    paths = plot_results(read_results(out), args.plot)
+    df = read_results(out)
+    if not len(df):
+        _say("no face rows: nothing to plot")
+        return
+    paths = plot_results(df, args.plot)
     _say(f"{len(paths)} plot(s) saved to {args.plot}")
 
 

@@ -124,6 +124,10 @@ def read_spec(path: str | Path) -> WeightSpec:
     from safetensors import safe_open
 
     path = Path(path)
+    if path.is_dir():
+        inside = sorted(p.name for p in path.glob("*.safetensors"))[:3]
+        hint = f" (it holds {', '.join(inside)})" if inside else ""
+        raise CheckpointError(f"{path}: is a folder; pass the .safetensors checkpoint file itself{hint}")
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
     try:
