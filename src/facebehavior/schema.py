@@ -14,6 +14,7 @@ __all__ = [
     "AU_CATALOGUE",
     "AU_NUMBERS",
     "AUS_17",
+    "BLENDSHAPE_NAMES",
     "DATASET_AU_SUBSETS",
     "EXPRESSIONS_7",
     "EXPRESSIONS_8",
@@ -110,6 +111,23 @@ EXPRESSIONS_8: tuple[str, ...] = EXPRESSIONS_7 + ("contempt",)
 # The five facial keypoints, subject-centric: "right_eye" is the subject's right eye, which
 # appears on the *left* of a non-mirrored image. Order matches the ArcFace/InsightFace template.
 KEYPOINTS_5: tuple[str, ...] = ("right_eye", "left_eye", "nose", "mouth_right", "mouth_left")
+
+# MediaPipe Face Landmarker's 52 blendshape scores in the model's output order (Blendshape V2;
+# kBlendshapeNames of face_blendshapes_graph.cc, google-ai-edge/mediapipe, Apache-2.0): "_neutral"
+# then 51 ARKit-style coefficients. Left/Right are the subject's sides (a mirrored image swaps
+# them). Checked against the names MediaPipe's Tasks API returns (tests/test_face_landmarker.py).
+BLENDSHAPE_NAMES: tuple[str, ...] = (
+    "_neutral", "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft",
+    "browOuterUpRight", "cheekPuff", "cheekSquintLeft", "cheekSquintRight", "eyeBlinkLeft",
+    "eyeBlinkRight", "eyeLookDownLeft", "eyeLookDownRight", "eyeLookInLeft", "eyeLookInRight",
+    "eyeLookOutLeft", "eyeLookOutRight", "eyeLookUpLeft", "eyeLookUpRight", "eyeSquintLeft",
+    "eyeSquintRight", "eyeWideLeft", "eyeWideRight", "jawForward", "jawLeft", "jawOpen", "jawRight",
+    "mouthClose", "mouthDimpleLeft", "mouthDimpleRight", "mouthFrownLeft", "mouthFrownRight",
+    "mouthFunnel", "mouthLeft", "mouthLowerDownLeft", "mouthLowerDownRight", "mouthPressLeft",
+    "mouthPressRight", "mouthPucker", "mouthRight", "mouthRollLower", "mouthRollUpper",
+    "mouthShrugLower", "mouthShrugUpper", "mouthSmileLeft", "mouthSmileRight", "mouthStretchLeft",
+    "mouthStretchRight", "mouthUpperUpLeft", "mouthUpperUpRight", "noseSneerLeft", "noseSneerRight",
+)  # fmt: skip
 
 ColumnStyle = Literal["facebehavior", "openface"]
 

@@ -190,16 +190,19 @@ def roi_from_landmarks(
     """MediaPipe's landmarks → next-frame ROI, for tracking without re-detection.
 
     Bounding box of all landmarks; rotation from the right eye's outer corner (33) to the left
-    eye's outer corner (263); side = ``scale`` x the longer box side.
+    eye's outer corner (263); side = ``scale`` x the longer box side. The same rule for FaceMesh
+    (468 points) and Face Mesh V2 (478: the box then includes the iris points, as in MediaPipe's
+    face_landmarks_detector_graph).
 
     Args:
-        points: (F, 468, 2 or 3) landmarks in frame pixels.
+        points: (F, 468 or 478, 2 or 3) landmarks in frame pixels.
         frame_index: (F,) frame of each face in the *next* batch (default: all 0).
         scale: ROI side / landmark box side (MediaPipe: 1.5).
     """
     points = np.asarray(points)
-    if points.ndim != 3 or points.shape[1] != idx.NUM_POINTS or points.shape[2] < 2:
-        raise ValueError(f"points must be (F, {idx.NUM_POINTS}, 2|3) FaceMesh landmarks, got {points.shape}")
+    counts = (idx.NUM_POINTS, idx.NUM_POINTS_V2)
+    if points.ndim != 3 or points.shape[1] not in counts or points.shape[2] < 2:
+        raise ValueError(f"points must be (F, 468|478, 2|3) FaceMesh landmarks, got {points.shape}")
     xy = points[..., :2].astype(np.float64)
     boxes = np.concatenate([xy.min(1), xy.max(1)], 1)
     fi = np.zeros(len(points), np.int64) if frame_index is None else np.asarray(frame_index, np.int64)
@@ -222,8 +225,15 @@ def roi_matrices(rois: FaceRoi, size: int = INPUT_SIZE) -> np.ndarray:
     return np.stack([np.stack([c, -s, cx - h * (c - s)], 1), np.stack([s, c, cy - h * (s + c)], 1)], 1)
 
 
-def crop_rois(images: np.ndarray, rois: FaceRoi, size: int = INPUT_SIZE) -> torch.Tensor:
-    """Resample each ROI to a ``size`` x ``size`` RGB crop (bilinear, zeros outside the frame).
+def crop_rois(
+    images: np.ndarray,
+    rois: FaceRoi,
+    size: int = INPUT_SIZE,
+    *,
+    sampling: str = "center",
+    border: str = "zero",
+) -> torch.Tensor:
+    """Resample each ROI to a ``size`` x ``size`` RGB crop (bilinear).
 
     Values are rounded to integers like MediaPipe's CPU path (uint8 warp), which also makes the
     crops exactly reproducible for golden tests.
@@ -231,10 +241,25 @@ def crop_rois(images: np.ndarray, rois: FaceRoi, size: int = INPUT_SIZE) -> torc
     Args:
         images: (N, H, W, 3) uint8 RGB.
         rois: regions with ``frame_index`` into ``images``.
+        size: crop side in pixels (the network input: 192 FaceMesh, 256 Face Mesh V2).
+        sampling: ``"center"``: crop pixel i samples the ROI at (i + 0.5) / size of its side
+            (pixel centres on both sides, float bilinear). ``"mediapipe"``: MediaPipe's CPU
+            ImageToTensor, i.e. ``cv2.warpPerspective`` of the uint8 frame onto the ROI's OpenCV
+            box corners: crop pixel i samples at i / size of the side in OpenCV's pixel-index
+            coordinates (a shift of half a frame pixel minus half a crop pixel against
+            ``"center"``), positions rounded to 1/32 pixel and 10-bit fixed-point weights as in
+            OpenCV's classic warp, which MediaPipe's bundled OpenCV uses. It reproduces
+            MediaPipe's crops given the same ROI (``tests/test_face_landmarker.py``).
+        border: ``"zero"`` (black outside the frame) or ``"replicate"`` (edge pixels repeated;
+            MediaPipe's Tasks landmark graphs).
 
     Returns:
-        (F, 3, size, size) float32 pixel values in [0, 255].
+        (F, 3, size, size) float32 pixel values in [0, 255] (integers).
     """
+    if sampling not in ("center", "mediapipe"):
+        raise ValueError(f"unknown sampling {sampling!r}; valid: ['center', 'mediapipe']")
+    if border not in ("zero", "replicate"):
+        raise ValueError(f"unknown border {border!r}; valid: ['replicate', 'zero']")
     n, h, w, _ = images.shape
     f = len(rois)
     out = torch.zeros(f, 3, size, size)
@@ -242,6 +267,8 @@ def crop_rois(images: np.ndarray, rois: FaceRoi, size: int = INPUT_SIZE) -> torc
         return out
     if rois.frame_index.min() < 0 or rois.frame_index.max() >= n:
         raise ValueError(f"roi frame_index out of range for a batch of {n} frames")
+    if sampling == "mediapipe":
+        return _crop_opencv_fixed_point(images, rois, size, replicate=border == "replicate", out=out)
     m = roi_matrices(rois, size)
     t = np.arange(size, dtype=np.float64) + 0.5
     u, v = t[None, None, :], t[None, :, None]
@@ -271,20 +298,98 @@ def crop_rois(images: np.ndarray, rois: FaceRoi, size: int = INPUT_SIZE) -> torc
             grid[..., c] = coord
         # All faces of one frame in one call: their grids stacked vertically.
         g = torch.from_numpy(grid).reshape(1, len(sel) * size, size, 2)
-        crops = F.grid_sample(img, g, mode="bilinear", padding_mode="zeros", align_corners=False)
+        pad = "border" if border == "replicate" else "zeros"
+        crops = F.grid_sample(img, g, mode="bilinear", padding_mode=pad, align_corners=False)
         out[torch.from_numpy(sel)] = crops.reshape(3, len(sel), size, size).permute(1, 0, 2, 3)
     return out.round_().clamp_(0, 255)
+
+
+def _opencv_box_corners(rois: FaceRoi) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The crop's top-left, top-right and bottom-left corners as OpenCV places them.
+
+    MediaPipe hands ``cv::RotatedRect(center, (side, side), angle_degrees).points()`` to
+    ``getPerspectiveTransform``; the corners are computed here in float32 the way OpenCV does, so
+    that sample positions agree with MediaPipe's to float64 rounding (they are then rounded to
+    1/32 pixel, where a float32-level difference could flip a tap).
+
+    Returns:
+        Three (F, 2) float64 arrays: the frame positions of crop pixel (0, 0), of (size, 0) and
+        of (0, size) in OpenCV pixel-index coordinates.
+    """
+    f32 = np.float32
+    cx, cy = rois.center[:, 0].astype(f32), rois.center[:, 1].astype(f32)
+    side = rois.size.astype(f32)
+    # MediaPipe: ``rotation * 180.f / M_PI`` (float product, double quotient, stored as float).
+    degrees = ((rois.angle.astype(f32) * f32(180.0)).astype(np.float64) / np.pi).astype(f32)
+    rad = degrees.astype(np.float64) * np.pi / 180.0
+    b = np.cos(rad).astype(f32) * f32(0.5)
+    a = np.sin(rad).astype(f32) * f32(0.5)
+    p0 = np.stack([cx - a * side - b * side, cy + b * side - a * side], 1)  # → crop (0, size)
+    p1 = np.stack([cx + a * side - b * side, cy - b * side - a * side], 1)  # → crop (0, 0)
+    p2 = np.stack([f32(2) * cx - p0[:, 0], f32(2) * cy - p0[:, 1]], 1)  # → crop (size, 0)
+    return p1.astype(np.float64), p2.astype(np.float64), p0.astype(np.float64)
+
+
+def _crop_opencv_fixed_point(
+    images: np.ndarray, rois: FaceRoi, size: int, *, replicate: bool, out: torch.Tensor
+) -> torch.Tensor:
+    """``crop_rois(sampling="mediapipe")``: OpenCV's fixed-point bilinear warp of uint8 frames.
+
+    OpenCV rounds each source position to 1/32 pixel and blends the four taps with integer
+    weights (products of 5-bit fractions, summing to 1024), then rounds half up. The sums are
+    integers below 2**24, so float32 holds them exactly: equal positions give equal pixels.
+    """
+    _, h, w, _ = images.shape
+    origin, right, down = _opencv_box_corners(rois)
+    t = np.arange(size, dtype=np.float64) / size
+    ex, ey = right - origin, down - origin  # (F, 2): frame offset of a whole crop side along x, y
+    for frame in np.unique(rois.frame_index):
+        sel = np.nonzero(rois.frame_index == frame)[0]
+        # OpenCV pixel-index positions of every crop pixel, (S, size, size). Beyond one pixel
+        # outside the frame every position samples border values only, so they are clipped first
+        # (which also bounds the padding below).
+        qs = []
+        for c in (0, 1):
+            g = (origin[sel, c, None, None] + ex[sel, c, None, None] * t[None, None, :]) + ey[
+                sel, c, None, None
+            ] * t[None, :, None]
+            qs.append(torch.from_numpy(np.rint(np.clip(g, -1.0, (w, h)[c]) * 32.0).astype(np.int64)))
+        ix, iy = qs[0] >> 5, qs[1] >> 5
+        fx, fy = (qs[0] & 31).to(torch.float32), (qs[1] & 31).to(torch.float32)
+        # The taps span [min, max + 1]; read that part of the frame and pad what lies outside it.
+        bounds = []
+        for i, extent in ((ix, w), (iy, h)):
+            lo, hi = int(i.min()), int(i.max()) + 1
+            a = min(max(lo, 0), extent - 1)
+            b = min(max(hi + 1, a + 1), extent)
+            bounds.append((lo, hi, a, b))
+        (lx, hx, x0, x1), (ly, hy, y0, y1) = bounds
+        region = torch.from_numpy(np.ascontiguousarray(images[frame, y0:y1, x0:x1])).permute(2, 0, 1)
+        pads = (max(x0 - lx, 0), max(hx + 1 - x1, 0), max(y0 - ly, 0), max(hy + 1 - y1, 0))
+        region = F.pad(region[None].float(), pads, mode="replicate" if replicate else "constant")[0]
+        rw = region.shape[-1]
+        flat = region.reshape(3, -1)
+        base = ((iy - (y0 - pads[2])) * rw + (ix - (x0 - pads[0]))).reshape(-1)
+        p00, p01, p10, p11 = (
+            flat.index_select(1, base + o).reshape(3, *ix.shape) for o in (0, 1, rw, rw + 1)
+        )
+        top = (32 - fx) * p00 + fx * p01
+        bottom = (32 - fx) * p10 + fx * p11
+        acc = (32 - fy) * top + fy * bottom  # (3, S, size, size)
+        out[torch.from_numpy(sel)] = torch.floor((acc + 512) / 1024).permute(1, 0, 2, 3)
+    return out
 
 
 def project_landmarks(mesh: np.ndarray, rois: FaceRoi, size: int = INPUT_SIZE) -> np.ndarray:
     """Map network landmarks from crop pixels to frame pixels (MediaPipe's LandmarkProjection).
 
     Args:
-        mesh: (F, 468, 3) x, y, z in crop pixels.
+        mesh: (F, P, 3) x, y, z in crop pixels (P = 468 FaceMesh, 478 Face Mesh V2).
         rois: the crops' regions.
+        size: crop side the network saw.
 
     Returns:
-        (F, 468, 3) float32: x, y in frame pixels; z scaled by ROI side / ``size`` (frame pixels).
+        (F, P, 3) float32: x, y in frame pixels; z scaled by ROI side / ``size`` (frame pixels).
     """
     m = roi_matrices(rois, size)
     xy = np.einsum("fij,fpj->fpi", m[:, :, :2], mesh[..., :2].astype(np.float64)) + m[:, None, :, 2]
@@ -299,7 +404,7 @@ def keypoints5(points: np.ndarray) -> np.ndarray:
     = 61 (subject's right) and 291 (subject's left).
 
     Args:
-        points: (F, 468, 2|3) landmarks.
+        points: (F, 468|478, 2|3) landmarks (FaceMesh or Face Mesh V2: same first 468 points).
 
     Returns:
         (F, 5, 2) float32 right_eye, left_eye, nose, mouth_right, mouth_left.

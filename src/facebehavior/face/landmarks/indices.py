@@ -1,4 +1,5 @@
-"""Index constants into MediaPipe's 468-point FaceMesh topology, defined once.
+"""Index constants into MediaPipe's 468-point FaceMesh topology (and the 478-point topology of
+Face Mesh V2, which appends ten iris points), defined once.
 
 Everything that picks FaceMesh points by number (eye centres, mouth corners, ROI tracking,
 head pose, AU geometry, drawing) reads them from here.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 __all__ = [
     "NUM_POINTS",
+    "NUM_POINTS_V2",
     "LIPS_EDGES",
     "LEFT_EYE_EDGES",
     "RIGHT_EYE_EDGES",
@@ -55,9 +57,14 @@ __all__ = [
     "LEFT_EYE_BOTTOM",
     "ROI_ROTATION_START",
     "ROI_ROTATION_END",
+    "RIGHT_IRIS_CENTER",
+    "RIGHT_IRIS",
+    "LEFT_IRIS_CENTER",
+    "LEFT_IRIS",
 ]
 
 NUM_POINTS = 468
+NUM_POINTS_V2 = 478  # Face Mesh V2: the 468 points above, then the two irises (468-477)
 
 
 def _vertices(edges: tuple[tuple[int, int], ...]) -> tuple[int, ...]:
@@ -150,3 +157,12 @@ LEFT_EYE_BOTTOM = 374
 # eye's outer corner to the left eye's outer corner.
 ROI_ROTATION_START = RIGHT_EYE_OUTER
 ROI_ROTATION_END = LEFT_EYE_OUTER
+
+# --- Irises (Face Mesh V2 only) ----------------------------------------------------------------
+# Each iris is a centre followed by four contour points (MediaPipe's FACEMESH_RIGHT_IRIS /
+# FACEMESH_LEFT_IRIS edges use 469-472 and 474-477). Sidedness is subject-centric like the eyes:
+# on the fixture photos 468 lies inside the RIGHT_EYE contour (tests/test_face_landmarker.py).
+RIGHT_IRIS_CENTER = 468
+RIGHT_IRIS: tuple[int, ...] = (469, 470, 471, 472)
+LEFT_IRIS_CENTER = 473
+LEFT_IRIS: tuple[int, ...] = (474, 475, 476, 477)

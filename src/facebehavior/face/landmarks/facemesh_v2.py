@@ -1,0 +1,265 @@
+"""MediaPipe Face Mesh V2 (478 3-D landmarks: the 468-point mesh plus both irises), in PyTorch.
+
+The network of MediaPipe's Face Landmarker (model card "Face Mesh V2", Google, 2022; mesh
+topology of Kartynnik et al., "Real-time Facial Surface Geometry from Monocular Video on Mobile
+GPUs", 2019; irises as in Ablavatski et al., "Real-time Pupil Tracking from Monocular Video for
+Digital Puppetry", 2020). Weights: ``face_landmarks_detector.tflite`` of MediaPipe's
+``face_landmarker.task`` bundle (fp16), Apache-2.0; converted by
+``tools/convert_face_landmarker.py``. The layers reproduce the TFLite graph op for op; outputs
+match LiteRT to float rounding (``tests/test_face_landmarker.py``).
+
+Architecture (read from the TFLite graph): a 3x3 stride-2 stem to 128x128x16, then seven stages
+of PReLU bottleneck residual blocks (1x1 reduce → PReLU → depthwise 3x3 → 1x1 expand, added to
+the input, PReLU). Each stage after the first opens with a downsampling block whose reduce is a
+2x2 stride-2 convolution and whose skip is a 2x2 max-pool, zero-padded in channels when the width
+grows: 128² x 16 → 64² x 32 → 32² x 64 → 16² x 128 → 8², 4², 2² x 128. Three 2x2 heads read the
+2x2 map: 478 x (x, y, z), a face-presence logit and a second sigmoid score that MediaPipe's graph
+never reads (ported so that every weight is accounted for; its meaning is undocumented).
+
+Pipeline, as in MediaPipe's Tasks face landmarker (``face_detector_graph.cc`` and
+``face_landmarks_detector_graph.cc``, google-ai-edge/mediapipe):
+
+* ROI from a BlazeFace detection: box centre, 1.5 x the box side, rotated so that the line from
+  the right-eye to the left-eye keypoint is horizontal (``ConfigureRectTransformationCalculator``:
+  scale_x = scale_y = 1.5, no squaring; BlazeFace boxes are square, so this is
+  ``facemesh.roi_from_detections`` with scale 1.5).
+* ROI from the previous frame's landmarks (video tracking): bounding box of all 478 points,
+  rotation from corner 33 to corner 263, side 1.5 x the longer box side (``square_long``):
+  ``facemesh.roi_from_landmarks``.
+* Crop: 256x256 with MediaPipe's CPU sampling (``crop_rois(sampling="mediapipe",
+  border="replicate")``: OpenCV's fixed-point warp, edge pixels repeated outside the frame), RGB
+  scaled to [0, 1]. Landmarks map back through the ROI (``project_landmarks``): x, y in frame
+  pixels, z (relative depth) in the same pixel scale, ROI side / 256 per network unit.
+
+Differences from MediaPipe's own output, measured on the fixture photos (the model card next to
+the weights has the figures): given MediaPipe's ROI the landmarks agree to about 1e-3 px. z: for a
+rotated ROI in a non-square frame MediaPipe scales its width-normalised z by the length of the
+ROI's x axis in *normalised* image units, i.e. by sqrt(cos² + (W/H)² sin²) x the ROI side / W
+(+10 % at 39° in a 5:4 frame); the port keeps z isotropic (ROI side / 256 per unit).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from facebehavior.face.detect.blazeface import check_images, make_runner, tf_same_pad
+from facebehavior.face.landmarks import indices as idx
+from facebehavior.face.landmarks.facemesh import (
+    FaceRoi,
+    crop_rois,
+    project_landmarks,
+    roi_from_detections,
+    roi_from_landmarks,
+)
+from facebehavior.types import Detections, Landmarks
+
+__all__ = [
+    "INPUT_SIZE",
+    "ROI_SCALE",
+    "WEIGHTS",
+    "FaceMeshV2Net",
+    "FaceMeshV2Landmarker",
+]
+
+INPUT_SIZE = 256
+ROI_SCALE = 1.5
+WEIGHTS = "facemesh_v2.safetensors"
+
+
+# --------------------------------------------------------------------------------------------
+# Network
+# --------------------------------------------------------------------------------------------
+class _Residual(nn.Module):
+    """PReLU bottleneck: 1x1 reduce → PReLU → depthwise 3x3 → 1x1 expand, + input → PReLU.
+
+    With ``down=True`` the reduce is a 2x2 stride-2 convolution and the skip a 2x2 max-pool,
+    zero-padded in channels to ``cout``. The depthwise convolution has no bias (the TFLite graph
+    feeds it an all-zero one).
+    """
+
+    def __init__(self, cin: int, mid: int, cout: int, down: bool = False) -> None:
+        super().__init__()
+        self.down = down
+        self.cout = cout
+        self.reduce = nn.Conv2d(cin, mid, 2 if down else 1, 2 if down else 1)
+        self.reduce_act = nn.PReLU(mid)
+        self.dw = nn.Conv2d(mid, mid, 3, 1, 1, groups=mid, bias=False)
+        self.expand = nn.Conv2d(mid, cout, 1)
+        self.act = nn.PReLU(cout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.expand(self.dw(self.reduce_act(self.reduce(x))))
+        skip = F.max_pool2d(x, 2, 2) if self.down else x
+        if skip.shape[1] < self.cout:
+            skip = F.pad(skip, (0, 0, 0, 0, 0, self.cout - skip.shape[1]))
+        return self.act(skip + y)
+
+
+class FaceMeshV2Net(nn.Module):
+    """Face Mesh V2: (N, 3, 256, 256) RGB in [0, 1] → 478 x (x, y, z), presence and aux logits."""
+
+    # (cin, mid, cout) of each stage's first block (a downsampling one except in stage 0); every
+    # stage then has four more identity blocks of width cout (reduce to ``mid``).
+    _STAGES = ((16, 8, 16), (16, 16, 32), (32, 32, 64), (64, 64, 128), (128, 64, 128), (128, 64, 128),
+               (128, 64, 128))  # fmt: skip
+    _BLOCKS_PER_STAGE = 4
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 3, 2)
+        self.stem_act = nn.PReLU(16)
+        blocks: list[nn.Module] = []
+        for s, (cin, mid, cout) in enumerate(self._STAGES):
+            if s > 0:
+                blocks.append(_Residual(cin, mid, cout, down=True))
+            blocks += [_Residual(cout, mid, cout) for _ in range(self._BLOCKS_PER_STAGE)]
+        self.blocks = nn.Sequential(*blocks)
+        self.mesh = nn.Conv2d(128, 3 * idx.NUM_POINTS_V2, 2)
+        self.presence = nn.Conv2d(128, 1, 2)
+        self.aux = nn.Conv2d(128, 1, 2)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, 256, 256) → (N, 128, 2, 2)."""
+        return self.blocks(self.stem_act(self.stem(tf_same_pad(x, 3, 2))))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Args:
+            x: (N, 3, 256, 256) float RGB in [0, 1].
+
+        Returns:
+            ``(mesh, presence_logit, aux_logit)``: (N, 1434) = 478 x (x, y, z) in crop pixels,
+            (N,) face-presence logit (sigmoid gives MediaPipe's presence score) and (N,) logit of
+            the unused second score.
+        """
+        f = self.forward_features(x)
+        return self.mesh(f).flatten(1), self.presence(f).flatten(1)[:, 0], self.aux(f).flatten(1)[:, 0]
+
+
+def load_facemesh_v2(path: str | Path | None = None) -> FaceMeshV2Net:
+    """Build ``FaceMeshV2Net`` with the packaged (or given) converted weights, in eval mode.
+
+    Raises:
+        FileNotFoundError: the weight file is missing (with how to regenerate it).
+        facebehavior.models.weights.CheckpointError: the file is not a Face Mesh V2 checkpoint.
+    """
+    from safetensors.torch import load_file
+
+    from facebehavior.models.weights import CheckpointError, packaged_weights_dir, read_spec
+
+    path = Path(path) if path is not None else packaged_weights_dir() / WEIGHTS
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: Face Mesh V2 weights missing; reinstall facebehavior or regenerate them with "
+            "tools/convert_face_landmarker.py"
+        )
+    spec = read_spec(path)
+    if spec.architecture != "facemesh_v2":
+        raise CheckpointError(f"{path}: holds {spec.architecture!r} weights, not 'facemesh_v2'")
+    net = FaceMeshV2Net()
+    net.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()}, strict=True)
+    return net.eval()
+
+
+# --------------------------------------------------------------------------------------------
+# Landmarker
+# --------------------------------------------------------------------------------------------
+class FaceMeshV2Landmarker:
+    """Batched Face Mesh V2 (478 points with irises) over all faces of all frames.
+
+    Same interface as ``facemesh.FaceMeshLandmarker``; the ROI helpers of ``facemesh`` apply
+    (``roi_from_landmarks`` accepts the 478 points for tracking).
+
+    Example:
+        >>> lm = FaceMeshV2Landmarker()  # doctest: +SKIP
+        >>> marks = lm(frames.images, detections)  # (F, 478, 3) frame pixels  # doctest: +SKIP
+        >>> scores = blendshapes(marks.points)  # (F, 52), BLENDSHAPE_NAMES  # doctest: +SKIP
+        >>> next_rois = roi_from_landmarks(marks.points)  # track without re-detecting
+    """
+
+    def __init__(
+        self,
+        *,
+        device: str | torch.device = "cpu",
+        weights: str | Path | None = None,
+        batch_size: int = 64,
+        backend: str = "torch",
+    ) -> None:
+        """Args:
+        device: torch device for the network.
+        weights: override the packaged ``facemesh_v2.safetensors``.
+        batch_size: faces per network call (bounds memory on crowded frames).
+        backend: ``"torch"`` (reference) or ``"onnx"`` (onnxruntime on CPU, exported in memory
+            at build time).
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.device = torch.device(device)
+        self.batch_size = batch_size
+        self.backend = backend
+        self.net = load_facemesh_v2(weights)  # the PyTorch module (reference; export source)
+        self.runner = make_runner(self.net, INPUT_SIZE, backend, self.device)
+
+    @torch.inference_mode()
+    def raw(self, crops: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Run the network on crops.
+
+        Args:
+            crops: (F, 3, 256, 256) float pixel values in [0, 255].
+
+        Returns:
+            ``(mesh, presence)``: (F, 478, 3) float32 crop pixels and (F,) float32 in [0, 1].
+        """
+        meshes, flags = [], []
+        for i in range(0, len(crops), self.batch_size):
+            x = crops[i : i + self.batch_size].to(self.device, torch.float32) / 255.0
+            mesh, logit, _ = self.runner(x)
+            meshes.append(mesh.cpu())
+            flags.append(torch.sigmoid(logit).cpu())
+        if not meshes:
+            return np.zeros((0, idx.NUM_POINTS_V2, 3), np.float32), np.zeros(0, np.float32)
+        return torch.cat(meshes).numpy().reshape(-1, idx.NUM_POINTS_V2, 3), torch.cat(flags).numpy()
+
+    def crop(self, images: np.ndarray, rois: FaceRoi) -> torch.Tensor:
+        """MediaPipe-style 256x256 crops of ``rois`` ((F, 3, 256, 256) float pixel values)."""
+        return crop_rois(check_images(images), rois, INPUT_SIZE, sampling="mediapipe", border="replicate")
+
+    def from_rois(self, images: np.ndarray, rois: FaceRoi) -> Landmarks:
+        """Landmarks for given ROIs (e.g. ``roi_from_landmarks`` of the previous frame).
+
+        Args:
+            images: (N, H, W, 3) uint8 RGB frames.
+            rois: one ROI per face, ``frame_index`` into ``images``.
+
+        Returns:
+            ``Landmarks`` with (F, 478, 3) points in frame pixels (``indices.RIGHT_IRIS_CENTER``
+            etc. for the irises) and (F,) presence.
+        """
+        mesh, presence = self.raw(self.crop(images, rois))
+        return Landmarks(points=project_landmarks(mesh, rois, INPUT_SIZE), presence=presence)
+
+    def __call__(self, images: np.ndarray, detections: Detections, *, refine: int = 0) -> Landmarks:
+        """Landmarks for detected faces (ROI from each box and its eye keypoints, x 1.5).
+
+        Args:
+            images: (N, H, W, 3) uint8 RGB frames the detections refer to.
+            detections: faces with ``frame_index`` into ``images``.
+            refine: extra passes, each on the ROI of the previous pass's landmarks
+                (``roi_from_landmarks``, MediaPipe's video-mode ROI). 0 is MediaPipe's image mode.
+                The landmarks, and the blendshapes even more, depend on the ROI: a second pass
+                moved MediaPipe's own image-mode landmarks by 0.4-5 px on average and blendshape
+                scores by up to 0.69 on the fixture photos, while from two detectors' different
+                ROIs the passes converge (0.1-0.3 px apart after two refinements). Use 1 or 2 for
+                stills when stable features matter more than matching MediaPipe's image mode.
+        """
+        if refine < 0:
+            raise ValueError(f"refine must be >= 0, got {refine}")
+        images = check_images(images)
+        out = self.from_rois(images, roi_from_detections(detections, ROI_SCALE))
+        for _ in range(refine):
+            out = self.from_rois(images, roi_from_landmarks(out.points, detections.frame_index))
+        return out
