@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from compare import faceapi_expression, to_expressions8  # noqa: E402
+
 from facebehavior.data.cache import STATUS_OK, load_table  # noqa: E402
 from facebehavior.face.align import invert_affine, transform_points  # noqa: E402
 from facebehavior.io.images import read_image  # noqa: E402
@@ -93,7 +94,8 @@ def main() -> None:
             crops.append(faceapi_crop(img, pts[k]))
         x = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float()
         with torch.no_grad():
-            p = torch.cat([net(faceapi_expression.prepare(x[j : j + a.batch])) for j in range(0, len(x), a.batch)])
+            chunks = [x[j : j + a.batch] for j in range(0, len(x), a.batch)]
+            p = torch.cat([net(faceapi_expression.prepare(c)) for c in chunks])
         rows_out.append(d["row"][ok])
         probs_out.append(to_expressions8(p.softmax(-1).numpy(), faceapi_expression.CLASSES))
         print(f"{idx.name}: {len(ok)} faces", flush=True)
