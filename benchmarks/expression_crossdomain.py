@@ -38,14 +38,19 @@ def report(name: str, probs: np.ndarray, labels: np.ndarray) -> dict[str, float]
             out[EXPRESSIONS_8[c]] = r
             cells.append(f"{EXPRESSIONS_8[c][:5]} {100 * r:5.1f} ({m.sum()})")
     out["balanced"] = float(np.mean(recalls))
-    print(f"{name:<28} acc {100 * out['accuracy']:5.1f}  bal {100 * out['balanced']:5.1f}  | " + "  ".join(cells))
+    print(
+        f"{name:<28} acc {100 * out['accuracy']:5.1f}  bal {100 * out['balanced']:5.1f}  | "
+        + "  ".join(cells)
+    )
     return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("cache", type=Path)
-    ap.add_argument("--teacher", type=Path, help="face-api probabilities for the cache (tools/faceapi_teacher.py)")
+    ap.add_argument(
+        "--teacher", type=Path, help="face-api probabilities for the cache (tools/faceapi_teacher.py)"
+    )
     ap.add_argument("--weights", type=Path, nargs="*", default=None)
     a = ap.parse_args()
     torch.set_num_threads(1)

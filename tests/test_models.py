@@ -28,6 +28,12 @@ CASES: dict[str, tuple[dict, list[tuple[int, ...]], dict[str, tuple[int, ...]]]]
     "vgg16": ({}, [(2, 3, 224, 224)], {"logits": (2, 1000)}),
     "vgg_face": ({}, [(2, 3, 224, 224)], {"logits": (2, 2622)}),
     "vgg16_tiny": ({}, [(2, 3, 64, 64)], {"logits": (2, 10)}),
+    "fbn_fusion_mobile": ({}, [(2, 1, 48, 48), (2, 52)], {"expression": (2, 8), "au": (2, 18), "va": (2, 2)}),
+    "fbn_fusion_mobile_tiny": (
+        {},
+        [(2, 1, 48, 48), (2, 52)],
+        {"expression": (2, 8), "au": (2, 18), "va": (2, 2)},
+    ),
     "resnet50": ({}, [(2, 3, 224, 224)], {"logits": (2, 1000)}),
     "resnet50_tiny": ({}, [(2, 3, 96, 96)], {"logits": (2, 10)}),
     "facebehaviornet": ({}, [(2, 3, 96, 96)], {"expression": (2, 7), "au": (2, 17), "va": (2, 2)}),

@@ -31,7 +31,7 @@ from facebehavior.data.labels import LabelTable
 from facebehavior.data.va_targets import va_from_distribution
 from facebehavior.models.default import DEFAULT_AUS
 from facebehavior.relatedness import get_table
-from facebehavior.schema import EXPRESSIONS_8
+from facebehavior.schema import BLENDSHAPE_NAMES, EXPRESSIONS_8
 
 __all__ = [
     "DEFAULT_AUS",
@@ -41,6 +41,9 @@ __all__ = [
     "va_from_votes",
     "aus_from_votes",
     "aus_from_geometry",
+    "blendshape_au_evidence",
+    "blended_au_targets",
+    "weak_au_labels",
 ]
 
 GEOMETRY_CACHE_ENV = "FACEBEHAVIOR_FER_GEOMETRY"
@@ -154,3 +157,101 @@ def aus_from_geometry(table: LabelTable, adapter: Any = None) -> LabelTable:
         occ[ok, k] = np.where(had, (1 - GEOMETRY_BLEND) * occ[ok, k] + GEOMETRY_BLEND * geo, geo)
         mask[ok, k] = True
     return replace(table, aus=aus, au_occurrence=occ, au_mask=mask)
+
+
+def blendshape_au_evidence(blendshapes: np.ndarray, aus: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """FACS-mapped blendshape evidence per AU (``models.fusion.ARKIT_TO_FACS``).
+
+    Args:
+        blendshapes: ``(N, 52)`` Face Landmarker scores in ``schema.BLENDSHAPE_NAMES`` order.
+        aus: FACS numbers.
+
+    Returns:
+        ``(evidence, covered)``: ``(N, A)`` mean of each AU's mapped scores in [0, 1] and ``(A,)``
+        bool, True for AUs with a mapping. AU25 (lips part) reads only the openers (``mouthClose``
+        argues against it, it is not evidence for it).
+    """
+    from facebehavior.models.fusion import ARKIT_TO_FACS
+
+    out = np.zeros((len(blendshapes), len(aus)), np.float32)
+    covered = np.zeros(len(aus), bool)
+    for k, au in enumerate(aus):
+        names = [n for n in ARKIT_TO_FACS.get(au, ()) if n != "mouthClose"]
+        if names:
+            out[:, k] = blendshapes[:, [BLENDSHAPE_NAMES.index(n) for n in names]].mean(1)
+            covered[k] = True
+    return out, covered
+
+
+def blended_au_targets(
+    dist: np.ndarray, blendshapes: np.ndarray, aus: tuple[int, ...], blend: float = 0.5
+) -> tuple[np.ndarray, np.ndarray]:
+    """Soft AU targets: table A under ``dist`` blended with FACS-mapped blendshape evidence.
+
+    Where both exist the target is ``(1 - blend) · table_A + blend · evidence``; AUs table A does not
+    cover (AU43, AU45) take the evidence alone; faces without blendshapes (NaN rows) keep table A.
+
+    Args:
+        dist: ``(N, E)`` expression distribution in ``EXPRESSIONS_8`` order.
+        blendshapes: ``(N, 52)``, NaN rows where the Face Landmarker found no face.
+        aus: FACS numbers of the targets.
+
+    Returns:
+        ``(targets, mask)``, both ``(N, A)`` (float32, bool).
+    """
+    ta, ta_cov = table_a_au_targets(dist, aus)
+    has = np.isfinite(blendshapes).all(1)
+    ev, ev_cov = blendshape_au_evidence(np.nan_to_num(blendshapes), aus)
+    both = has[:, None] & ta_cov[None] & ev_cov[None]
+    only_ev = has[:, None] & ~ta_cov[None] & ev_cov[None]
+    tgt = np.where(both, (1 - blend) * ta + blend * ev, ta)
+    tgt = np.where(only_ev, ev, tgt)
+    mask = np.broadcast_to(ta_cov[None], tgt.shape) | only_ev
+    return tgt.astype(np.float32), mask
+
+
+def weak_au_labels(
+    expression: np.ndarray, blendshapes: np.ndarray, aus: tuple[int, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Binary weak AU occurrence labels from confident expression labels (for calibration and checks).
+
+    An AU is *present* on a face whose emotion has it as a prototypical AU in table A (weight 1;
+    for AUs that are prototypical of no emotion, weight >= 0.5), *absent* on neutral faces and on
+    faces whose emotion table A does not relate to it, and unlabelled otherwise (observational).
+    AU45 (blink) is labelled from the blendshape teacher instead: present when the mean
+    ``eyeBlink`` score is above 0.5, absent below 0.3. AUs left without a single positive are
+    unlabelled everywhere.
+
+    Args:
+        expression: ``(N,)`` index into ``EXPRESSIONS_8`` (−1: no confident label).
+        blendshapes: ``(N, 52)`` (NaN rows: none).
+        aus: FACS numbers.
+
+    Returns:
+        ``(labels, mask)``: ``(N, A)`` float32 0/1 and bool.
+    """
+    tab = get_table("A")
+    n = len(expression)
+    y = np.zeros((n, len(aus)), np.float32)
+    m = np.zeros((n, len(aus)), bool)
+    for k, au in enumerate(aus):
+        w = {e: (tab.weights(e).get(au, 0.0) if e in tab.emotions else 0.0) for e in EXPRESSIONS_8}
+        proto = 1.0 if max(w.values()) >= 1.0 else 0.5
+        for i, e in enumerate(EXPRESSIONS_8):
+            rows = expression == i
+            if e == "neutral" or w[e] == 0.0:
+                m[rows, k] = True
+            elif w[e] >= proto:
+                y[rows, k] = 1.0
+                m[rows, k] = True
+        if au == 45:
+            blink = blendshapes[
+                :, [BLENDSHAPE_NAMES.index("eyeBlinkLeft"), BLENDSHAPE_NAMES.index("eyeBlinkRight")]
+            ]
+            blink = blink.mean(1)
+            ok = np.isfinite(blink)
+            b = np.nan_to_num(blink)
+            y[:, k] = (b > 0.5).astype(np.float32)
+            m[:, k] = ok & ((b > 0.5) | (b < 0.3))
+    m[:, (y * m).sum(0) == 0] = False
+    return y, m

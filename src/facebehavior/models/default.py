@@ -26,6 +26,7 @@ __all__ = [
     "DEFAULT_AUS",
     "default_model_path",
     "load_default_model",
+    "model_features",
     "preprocess",
     "predict",
     "predict_expression_probs",
@@ -99,11 +100,53 @@ def preprocess(faces: np.ndarray | torch.Tensor, spec: WeightSpec) -> torch.Tens
     return (x - mean) / std
 
 
+def model_features(
+    spec: WeightSpec, n: int, blendshapes: np.ndarray | torch.Tensor | None = None
+) -> list[torch.Tensor | None]:
+    """The per-face inputs ``spec.input.features`` asks for, in order (``None`` where not given).
+
+    Args:
+        spec: the checkpoint's spec.
+        n: number of faces.
+        blendshapes: ``(n, 52)`` Face Landmarker scores (``schema.BLENDSHAPE_NAMES``), NaN rows for
+            faces without them.
+
+    Raises:
+        ValueError: the spec names a feature this package cannot supply, or a shape mismatch.
+    """
+    out: list[torch.Tensor | None] = []
+    for name in spec.input.features:
+        if name != "blendshapes":
+            raise ValueError(f"model {spec.name!r} asks for an unknown input feature {name!r}")
+        if blendshapes is None:
+            out.append(None)
+            continue
+        b = torch.as_tensor(np.asarray(blendshapes, np.float32))
+        if b.shape != (n, len(schema.BLENDSHAPE_NAMES)):
+            raise ValueError(
+                f"blendshapes must be ({n}, {len(schema.BLENDSHAPE_NAMES)}), got {tuple(b.shape)}"
+            )
+        out.append(b)
+    return out
+
+
 @torch.no_grad()
 def predict(
-    model: torch.nn.Module, spec: WeightSpec, faces: np.ndarray | torch.Tensor, batch_size: int = 256
+    model: torch.nn.Module,
+    spec: WeightSpec,
+    faces: np.ndarray | torch.Tensor,
+    batch_size: int = 256,
+    blendshapes: np.ndarray | torch.Tensor | None = None,
 ) -> dict[str, np.ndarray]:
     """Run the model on face crops.
+
+    Args:
+        model: a loaded checkpoint (``load_default_model``).
+        spec: its spec.
+        faces: aligned crops (see :func:`preprocess`).
+        batch_size: faces per forward pass.
+        blendshapes: ``(N, 52)`` Face Landmarker scores for models whose ``spec.input.features``
+            include ``"blendshapes"`` (ignored otherwise); ``None``: the model's image-only path.
 
     Returns:
         ``{"expression": (N, E) probabilities, "au": (N, A) probabilities, "va": (N, 2)}`` (tasks the
@@ -111,8 +154,10 @@ def predict(
     """
     out: dict[str, list[np.ndarray]] = {}
     n = len(faces)
+    feats = model_features(spec, n, blendshapes)
     for i in range(0, n, batch_size):
-        y = model(preprocess(faces[i : i + batch_size], spec))
+        extra = [None if f is None else f[i : i + batch_size] for f in feats]
+        y = model(preprocess(faces[i : i + batch_size], spec), *extra)
         for task, v in y.items():
             if task == "expression":
                 v = v.softmax(-1)
@@ -122,7 +167,9 @@ def predict(
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
-def predict_expression_probs(model: torch.nn.Module, spec: WeightSpec, faces: np.ndarray) -> np.ndarray:
+def predict_expression_probs(
+    model: torch.nn.Module, spec: WeightSpec, faces: np.ndarray, blendshapes: np.ndarray | None = None
+) -> np.ndarray:
     """``(N, 8)`` expression probabilities in ``schema.EXPRESSIONS_8`` order (for benchmarks).
 
     Raises:
@@ -132,7 +179,7 @@ def predict_expression_probs(model: torch.nn.Module, spec: WeightSpec, faces: np
     unknown = [lab for lab in labels if lab not in schema.EXPRESSIONS_8]
     if unknown:
         raise ValueError(f"expression labels {unknown} are not in schema.EXPRESSIONS_8")
-    p = predict(model, spec, faces)["expression"]
+    p = predict(model, spec, faces, blendshapes=blendshapes)["expression"]
     out = np.zeros((p.shape[0], len(schema.EXPRESSIONS_8)), dtype=np.float32)
     out[:, [schema.EXPRESSIONS_8.index(lab) for lab in labels]] = p
     return out

@@ -43,6 +43,9 @@ class InputSpec:
         mean: per-channel mean subtracted after scaling pixels to [0, 1].
         std: per-channel std divided after subtracting ``mean``.
         template: alignment template name (``facebehavior.face.align.TEMPLATES``).
+        features: per-face inputs the model takes besides the crop, in ``forward`` order after
+            it, e.g. ``("blendshapes",)`` for the 52 Face Landmarker scores
+            (``schema.BLENDSHAPE_NAMES``); empty for image-only models.
     """
 
     size: int = 112
@@ -50,6 +53,7 @@ class InputSpec:
     mean: tuple[float, ...] = (0.5, 0.5, 0.5)
     std: tuple[float, ...] = (0.5, 0.5, 0.5)
     template: str = "arcface"
+    features: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
