@@ -203,3 +203,37 @@ def test_registry_exposes_metrics():
     for name in ("ccc", "icc", "au_f1_mean", "abaw_expr", "abaw_au", "emotionet_au", "emotionet_expr", "uar"):
         assert name in METRICS
     assert METRICS.get("ccc") is M.ccc
+
+
+def test_expected_calibration_error_by_hand():
+    from facebehavior.metrics import expected_calibration_error, reliability_bins
+
+    # bins of width 0.5: [0, 0.5) holds 0.1, 0.2 (labels 0, 1); [0.5, 1] holds 0.9, 0.9, 1.0 (1, 1, 0)
+    y = [0, 1, 1, 1, 0]
+    p = [0.1, 0.2, 0.9, 0.9, 1.0]
+    conf, freq, count = reliability_bins(y, p, bins=2)
+    assert count.tolist() == [2, 3]
+    assert conf == pytest.approx([0.15, 2.8 / 3])
+    assert freq == pytest.approx([0.5, 2 / 3])
+    ece = 2 / 5 * abs(0.5 - 0.15) + 3 / 5 * abs(2 / 3 - 2.8 / 3)
+    assert expected_calibration_error(y, p, bins=2) == pytest.approx(ece)
+    # the mask drops entries; a perfectly calibrated set has ECE 0
+    assert expected_calibration_error([0, 1, 1, 0], [0.0, 1.0, 1.0, 0.3], [1, 1, 1, 0], bins=4) == 0.0
+    assert np.isnan(expected_calibration_error([1], [0.5], [0]))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        expected_calibration_error([1], [1.5])
+
+
+def test_expected_calibration_error_matches_sklearn_calibration_curve():
+    from sklearn.calibration import calibration_curve
+
+    from facebehavior.metrics import reliability_bins
+
+    rng = np.random.default_rng(0)
+    p = rng.random(500)
+    y = (rng.random(500) < p**2).astype(int)
+    conf, freq, count = reliability_bins(y, p, bins=10)
+    prob_true, prob_pred = calibration_curve(y, p, n_bins=10, strategy="uniform")
+    ok = count > 0
+    assert freq[ok] == pytest.approx(prob_true)
+    assert conf[ok] == pytest.approx(prob_pred)

@@ -72,7 +72,7 @@ BS_FLIP = torch.tensor(
 def load_appearance(model: BlendshapeFusion, state: dict[str, torch.Tensor]) -> None:
     """Load a v1 default model's weights into the appearance network (its VA head is not used)."""
     res = model.appearance.load_state_dict(state, strict=False)
-    if res.missing_keys or any(not k.startswith("heads.va.") for k in res.unexpected_keys):
+    if res.missing_keys or any(not k.startswith("heads.heads.va.") for k in res.unexpected_keys):
         raise RuntimeError(f"checkpoint does not match the appearance network: {res}")
 
 
@@ -254,7 +254,7 @@ def train(a: argparse.Namespace) -> None:
 def calibrate(a: argparse.Namespace) -> BlendshapeFusion:
     model = fbn_fusion_mobile(aus=FUSED_AUS)
     sd = torch.load(a.out / "best.pt", weights_only=True)
-    model.load_state_dict({k: v for k, v in sd.items() if not k.startswith("appearance.heads.va.")})
+    model.load_state_dict({k: v for k, v in sd.items() if not k.startswith("appearance.heads.heads.va.")})
     model.eval()
     fer_bs = np.load(a.fer_blendshapes)["bs"]
     cal = load_fer(a.fer_root, "val", fer_bs)

@@ -5,6 +5,7 @@ registers every metric in :data:`facebehavior.registry.METRICS` (``METRICS.get("
 cases and which paper/challenge uses each metric: ``docs/metrics.md``.
 """
 
+from facebehavior.metrics.calibration import expected_calibration_error, reliability_bins
 from facebehavior.metrics.challenge import (
     abaw_au_score,
     abaw_expr_score,
@@ -42,6 +43,7 @@ __all__ = [
     "confusion_matrix",
     "emotionet_au_score",
     "emotionet_expr_score",
+    "expected_calibration_error",
     "f1_per_class",
     "icc",
     "icc_3_1",
@@ -51,6 +53,7 @@ __all__ = [
     "mse",
     "normalized_confusion_matrix",
     "pearson",
+    "reliability_bins",
     "rmse",
     "uar",
 ]
