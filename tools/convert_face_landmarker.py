@@ -389,6 +389,15 @@ CARD_TEXT = {
             "face-presence logit (sigmoid: MediaPipe's presence score; MediaPipe drops faces below "
             "0.5) and the unused aux logit. `FaceMeshV2Landmarker` maps landmarks to frame pixels."
         ),
+        benchmarks=(
+            "`benchmarks/face_landmarker_speed.py`, shared 2-core VM, PyTorch at 1 thread, medians of "
+            "interleaved rounds (noisy; FaceMesh v1 timed in the same rounds): network 12-21 ms/face at "
+            "batch 1 or 8 (v1: 4-9 ms), MediaPipe-style crop 2.5-3 ms (v1's 0.7-1.2 ms), whole "
+            "`from_rois` 19-27 ms/face; onnxruntime is no faster (16-17 ms). Quality on the 13 fixture "
+            "faces, in inter-ocular distances: FaceMesh v1 on the same ROIs is 0.050 from MediaPipe's "
+            "V2 output on average; under ROI jitter (centre ±4 %, side ±7 %, ±4°) the per-point spread "
+            "is 0.018 (v1: 0.030), and 0.006 with `refine=1` (blendshape spread 0.025 → 0.010)."
+        ),
     ),
     "blendshapes_v2": dict(
         title="Blendshape V2 (MediaPipe Face Landmarker v2)",
@@ -407,6 +416,11 @@ CARD_TEXT = {
         output=(
             "(N, 52) scores in [0, 1] in `schema.BLENDSHAPE_NAMES` order: `_neutral`, then 51 ARKit "
             "coefficients (browDownLeft … noseSneerRight; Left/Right = subject's side)."
+        ),
+        benchmarks=(
+            "`benchmarks/face_landmarker_speed.py`, shared 2-core VM, PyTorch at 1 thread: 1.3-3.7 ms "
+            "per face at batch 1 to 64 (compute-bound: ~64 MFLOP per face, batching barely helps). "
+            "The scores depend on the landmarks' ROI: see `FaceMeshV2Landmarker.__call__(refine=)`."
         ),
     ),
 }
@@ -496,9 +510,10 @@ def mediapipe_agreement(name: str, raw: dict, mp: dict) -> str:
         f"max |diff| {worst_crop:.1e} px (x, y); from the photo and MediaPipe's ROI through the "
         f"port's crop, {worst_roi:.1e} px and blendshapes {worst_bs:.1e}. From this package's BlazeFace "
         "detections instead of MediaPipe's, the ROI differs (anti-aliased detector input) and "
-        "image-mode landmarks differ by 0.7-2.7 px on average (blendshapes up to 0.23), about as much "
-        "as MediaPipe's own landmarks change on a second pass with its tracking ROI; z differs from "
-        "MediaPipe's by its anisotropic scale on rotated ROIs (module docstring)."
+        "image-mode landmarks differ by 0.7-3.5 px on average per face (blendshapes by up to 0.65), "
+        "about as much as MediaPipe's own change (0.3-7.3 px, up to 0.69) when it re-runs on its "
+        "tracking ROI; z differs from MediaPipe's by its anisotropic scale on rotated ROIs (module "
+        "docstring)."
     )
 
 
@@ -537,7 +552,7 @@ def write_card(name: str, path: Path, sha: str, n_params: int, bundle: Path, det
 
 ## Benchmarks
 
-Speed: `benchmarks/face_landmarker_speed.py` (figures in the project's report for issue #12).
+{t["benchmarks"]}
 """
     card = path.with_suffix(".md")
     card.write_text(text)

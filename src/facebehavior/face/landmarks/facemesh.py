@@ -338,45 +338,44 @@ def _crop_opencv_fixed_point(
     OpenCV rounds each source position to 1/32 pixel and blends the four taps with integer
     weights (products of 5-bit fractions, summing to 1024), then rounds half up. The sums are
     integers below 2**24, so float32 holds them exactly: equal positions give equal pixels.
+    One face at a time: the per-face arrays stay in cache (a batch of 8 at once was 2x slower
+    per face).
     """
     _, h, w, _ = images.shape
     origin, right, down = _opencv_box_corners(rois)
     t = np.arange(size, dtype=np.float64) / size
-    ex, ey = right - origin, down - origin  # (F, 2): frame offset of a whole crop side along x, y
-    for frame in np.unique(rois.frame_index):
-        sel = np.nonzero(rois.frame_index == frame)[0]
-        # OpenCV pixel-index positions of every crop pixel, (S, size, size). Beyond one pixel
-        # outside the frame every position samples border values only, so they are clipped first
-        # (which also bounds the padding below).
-        qs = []
-        for c in (0, 1):
-            g = (origin[sel, c, None, None] + ex[sel, c, None, None] * t[None, None, :]) + ey[
-                sel, c, None, None
-            ] * t[None, :, None]
-            qs.append(torch.from_numpy(np.rint(np.clip(g, -1.0, (w, h)[c]) * 32.0).astype(np.int64)))
-        ix, iy = qs[0] >> 5, qs[1] >> 5
-        fx, fy = (qs[0] & 31).to(torch.float32), (qs[1] & 31).to(torch.float32)
+    for f in range(len(rois)):
+        # OpenCV pixel-index position of every crop pixel, (size, size). Beyond one pixel outside
+        # the frame every position samples border values only, so they are clipped first (which
+        # also bounds the padding below).
+        q = []
+        for c, extent in ((0, w), (1, h)):
+            g = (origin[f, c] + (right[f, c] - origin[f, c]) * t[None, :]) + (down[f, c] - origin[f, c]) * t[
+                :, None
+            ]
+            q.append(np.rint(np.clip(g, -1.0, extent) * 32.0).astype(np.int32))
+        ix, iy = q[0] >> 5, q[1] >> 5
+        fx = torch.from_numpy((q[0] & 31).astype(np.float32))
+        fy = torch.from_numpy((q[1] & 31).astype(np.float32))
         # The taps span [min, max + 1]; read that part of the frame and pad what lies outside it.
-        bounds = []
-        for i, extent in ((ix, w), (iy, h)):
-            lo, hi = int(i.min()), int(i.max()) + 1
-            a = min(max(lo, 0), extent - 1)
-            b = min(max(hi + 1, a + 1), extent)
-            bounds.append((lo, hi, a, b))
-        (lx, hx, x0, x1), (ly, hy, y0, y1) = bounds
-        region = torch.from_numpy(np.ascontiguousarray(images[frame, y0:y1, x0:x1])).permute(2, 0, 1)
+        (lx, hx), (ly, hy) = (int(ix.min()), int(ix.max()) + 1), (int(iy.min()), int(iy.max()) + 1)
+        x0, y0 = min(max(lx, 0), w - 1), min(max(ly, 0), h - 1)
+        x1, y1 = min(max(hx + 1, x0 + 1), w), min(max(hy + 1, y0 + 1), h)
+        region = torch.from_numpy(np.ascontiguousarray(images[rois.frame_index[f], y0:y1, x0:x1]))
         pads = (max(x0 - lx, 0), max(hx + 1 - x1, 0), max(y0 - ly, 0), max(hy + 1 - y1, 0))
-        region = F.pad(region[None].float(), pads, mode="replicate" if replicate else "constant")[0]
-        rw = region.shape[-1]
-        flat = region.reshape(3, -1)
-        base = ((iy - (y0 - pads[2])) * rw + (ix - (x0 - pads[0]))).reshape(-1)
-        p00, p01, p10, p11 = (
-            flat.index_select(1, base + o).reshape(3, *ix.shape) for o in (0, 1, rw, rw + 1)
+        region = F.pad(
+            region.permute(2, 0, 1)[None].float(), pads, mode="replicate" if replicate else "constant"
         )
-        top = (32 - fx) * p00 + fx * p01
-        bottom = (32 - fx) * p10 + fx * p11
-        acc = (32 - fy) * top + fy * bottom  # (3, S, size, size)
-        out[torch.from_numpy(sel)] = torch.floor((acc + 512) / 1024).permute(1, 0, 2, 3)
+        rw = region.shape[-1]
+        flat = region[0].reshape(3, -1)
+        base = torch.from_numpy(
+            ((iy - (y0 - pads[2])) * rw + (ix - (x0 - pads[0]))).astype(np.int64).reshape(-1)
+        )
+        p00, p01, p10, p11 = (flat.index_select(1, base + o).view(3, size, size) for o in (0, 1, rw, rw + 1))
+        # 32 a + fx (b - a) is a (32 - fx) + b fx, in exact integers.
+        top = (p01 - p00).mul_(fx).add_(p00, alpha=32)
+        bottom = (p11 - p10).mul_(fx).add_(p10, alpha=32)
+        out[f] = (bottom - top).mul_(fy).add_(top, alpha=32).add_(512).div_(1024).floor_()
     return out
 
 

@@ -32,7 +32,10 @@ Pipeline, as in MediaPipe's Tasks face landmarker (``face_detector_graph.cc`` an
   pixels, z (relative depth) in the same pixel scale, ROI side / 256 per network unit.
 
 Differences from MediaPipe's own output, measured on the fixture photos (the model card next to
-the weights has the figures): given MediaPipe's ROI the landmarks agree to about 1e-3 px. z: for a
+the weights has the figures): given MediaPipe's crop and ROI the landmarks agree to 2e-4 px, given
+its ROI to 6e-3 px. Detections from this package's BlazeFace give other ROIs than MediaPipe's
+(its letterbox is anti-aliased), and image-mode landmarks and blendshapes follow the ROI; see
+``refine`` of ``FaceMeshV2Landmarker.__call__``. z: for a
 rotated ROI in a non-square frame MediaPipe scales its width-normalised z by the length of the
 ROI's x axis in *normalised* image units, i.e. by sqrt(cos² + (W/H)² sin²) x the ROI side / W
 (+10 % at 39° in a 5:4 frame); the port keeps z isotropic (ROI side / 256 per unit).
@@ -250,11 +253,13 @@ class FaceMeshV2Landmarker:
             detections: faces with ``frame_index`` into ``images``.
             refine: extra passes, each on the ROI of the previous pass's landmarks
                 (``roi_from_landmarks``, MediaPipe's video-mode ROI). 0 is MediaPipe's image mode.
-                The landmarks, and the blendshapes even more, depend on the ROI: a second pass
-                moved MediaPipe's own image-mode landmarks by 0.4-5 px on average and blendshape
-                scores by up to 0.69 on the fixture photos, while from two detectors' different
-                ROIs the passes converge (0.1-0.3 px apart after two refinements). Use 1 or 2 for
-                stills when stable features matter more than matching MediaPipe's image mode.
+                The landmarks, and the blendshapes even more, depend on the ROI: on the 13
+                fixture faces a second pass moved MediaPipe's own image-mode landmarks by
+                0.3-7 px on average and blendshape scores by up to 0.69, and under ROI jitter one
+                pass cuts the spread of the landmarks 3x and of the blendshapes 2.5x
+                (``benchmarks/face_landmarker_speed.py``); from different start ROIs the passes
+                converge. Use 1 for stills when stable features matter more than matching
+                MediaPipe's image mode; tracked video gets it for free from the previous frame.
         """
         if refine < 0:
             raise ValueError(f"refine must be >= 0, got {refine}")
