@@ -214,7 +214,8 @@ def sample_frames() -> np.ndarray:
     return next(iter(VideoReader(SAMPLE_VIDEO, batch_size=10))).images
 
 
-def test_batched_tracking_equals_frame_by_frame_tracking(sample_frames):
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_batched_tracking_equals_frame_by_frame_tracking(sample_frames, version):
     """The wave schedule gives exactly MediaPipe's sequential track-from-previous-landmarks."""
     from facebehavior.face.detect import create_detector
     from facebehavior.face.landmarks.facemesh import (
@@ -222,15 +223,19 @@ def test_batched_tracking_equals_frame_by_frame_tracking(sample_frames):
         roi_from_detections,
         roi_from_landmarks,
     )
+    from facebehavior.face.landmarks.facemesh_v2 import FaceMeshV2Landmarker
 
     frames = sample_frames[:10]
-    an = Analyzer(detector="blazeface_short", model=None, redetect_every=5, batch_size=10)
+    an = Analyzer(detector="blazeface_short", landmarks=version, model=None, redetect_every=5, batch_size=10)
     df = an.analyze(frames)
-    lm, det = FaceMeshLandmarker(), create_detector("blazeface_short")
+    lm = FaceMeshLandmarker() if version == "v1" else FaceMeshV2Landmarker()
+    det = create_detector("blazeface_short")
     ref = []
     for j in range(10):
         if j % 5 == 0:
             rois = roi_from_detections(det(frames[j : j + 1]))
+            if version == "v2":  # the Analyzer refines a detection ROI once with V2
+                rois = roi_from_landmarks(lm.from_rois(frames[j : j + 1], rois).points)
         marks = lm.from_rois(frames[j : j + 1], rois)
         ref.append(marks.points)
         rois = roi_from_landmarks(marks.points)
@@ -341,3 +346,82 @@ def test_tracked_faces_run_the_detector_on_key_frames_only(sample_frames):
     seen.clear()
     an = Analyzer(detector=counting, model=None, redetect_every=8, batch_size=16, max_faces=2)
     assert len(an.analyze(frames)) == 32 and seen == [2]
+
+
+def test_face_mesh_v2_columns_are_its_blendshapes_and_irises():
+    """Default landmarks: Face Mesh V2 on the detector's ROI, Blendshape V2 on those 478 points."""
+    from facebehavior.face.detect import create_detector
+    from facebehavior.face.landmarks.blendshapes import blendshapes
+    from facebehavior.face.landmarks.facemesh_v2 import FaceMeshV2Landmarker
+    from facebehavior.io.images import read_image
+
+    img = read_image(SAMPLE_IMAGE)
+    an = Analyzer(detector="blazeface_short", model=None)
+    df = an.analyze(img).sort_values("x1")
+    assert list(df.columns) == schema.face_columns() + schema.landmark_feature_columns()
+    # detection ROI refined once from its landmarks (see Analyzer._rois_from_detections)
+    marks = FaceMeshV2Landmarker()(img[None], create_detector("blazeface_short")(img[None]), refine=1)
+    keep = np.flatnonzero(marks.presence >= an.min_presence)  # the Analyzer drops the others
+    ref = blendshapes(marks.points)
+    order = keep[np.argsort(marks.points[keep, :, 0].min(1))]
+    bs = df[[f"bs_{n}" for n in schema.BLENDSHAPE_NAMES]].to_numpy()
+    np.testing.assert_allclose(bs, ref[order], atol=1e-5)
+    # each iris centre lies between its eye's corners
+    for side, (a, b) in (("right", (33, 133)), ("left", (362, 263))):
+        x = df[f"iris_{side}_x"].to_numpy()
+        lo = np.minimum(marks.points[order, a, 0], marks.points[order, b, 0])
+        hi = np.maximum(marks.points[order, a, 0], marks.points[order, b, 0])
+        assert ((x > lo) & (x < hi)).all()
+    v1 = Analyzer(detector="blazeface_short", landmarks="v1", model=None).analyze(img)
+    assert list(v1.columns) == schema.face_columns() and len(v1) == len(df)
+    with pytest.raises(ValueError, match="landmarks must be"):
+        Analyzer(landmarks="v3")
+
+
+def test_a_blendshape_model_receives_the_rows_blendshapes(tmp_path):
+    """A checkpoint whose spec asks for blendshapes gets the scores its bs_* columns show."""
+    from facebehavior.face.align import align_faces
+    from facebehavior.io.images import read_image
+    from facebehavior.models.default import predict
+    from facebehavior.models.weights import load_weights
+
+    torch.manual_seed(0)
+    model = create_model("fbn_fusion_mobile_tiny")
+    with torch.no_grad():
+        model.au_bs.fill_(3.0)  # make the AU outputs depend visibly on the blendshapes
+    spec = WeightSpec(
+        name="tiny_fusion",
+        architecture="fbn_fusion_mobile_tiny",
+        input=InputSpec(
+            size=48, channels=1, mean=(0.5,), std=(0.5,), template="fer2013", features=("blendshapes",)
+        ),
+        tasks={
+            "expression": schema.EXPRESSIONS_8,
+            "au": tuple(schema.get_au(a).code for a in model.aus),
+            "va": ("valence", "arousal"),
+        },
+    )
+    path = tmp_path / "fusion.safetensors"
+    save_checkpoint(model.state_dict(), spec, path)
+    img = read_image(SAMPLE_IMAGE)
+    au_cols = schema.au_columns(model.aus, "prob")
+    for version in ("v2", "v1"):
+        df = Analyzer(detector="blazeface_short", landmarks=version, model=path).analyze(img)
+        kp = np.stack([df[[f"{n}_x", f"{n}_y"]].to_numpy() for n in schema.KEYPOINTS_5], 1)
+        dets = Detections(
+            np.zeros(len(df), np.int64),
+            df[["x1", "y1", "x2", "y2"]].to_numpy(),
+            df["det_score"].to_numpy(),
+            kp,
+        )
+        crops = align_faces(img[None], dets, size=48, template="fer2013").crops
+        bs = (
+            df[[f"bs_{n}" for n in schema.BLENDSHAPE_NAMES]].to_numpy(np.float32) if version == "v2" else None
+        )
+        m, sp = load_weights(path)
+        ref = predict(m, sp, crops, blendshapes=bs)["au"]
+        np.testing.assert_allclose(df[au_cols].to_numpy(), ref, atol=2e-3)
+        if version == "v2":
+            assert np.isfinite(bs).all()
+            alone = predict(m, sp, crops)["au"]
+            assert np.abs(alone - ref).max() > 0.05  # the blendshapes changed the outputs

@@ -99,7 +99,8 @@ def test_default_model_comes_from_models_default(tiny_checkpoint, monkeypatch, c
     monkeypatch.setattr(default, "default_model_path", missing)
     with caplog.at_level(logging.WARNING, logger="facebehavior.pipeline"):
         an = Analyzer(model="default")
-        assert an.spec is None and an.columns == schema.face_columns()
+        assert an.spec is None
+        assert an.columns == schema.face_columns() + schema.landmark_feature_columns()
     assert any("reinstall" in r.getMessage() for r in caplog.records)
 
 

@@ -33,7 +33,7 @@ import base64
 import dataclasses
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -128,8 +128,9 @@ class _Faces:
     boxes: np.ndarray  # (F, 4) float32 pixels
     scores: np.ndarray  # (F,) float32
     keypoints: np.ndarray  # (F, 5, 2) float32 pixels
-    landmarks: np.ndarray | None = None  # (F, 468, 3) float32 pixels
+    landmarks: np.ndarray | None = None  # (F, P, 3) float32 pixels; P = 468 (v1) or 478 (V2, irises)
     face_id: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    blendshapes: np.ndarray | None = None  # (F, 52) float32, Face Mesh V2 only
 
     def __len__(self) -> int:
         return int(self.frame_index.shape[0])
@@ -142,6 +143,7 @@ class _Faces:
             self.keypoints[idx],
             None if self.landmarks is None else self.landmarks[idx],
             self.face_id[idx] if len(self.face_id) else self.face_id,
+            None if self.blendshapes is None else self.blendshapes[idx],
         )
 
 
@@ -178,8 +180,12 @@ class Analyzer:
         """Args:
         detector: ``"auto"`` (BlazeFace short → full-range cascade), a ``DETECTORS`` name
             (``"blazeface_short"``, ``"blazeface_full"``, ``"mtcnn"``), or a ``FaceDetector`` object.
-        landmarks: run FaceMesh (needed for head pose and geometry); ``False`` aligns on the
-            detector's 5 keypoints; or a landmarker object.
+        landmarks: ``True`` / ``"v2"``: Face Mesh V2 (478 points with irises) and its 52
+            blendshapes (``bs_*`` columns, an input of the default model); ``"v1"``: FaceMesh-468
+            (about 3x faster per face, no irises or blendshapes: the default model then runs its
+            image-only path); ``False`` aligns on the detector's 5 keypoints; or a landmarker
+            object (``from_rois(images, rois)`` → ``Landmarks``). Head pose and geometry need
+            landmarks.
         model: ``"default"`` (the bundled affect model ``weights/fbn_mobile_ferplus.safetensors``,
             if this installation ships it), a
             checkpoint path, ``None`` for faces only, or a ``(model, WeightSpec)`` pair.
@@ -211,7 +217,10 @@ class Analyzer:
 
             DETECTORS.get(detector)  # an unknown name fails now, listing the valid ones
         self.detector_arg = detector
+        if isinstance(landmarks, str) and landmarks not in ("v1", "v2"):
+            raise ValueError(f"landmarks must be True, False, 'v1', 'v2' or a landmarker; got {landmarks!r}")
         self.landmarks_arg = landmarks
+        self._blendshaper: Any = None
         self.model_arg = model
         self.geometry = bool(geometry)
         self.device = check_device(device)
@@ -247,15 +256,40 @@ class Analyzer:
     def uses_landmarks(self) -> bool:
         return self.landmarks_arg is not False and self.landmarks_arg is not None
 
+    @property
+    def landmark_points(self) -> int:
+        """Landmarks per face: 478 (Face Mesh V2, the default), 468 (v1) or 0 (no landmarks)."""
+        if not self.uses_landmarks:
+            return 0
+        if self.landmarks_arg is True or self.landmarks_arg == "v2":
+            return 478
+        if self.landmarks_arg == "v1":
+            return 468
+        return int(getattr(self.landmarks_arg, "num_points", 468))
+
     def _get_landmarker(self) -> Any:
         if self._landmarker is None:
-            if self.landmarks_arg is True:
+            if self.landmarks_arg is True or self.landmarks_arg == "v2":
+                from facebehavior.face.landmarks.facemesh_v2 import FaceMeshV2Landmarker
+
+                self._landmarker = FaceMeshV2Landmarker(device=self.device)
+            elif self.landmarks_arg == "v1":
                 from facebehavior.face.landmarks.facemesh import FaceMeshLandmarker
 
                 self._landmarker = FaceMeshLandmarker(device=self.device)
             else:
                 self._landmarker = self.landmarks_arg
         return self._landmarker
+
+    def _blendshapes(self, points: np.ndarray) -> np.ndarray | None:
+        """(F, 52) Blendshape V2 scores of Face Mesh V2 landmarks; ``None`` for 468-point landmarks."""
+        if points.shape[1] != 478:
+            return None
+        if self._blendshaper is None:
+            from facebehavior.face.landmarks.blendshapes import FaceBlendshapes
+
+            self._blendshaper = FaceBlendshapes(device=self.device)
+        return self._blendshaper(points)
 
     def _resolve_model(self) -> None:
         if self._model_resolved:
@@ -289,6 +323,8 @@ class Analyzer:
         """Output columns, in order."""
         self._resolve_model()
         cols = schema.face_columns()
+        if self.landmark_points == 478:
+            cols += schema.landmark_feature_columns()
         if self.geometry:
             cols += _geometry_columns()
         if self._spec is not None:
@@ -645,7 +681,7 @@ class Analyzer:
         keyframes = np.arange(0, n, k)
         key = self._detect(images[keyframes])
         # ROIs of the current wave, frame_index = absolute frame in the batch.
-        rois = self._rois_from_detections(key, keyframes[key.frame_index])
+        rois = self._rois_from_detections(key, keyframes[key.frame_index], images)
         out_fi, out_pts, out_pres = [], [], []
         for w in range(k):
             if w > 0:
@@ -659,7 +695,9 @@ class Analyzer:
                 if cand.size:
                     det = self._detect(images[cand])
                     if len(det):
-                        rois = _concat_rois(rois, self._rois_from_detections(det, cand[det.frame_index]))
+                        rois = _concat_rois(
+                            rois, self._rois_from_detections(det, cand[det.frame_index], images)
+                        )
             if len(rois) == 0:
                 continue
             marks = lm.from_rois(images, rois)
@@ -673,7 +711,7 @@ class Analyzer:
                 lost = np.unique(fi[~ok])
                 det = self._detect(images[lost])
                 if len(det):
-                    redo = self._rois_from_detections(det, lost[det.frame_index])
+                    redo = self._rois_from_detections(det, lost[det.frame_index], images)
                     again = lm.from_rois(images, redo)
                     keep_old = ~np.isin(fi, lost)
                     pts = np.concatenate([pts[keep_old], np.asarray(again.points, np.float32)])
@@ -694,7 +732,7 @@ class Analyzer:
                 np.zeros((0, 4), np.float32),
                 np.zeros(0, np.float32),
                 np.zeros((0, 5, 2), np.float32),
-                np.zeros((0, 468, 3), np.float32),
+                np.zeros((0, self.landmark_points or 468, 3), np.float32),
             )
         pts = np.concatenate(out_pts).astype(np.float32)
         xy = pts[..., :2]
@@ -706,13 +744,27 @@ class Analyzer:
             keypoints5(pts),
             pts,
         )
-        return self._limit(faces)
+        faces = self._limit(faces)
+        if len(faces) and faces.landmarks is not None:
+            faces = replace(faces, blendshapes=self._blendshapes(faces.landmarks))
+        return faces
 
-    def _rois_from_detections(self, faces: _Faces, frame_index: np.ndarray) -> Any:
-        from facebehavior.face.landmarks.facemesh import roi_from_detections
+    def _rois_from_detections(self, faces: _Faces, frame_index: np.ndarray, images: np.ndarray) -> Any:
+        """Landmark ROIs of detected faces (frame_index into ``images``).
 
-        dets = Detections(np.asarray(frame_index, np.int64), faces.boxes, faces.scores, faces.keypoints)
-        return roi_from_detections(dets)
+        Face Mesh V2 is sensitive to its ROI: from this package's BlazeFace boxes (anti-aliased
+        input, so up to 16 px and 8° off MediaPipe's) a face of ``samples/face.jpg`` gets presence
+        0.33, and 0.99 one pass later. So with V2 a detected face's ROI is refined once from its own
+        landmarks (MediaPipe's video-mode ROI, which every tracked frame uses anyway).
+        """
+        from facebehavior.face.landmarks.facemesh import roi_from_detections, roi_from_landmarks
+
+        fi = np.asarray(frame_index, np.int64)
+        rois = roi_from_detections(Detections(fi, faces.boxes, faces.scores, faces.keypoints))
+        if self.landmark_points != 478 or len(rois) == 0:
+            return rois
+        first = self._get_landmarker().from_rois(images, rois)
+        return roi_from_landmarks(np.asarray(first.points, np.float32), fi)
 
     # ------------------------------------------------------------------ tracking
     def _track(self, state: _SourceState, frames: Frames, faces: _Faces) -> np.ndarray:
@@ -747,16 +799,19 @@ class Analyzer:
         if faces.landmarks is not None and f:
             from facebehavior.face.pose import head_pose
 
-            pose = head_pose(faces.landmarks)
+            pose = head_pose(faces.landmarks[:, :468])
         else:
             pose = np.full((f, 3), np.nan, np.float32)
         cols["pose_pitch"], cols["pose_yaw"], cols["pose_roll"] = pose[:, 0], pose[:, 1], pose[:, 2]
+        if self.landmark_points == 478:
+            cols.update(_landmark_features(faces))
         if self.geometry:
             if state.video and state.calibrator is None:
                 from facebehavior.temporal.calibration import PersonCalibrator
 
                 state.calibrator = PersonCalibrator()
-            cols.update(_geometry(faces.landmarks, faces.face_id, state.calibrator))
+            mesh = None if faces.landmarks is None else faces.landmarks[:, :468]
+            cols.update(_geometry(mesh, faces.face_id, state.calibrator))
         self._resolve_model()
         if self._spec is not None:
             pred, ok = self._predict(frames, faces)
@@ -787,17 +842,14 @@ class Analyzer:
         crops, kept = self._align(frames, faces, spec.input)
         if not kept.any():
             return {c: np.zeros(0, np.float32) for c in _prediction_columns(spec, self.column_style)}, kept
-        inp = spec.input
-        x = torch.from_numpy(crops).to(torch.float32).div_(255.0)  # (F, S, S, 3) in [0, 1]
-        if inp.channels == 1:
-            # ITU-R BT.601 luma, as the grayscale FER corpora were made.
-            x = (x * torch.tensor([0.299, 0.587, 0.114])).sum(-1, keepdim=True)
-        x = x.permute(0, 3, 1, 2)
-        mean = torch.tensor(inp.mean, dtype=torch.float32).view(1, -1, 1, 1)
-        std = torch.tensor(inp.std, dtype=torch.float32).view(1, -1, 1, 1)
-        x = ((x - mean) / std).contiguous()
+        from facebehavior.models.default import model_features, preprocess
+
+        # One preprocessing path for training, benchmarks and the pipeline: the spec's input.
+        x = preprocess(crops, spec).contiguous()
+        bs = None if faces.blendshapes is None else faces.blendshapes[kept]
+        extra = [None if t is None else t.to(self.device) for t in model_features(spec, len(x), bs)]
         with torch.inference_mode():
-            out = self._model(x.to(torch.device(self.device)))
+            out = self._model(x.to(torch.device(self.device)), *extra)
         if not isinstance(out, dict):
             raise TypeError(
                 f"model {spec.name!r} must return a dict of task outputs, got {type(out).__name__}"
@@ -1032,6 +1084,22 @@ def _geometry_columns() -> list[str]:
     m = geometry.measurement_columns(np.zeros((0, len(geometry.MEASUREMENTS))))
     e = geometry.evidence_columns(np.zeros((0, len(geometry.CHANNELS))))
     return [*m, *e]
+
+
+def _landmark_features(faces: _Faces) -> dict[str, np.ndarray]:
+    """Iris centres and blendshape columns (``schema.landmark_feature_columns``), NaN where absent."""
+    from facebehavior.face.landmarks import indices
+
+    f = len(faces)
+    pts, bs = faces.landmarks, faces.blendshapes
+    cols: dict[str, np.ndarray] = {}
+    for side, k in (("right", indices.RIGHT_IRIS_CENTER), ("left", indices.LEFT_IRIS_CENTER)):
+        for j, axis in enumerate("xy"):
+            ok = pts is not None and pts.shape[1] > k
+            cols[f"iris_{side}_{axis}"] = pts[:, k, j] if ok else np.full(f, np.nan, np.float32)
+    for j, name in enumerate(schema.BLENDSHAPE_NAMES):
+        cols[f"bs_{name}"] = bs[:, j] if bs is not None else np.full(f, np.nan, np.float32)
+    return cols
 
 
 def _geometry(landmarks: np.ndarray | None, face_ids: np.ndarray, calibrator: Any) -> dict[str, np.ndarray]:

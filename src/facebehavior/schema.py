@@ -15,6 +15,8 @@ __all__ = [
     "AU_NUMBERS",
     "AUS_17",
     "BLENDSHAPE_NAMES",
+    "IRIS_COLUMNS",
+    "landmark_feature_columns",
     "DATASET_AU_SUBSETS",
     "EXPRESSIONS_7",
     "EXPRESSIONS_8",
@@ -191,6 +193,14 @@ def face_columns(num_keypoints: int = 5) -> list[str]:
         cols += [f"{n}_x", f"{n}_y"]
     cols += ["pose_pitch", "pose_yaw", "pose_roll"]
     return cols
+
+
+IRIS_COLUMNS: tuple[str, ...] = ("iris_right_x", "iris_right_y", "iris_left_x", "iris_left_y")
+
+
+def landmark_feature_columns() -> list[str]:
+    """Columns Face Mesh V2 adds: iris centres (frame pixels; subject's right, left) and blendshapes."""
+    return list(IRIS_COLUMNS) + [f"bs_{n}" for n in BLENDSHAPE_NAMES]
 
 
 # Column names of the affect outputs that are not per-AU / per-expression.

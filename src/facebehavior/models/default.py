@@ -121,7 +121,7 @@ def model_features(
         if blendshapes is None:
             out.append(None)
             continue
-        b = torch.as_tensor(np.asarray(blendshapes, np.float32))
+        b = torch.from_numpy(np.array(blendshapes, np.float32))
         if b.shape != (n, len(schema.BLENDSHAPE_NAMES)):
             raise ValueError(
                 f"blendshapes must be ({n}, {len(schema.BLENDSHAPE_NAMES)}), got {tuple(b.shape)}"
