@@ -252,3 +252,28 @@ def test_option_pairs_parse_the_same_for_prepare_and_evaluate():
     for bad in ("novalue", "=3"):
         with pytest.raises(ValueError, match="KEY=VALUE"):
             parse_options([bad])
+
+
+def test_landmarks_option_selects_the_landmark_model(tmp_path):
+    out = {}
+    for version in ("v2", "v1"):
+        path = tmp_path / f"{version}.csv"
+        assert (
+            main(
+                [
+                    "analyze",
+                    str(REPO / "samples" / "face.jpg"),
+                    "-o",
+                    str(path),
+                    "--model",
+                    "none",
+                    "--landmarks",
+                    version,
+                ]
+            )
+            == 0
+        )
+        out[version] = pd.read_csv(path)
+    assert "bs_jawOpen" in out["v2"].columns and "iris_left_x" in out["v2"].columns
+    assert "bs_jawOpen" not in out["v1"].columns
+    assert len(out["v1"]) == len(out["v2"])

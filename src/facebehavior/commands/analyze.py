@@ -64,6 +64,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="auto (BlazeFace short→full range), blazeface_short, blazeface_full, mtcnn",
     )
     parser.add_argument(
+        "--landmarks",
+        choices=("v2", "v1"),
+        default="v2",
+        help="landmark model: v2 = Face Mesh V2, 478 points with irises + 52 blendshapes (bs_* columns, "
+        "an input of the default model); v1 = FaceMesh-468, about 3x faster per face, no blendshapes "
+        "(the default model then uses its image-only path) (default: %(default)s)",
+    )
+    parser.add_argument(
         "--no-landmarks", action="store_true", help="skip FaceMesh (no head pose/geometry; faster on stills)"
     )
     parser.add_argument(
@@ -159,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("--geometry needs the landmarks; drop --no-landmarks")
         analyzer = Analyzer(
             detector=args.detector,
-            landmarks=not args.no_landmarks,
+            landmarks=False if args.no_landmarks else args.landmarks,
             model=None if str(args.model).lower() == "none" else args.model,
             geometry=args.geometry,
             device=args.device,
