@@ -52,6 +52,12 @@ def main() -> None:
         "--teacher", type=Path, help="face-api probabilities for the cache (tools/faceapi_teacher.py)"
     )
     ap.add_argument("--weights", type=Path, nargs="*", default=None)
+    ap.add_argument(
+        "--blendshapes",
+        type=Path,
+        help="blendshapes of the cache's table rows (tools/blendshape_features.py --cache), "
+        "for models that take them",
+    )
     a = ap.parse_args()
     torch.set_num_threads(1)
 
@@ -64,6 +70,9 @@ def main() -> None:
     for w in a.weights or [default_model_path()]:
         model, spec = load_default_model(w)
         report(Path(w).stem, predict_expression_probs(model, spec, crops), labels[keep])
+        if a.blendshapes and spec.input.features:
+            bs = np.load(a.blendshapes)["bs"][rows[keep]]
+            report("  + blendshapes", predict_expression_probs(model, spec, crops, bs), labels[keep])
     if a.teacher:
         t = np.load(a.teacher)
         pos = {r: i for i, r in enumerate(t["row"])}

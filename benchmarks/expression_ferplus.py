@@ -68,6 +68,7 @@ def load_test(path: Path) -> dict[str, np.ndarray]:
     # above half of the rest), already in EXPRESSIONS_8 order; -1 = no such majority.
     strict = ferplus_majority_microsoft(votes)
     return {
+        "row": test,
         "strict_label": strict,
         "images": d["images"][test],
         "fer_label": FER2013_TO_E8[d["fer_label"][test].astype(np.int64)],
@@ -129,6 +130,12 @@ def main() -> None:
     ap.add_argument("--limit", type=int, help="evaluate the first N test faces only (quick look)")
     ap.add_argument("--no-timing", action="store_true")
     ap.add_argument("--skip-ours", action="store_true", help="comparison models only")
+    ap.add_argument(
+        "--blendshapes",
+        type=Path,
+        help="Face Landmarker blendshapes of the fer2013.npz rows (tools/blendshape_features.py --fer test) "
+        "for models that take them; without it such a model runs its image-only path",
+    )
     a = ap.parse_args()
     torch.set_num_threads(1)
 
@@ -154,7 +161,13 @@ def main() -> None:
     if not a.skip_ours:
         model, spec, predict, path = _ours(a.weights)
         t0 = time.perf_counter()
-        report("fbn_mobile (ours)", predict(model, spec, t["images"]), time.perf_counter() - t0)
+        report(f"{spec.name} (ours)", predict(model, spec, t["images"]), time.perf_counter() - t0)
+        if a.blendshapes and spec.input.features:
+            bs = np.load(a.blendshapes)["bs"][t["row"]]
+            t0 = time.perf_counter()
+            probs = predict(model, spec, t["images"], blendshapes=bs)
+            report("  + blendshapes", probs, time.perf_counter() - t0)
+            print(f"  ({int(np.isfinite(bs[:, 0]).sum())} of {len(bs)} faces have blendshapes)")
     if a.models_dir:
         from compare import MODELS
         from compare import predict as cpredict

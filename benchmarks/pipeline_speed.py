@@ -165,6 +165,7 @@ def main() -> None:
     p.add_argument(
         "--end-to-end", action="store_true", help="also time Analyzer() (default model) on samples/video.mp4"
     )
+    p.add_argument("--rounds", type=int, default=2, help="end-to-end repetitions of each landmark model")
     a = p.parse_args()
     if a.threads is not None:
         r = measure_backends(a.threads) if a.mode == "backends" else measure(a.threads, a.frames, a.mode)
@@ -210,16 +211,22 @@ def main() -> None:
     if a.end_to_end:
         from facebehavior import Analyzer
 
-        Analyzer().analyze(REPO / "samples" / "video.mp4")  # warm-up: models loaded
-        an = Analyzer()
-        t, c = time.perf_counter(), time.process_time()
-        df = an.analyze(REPO / "samples" / "video.mp4")
-        wall, cpu = time.perf_counter() - t, time.process_time() - c
-        n = df["frame"].nunique()
-        print(
-            f"end to end, samples/video.mp4 ({n} frames, {len(df)} faces; decoding, faces, default affect "
-            f"model, rows): {n / wall:.1f} fps wall, {n / cpu:.1f} per CPU-second (threads={an.threads})"
-        )
+        # Face Mesh V2 + blendshapes (the default) and FaceMesh-468 (--landmarks v1), alternating so
+        # that both see the same machine load.
+        for version in ("v2", "v1"):
+            Analyzer(landmarks=version).analyze(REPO / "samples" / "video.mp4")  # warm-up: models loaded
+        for _ in range(a.rounds):
+            for version in ("v2", "v1"):
+                an = Analyzer(landmarks=version)
+                t, c = time.perf_counter(), time.process_time()
+                df = an.analyze(REPO / "samples" / "video.mp4")
+                wall, cpu = time.perf_counter() - t, time.process_time() - c
+                n = df["frame"].nunique()
+                print(
+                    f"end to end, landmarks={version}, samples/video.mp4 ({n} frames, {len(df)} faces; "
+                    f"decoding, faces, default affect model, rows): {n / wall:.1f} fps wall, "
+                    f"{n / cpu:.1f} per CPU-second (threads={an.threads})"
+                )
     print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 
