@@ -1,4 +1,4 @@
-"""AU calibration on weak labels: F1 at 0.5, ROC AUC and ECE per AU, reliability diagram.
+"""AU calibration on weak labels (F1 at 0.5, ROC AUC, ECE, reliability diagram) and derived VA per class.
 
 No AU-coded corpus is available offline, so AU outputs are scored against *weak* occurrence labels
 derived from confident expression labels (``facebehavior.data.weak_targets.weak_au_labels``: an AU
@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from facebehavior import schema
 from facebehavior.data.cache import FaceCache
 from facebehavior.data.datasets.fer2013 import FER2013, default_root
 from facebehavior.data.weak_targets import weak_au_labels
@@ -57,6 +58,15 @@ def score(name: str, model, spec, faces, expr, bs, bins: int) -> tuple[np.ndarra
     )
     print(f"  {name:<26} mean F1@0.5 {f1.mean():.3f}  mean AUC {np.nanmean(auc):.3f}  ECE {ece:.3f}")
     print(f"    per AU (F1@0.5/AUC): {cells}")
+    if "va" in spec.tasks:
+        va = predict(model, spec, faces, blendshapes=bs)["va"]
+        per = []
+        for c, e in enumerate(schema.EXPRESSIONS_8):
+            sel = expr == c
+            if sel.sum() >= 5:
+                per.append(f"{e[:5]} {va[sel, 0].mean():+.2f}/{va[sel, 1].mean():+.2f}")
+        r = np.corrcoef(va[:, 0], va[:, 1])[0, 1]
+        print(f"    valence/arousal mean per class: {'  '.join(per)};  r(V, A) over all faces {r:+.2f}")
     return reliability_bins(y[:, keep], prob[:, keep], m[:, keep], bins=bins)
 
 
