@@ -18,6 +18,7 @@ from facebehavior import schema
 from facebehavior.face.align import TEMPLATES
 from facebehavior.models.default import (
     DEFAULT_AUS,
+    V1_WEIGHTS,
     default_model_path,
     load_default_model,
     predict,
@@ -27,7 +28,8 @@ from facebehavior.models.default import (
 from shared_data import shared_path
 
 REPO = Path(__file__).resolve().parent.parent
-CARD = REPO / "src" / "facebehavior" / "weights" / "fbn_mobile_ferplus.md"
+WEIGHTS_DIR = REPO / "src" / "facebehavior" / "weights"
+CARD = WEIGHTS_DIR / "fbn_fusion.md"
 
 
 @pytest.fixture(scope="module")
@@ -36,23 +38,34 @@ def default():
     return load_default_model()
 
 
+def _card_states_digest(path: Path, card: Path) -> None:
+    # The model card states the file's digest; it must describe this very file.
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    stated = re.findall(r"sha256[^0-9a-f]*([0-9a-f]{64})", card.read_text())
+    assert digest in stated, f"{card.name}: sha256 does not match the shipped {path.name}"
+
+
 def test_spec_and_card(default) -> None:
     model, spec = default
-    assert spec.name == "fbn_mobile_ferplus" and spec.architecture == "facebehaviornet_mobile"
+    assert spec.name == "fbn_fusion" and spec.architecture == "fbn_fusion_mobile"
+    assert spec.input.features == ("blendshapes",)
     assert spec.input.channels == 1 and spec.input.template in TEMPLATES
     assert spec.tasks["expression"] == schema.EXPRESSIONS_8
     assert spec.tasks["au"] == tuple(f"AU{a:02d}" for a in DEFAULT_AUS)
     assert spec.tasks["va"] == ("valence", "arousal")
     path = default_model_path()
     assert path.stat().st_size < 20e6
-    # The model card states the file's digest; it must describe this very file.
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    stated = re.findall(r"sha256[^0-9a-f]*([0-9a-f]{64})", CARD.read_text())
-    assert digest in stated, "model card sha256 does not match the shipped weights"
-    y = model(torch.zeros(2, 1, spec.input.size, spec.input.size))
-    assert (
-        y["expression"].shape == (2, 8) and y["au"].shape == (2, len(DEFAULT_AUS)) and y["va"].shape == (2, 2)
-    )
+    _card_states_digest(path, CARD)
+    for bs in (None, torch.rand(2, 52)):  # image-only path and blendshape fusion
+        y = model(torch.zeros(2, 1, spec.input.size, spec.input.size), bs)
+        assert y["expression"].shape == (2, 8) and y["au"].shape == (2, len(DEFAULT_AUS))
+        assert y["va"].shape == (2, 2)
+    # v1 (the appearance network v2 was fine-tuned from) still ships with its own card
+    v1 = default_model_path(V1_WEIGHTS)
+    _card_states_digest(v1, v1.with_suffix(".md"))
+    assert load_default_model(v1)[1].name == "fbn_mobile_ferplus"
+    total = sum(p.stat().st_size for p in WEIGHTS_DIR.glob("*.safetensors"))
+    assert total < 20e6, f"shipped weights total {total / 1e6:.1f} MB"
 
 
 def test_preprocess_hand_computed(default) -> None:
@@ -84,19 +97,27 @@ def test_heldout_ferplus_behaviour(default) -> None:
     images = d["images"][test]
     probs = predict_expression_probs(model, spec, images)
     acc = float((probs[keep].argmax(1) == label[keep]).mean())
-    assert acc > 0.72, f"FER+ accuracy on 600 held-out faces fell to {acc:.3f} (0.764 when shipped)"
+    assert acc > 0.74, f"FER+ accuracy on 600 held-out faces fell to {acc:.3f} (image-only path)"
     out = predict(model, spec, images)
     happy, neutral, sad = (
         label == schema.EXPRESSIONS_8.index(e) for e in ("happiness", "neutral", "sadness")
     )
     au = {a: out["au"][:, i] for i, a in enumerate(DEFAULT_AUS)}
-    # Table A: AU12 is prototypical of happiness; surprise raises the brows (AU1, AU2).
-    assert au[12][happy & keep].mean() > au[12][neutral & keep].mean() + 0.3
-    surprise = label == schema.EXPRESSIONS_8.index("surprise")
-    assert au[2][surprise & keep].mean() > au[2][neutral & keep].mean() + 0.1
+    surprise, fear, anger = (label == schema.EXPRESSIONS_8.index(e) for e in ("surprise", "fear", "anger"))
+    # Calibrated AUs: 0.5 is a usable threshold (v1 never crossed it but for AU12). Table A:
+    # AU12 and AU25 are prototypical of happiness, AU1/AU2/AU26 of surprise.
+    assert (au[12][happy & keep] > 0.5).mean() > 0.8 and (au[12][neutral & keep] > 0.5).mean() < 0.1
+    for a in (1, 2, 26):
+        assert (au[a][surprise & keep] > 0.5).mean() > 0.6, f"AU{a} on surprised faces"
+        assert (au[a][neutral & keep] > 0.5).mean() < 0.15, f"AU{a} on neutral faces"
     va = out["va"]
     assert va[happy & keep, 0].mean() > 0.3 and va[sad & keep, 0].mean() < -0.1
     assert np.all(np.abs(va) <= 1)
+    # Arousal follows the circumplex: surprise, fear and anger above neutral and sadness.
+    low = max(va[neutral & keep, 1].mean(), va[sad & keep, 1].mean())
+    for e, sel in (("surprise", surprise), ("fear", fear), ("anger", anger)):
+        assert va[sel & keep, 1].mean() > low + 0.2, f"arousal of {e}"
+    assert abs(np.corrcoef(va[keep, 0], va[keep, 1])[0, 1]) < 0.6
 
 
 def test_analyze_sample_video_end_to_end(tmp_path) -> None:

@@ -425,3 +425,17 @@ def test_a_blendshape_model_receives_the_rows_blendshapes(tmp_path):
             assert np.isfinite(bs).all()
             alone = predict(m, sp, crops)["au"]
             assert np.abs(alone - ref).max() > 0.05  # the blendshapes changed the outputs
+
+
+def test_auto_landmarks_use_face_mesh_v2_on_stills_and_v1_on_video(sample_frames):
+    from facebehavior.io.images import read_image
+
+    an = Analyzer(model=None)  # landmarks="auto"
+    photo = an.analyze(read_image(SAMPLE_IMAGE))
+    video = an.analyze(sample_frames[:4])
+    assert list(photo.columns) == list(video.columns) == an.columns
+    bs = [f"bs_{n}" for n in schema.BLENDSHAPE_NAMES]
+    assert np.isfinite(photo[bs].to_numpy()).all() and photo["iris_left_x"].notna().all()
+    assert video[bs].isna().all().all() and video["iris_left_x"].isna().all()
+    assert len(video) == 8  # two faces in each of the four frames, tracked with FaceMesh-468
+    assert Analyzer(landmarks=True).landmarks_arg == "auto"

@@ -46,15 +46,22 @@ from facebehavior.data.augment import AugmentConfig, FaceAugment
 from facebehavior.data.cache import FaceCache
 from facebehavior.data.datasets.fer2013 import FER2013, default_root
 from facebehavior.data.weak_targets import blended_au_targets, weak_au_labels
-from facebehavior.models.default import load_default_model
+from facebehavior.models.default import (
+    APPEARANCE_AUS,
+    DEFAULT_AUS,
+    DEFAULT_WEIGHTS,
+    V1_WEIGHTS,
+    default_model_path,
+    load_default_model,
+)
 from facebehavior.models.fusion import BlendshapeFusion, fbn_fusion_mobile
 from facebehavior.models.weights import InputSpec, WeightSpec, save_checkpoint
 
 logger = logging.getLogger("train_default_v2")
 E8 = schema.EXPRESSIONS_8
 NEUTRAL = E8.index("neutral")
-APP_AUS = tuple(schema.AUS_17) + (43, 45)
-FUSED_AUS = tuple(schema.AUS_17) + (45,)
+APP_AUS = APPEARANCE_AUS
+FUSED_AUS = DEFAULT_AUS
 BS = schema.BLENDSHAPE_NAMES
 # Mirroring a face swaps its Left/Right blendshapes.
 BS_FLIP = torch.tensor(
@@ -164,6 +171,23 @@ def evaluate(model: BlendshapeFusion, corpus: Corpus, size: int) -> dict[str, fl
     return res
 
 
+def hyper_parameters(a: argparse.Namespace) -> dict[str, object]:
+    """The run's hyper-parameters (data paths are this machine's; the model card names the data)."""
+    skip = {"skip_train", "threads", "eval_every"}
+    return {k: v for k, v in vars(a).items() if isinstance(v, (int, float, str, bool)) and k not in skip}
+
+
+def training_record(a: argparse.Namespace) -> dict[str, object]:
+    """What the exported spec stores: stage-1 hyper-parameters and the selected evaluation."""
+    rec_path = a.out / "training.json"
+    if not rec_path.is_file():
+        return {"hyper_parameters": hyper_parameters(a)}
+    rec = json.loads(rec_path.read_text())
+    hist = json.loads((a.out / "history.json").read_text())
+    rec["selected"] = max(hist, key=lambda h: h["score"])
+    return rec
+
+
 def train(a: argparse.Namespace) -> None:
     torch.manual_seed(a.seed)
     g = torch.Generator().manual_seed(a.seed)
@@ -180,7 +204,7 @@ def train(a: argparse.Namespace) -> None:
         len(extra_val),
     )
 
-    v1, v1_spec = load_default_model(a.init)
+    v1, v1_spec = load_default_model(a.init or default_model_path(V1_WEIGHTS))
     model = fbn_fusion_mobile(aus=FUSED_AUS)
     load_appearance(model, v1.state_dict())
     logger.info("initialised the appearance network from %s", a.init or "the packaged v1 default")
@@ -200,6 +224,7 @@ def train(a: argparse.Namespace) -> None:
     extra_weight = torch.from_numpy(1.0 / np.sqrt(np.maximum(counts[extra.label], 1.0)))
     steps_est = a.max_steps
     a.out.mkdir(parents=True, exist_ok=True)
+    (a.out / "training.json").write_text(json.dumps({"hyper_parameters": hyper_parameters(a)}, indent=1))
     best, start, step = -1.0, time.time(), 0
     history = []
     while True:
@@ -260,7 +285,8 @@ def calibrate(a: argparse.Namespace) -> BlendshapeFusion:
     sd = torch.load(a.out / "best.pt", weights_only=True)
     model.load_state_dict({k: v for k, v in sd.items() if not k.startswith("appearance.heads.heads.va.")})
     model.eval()
-    fer_bs = np.load(a.fer_blendshapes)["bs"]
+    # Calibrate on the blendshapes inference will see (tools/blendshape_features.py), if given.
+    fer_bs = np.load(a.calib_blendshapes or a.fer_blendshapes)["bs"]
     cal = load_fer(a.fer_root, "val", fer_bs)
     size = 48
     app = appearance_outputs(model, cal, size)
@@ -310,17 +336,23 @@ def export(a: argparse.Namespace, model: BlendshapeFusion) -> None:
         },
         licence="Apache-2.0",
         source="facebehavior tools/train_default_v2.py (fine-tuned from fbn_mobile_ferplus)",
-        extra={"args": {k: str(v) for k, v in vars(a).items()}},
+        extra={"training": training_record(a)},
     )
     sd = {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}
-    sha = save_checkpoint(sd, spec, a.out / "fbn_fusion.safetensors")
-    logger.info("wrote %s (sha256 %s)", a.out / "fbn_fusion.safetensors", sha)
+    sha = save_checkpoint(sd, spec, a.out / DEFAULT_WEIGHTS)
+    logger.info("wrote %s (sha256 %s)", a.out / DEFAULT_WEIGHTS, sha)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--fer-root", type=Path, default=default_root())
     ap.add_argument("--fer-blendshapes", type=Path, required=True)
+    ap.add_argument(
+        "--calib-blendshapes",
+        type=Path,
+        help="blendshapes of the FER2013 PublicTest rows for the calibration stage, computed as the "
+        "Analyzer computes them (tools/blendshape_features.py --fer val); default: --fer-blendshapes",
+    )
     ap.add_argument("--extra-train", type=Path, required=True)
     ap.add_argument("--extra-val", type=Path, required=True)
     ap.add_argument("--extra-blendshapes-train", type=Path, required=True)
@@ -329,7 +361,7 @@ def main() -> None:
     ap.add_argument(
         "--label-weight", type=float, default=0.6, help="weight of the corpus label vs the teacher"
     )
-    ap.add_argument("--init", type=Path, help="v1 checkpoint (default: the packaged fbn_mobile_ferplus)")
+    ap.add_argument("--init", type=Path, help=f"v1 checkpoint (default: the packaged {V1_WEIGHTS})")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--time-budget", type=float, default=1800.0)
     ap.add_argument("--max-steps", type=int, default=10**9)

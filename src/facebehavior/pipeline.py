@@ -161,7 +161,7 @@ class Analyzer:
     def __init__(
         self,
         detector: str | Any = "auto",
-        landmarks: bool | Any = True,
+        landmarks: bool | str | Any = "auto",
         model: str | Path | None | tuple[Any, Any] = "default",
         geometry: bool = False,
         device: str = "cpu",
@@ -180,12 +180,13 @@ class Analyzer:
         """Args:
         detector: ``"auto"`` (BlazeFace short → full-range cascade), a ``DETECTORS`` name
             (``"blazeface_short"``, ``"blazeface_full"``, ``"mtcnn"``), or a ``FaceDetector`` object.
-        landmarks: ``True`` / ``"v2"``: Face Mesh V2 (478 points with irises) and its 52
-            blendshapes (``bs_*`` columns, an input of the default model); ``"v1"``: FaceMesh-468
-            (about 3x faster per face, no irises or blendshapes: the default model then runs its
-            image-only path); ``False`` aligns on the detector's 5 keypoints; or a landmarker
-            object (``from_rois(images, rois)`` → ``Landmarks``). Head pose and geometry need
-            landmarks.
+        landmarks: ``"auto"`` (or ``True``): Face Mesh V2 on still images, FaceMesh-468 on
+            video frames; ``"v2"``: Face Mesh V2 everywhere (478 points with irises and the 52
+            blendshapes: ``iris_*``/``bs_*`` columns, an input of the default model; 2.3x the
+            end-to-end cost of a video); ``"v1"``: FaceMesh-468 everywhere (no irises or
+            blendshapes: the default model runs its image-only path); ``False`` aligns on the
+            detector's 5 keypoints; or a landmarker object (``from_rois(images, rois)`` →
+            ``Landmarks``, with ``num_points``). Head pose and geometry need landmarks.
         model: ``"default"`` (the bundled affect model ``weights/fbn_mobile_ferplus.safetensors``,
             if this installation ships it), a
             checkpoint path, ``None`` for faces only, or a ``(model, WeightSpec)`` pair.
@@ -217,9 +218,11 @@ class Analyzer:
 
             DETECTORS.get(detector)  # an unknown name fails now, listing the valid ones
         self.detector_arg = detector
-        if isinstance(landmarks, str) and landmarks not in ("v1", "v2"):
-            raise ValueError(f"landmarks must be True, False, 'v1', 'v2' or a landmarker; got {landmarks!r}")
-        self.landmarks_arg = landmarks
+        if isinstance(landmarks, str) and landmarks not in ("auto", "v1", "v2"):
+            raise ValueError(
+                f"landmarks must be 'auto', 'v1', 'v2', True, False or a landmarker; got {landmarks!r}"
+            )
+        self.landmarks_arg = "auto" if landmarks is True else landmarks
         self._blendshaper: Any = None
         self.model_arg = model
         self.geometry = bool(geometry)
@@ -239,7 +242,7 @@ class Analyzer:
         self.skipped_faces: list[SkippedFace] = []
         self._skip_counts: dict[str, int] = {}
         self._detectors: dict[str, Any] = {}
-        self._landmarker: Any = None
+        self._landmarkers: dict[str, Any] = {}
         self._model: Any = None
         self._spec: Any = None
         self._model_resolved = False
@@ -258,28 +261,34 @@ class Analyzer:
 
     @property
     def landmark_points(self) -> int:
-        """Landmarks per face: 478 (Face Mesh V2, the default), 468 (v1) or 0 (no landmarks)."""
+        """Most landmarks per face this Analyzer can produce: 478 (Face Mesh V2 on some or all
+        inputs: the iris and blendshape columns are written), 468 (v1) or 0 (no landmarks)."""
         if not self.uses_landmarks:
             return 0
-        if self.landmarks_arg is True or self.landmarks_arg == "v2":
+        if self.landmarks_arg in ("auto", "v2"):
             return 478
         if self.landmarks_arg == "v1":
             return 468
         return int(getattr(self.landmarks_arg, "num_points", 468))
 
-    def _get_landmarker(self) -> Any:
-        if self._landmarker is None:
-            if self.landmarks_arg is True or self.landmarks_arg == "v2":
+    def _get_landmarker(self, video: bool = True) -> Any:
+        """The landmark model for a still image (``video=False``) or for video frames."""
+        arg = self.landmarks_arg
+        if not isinstance(arg, str):
+            return arg
+        # Why "auto" splits: V2 runs on every tracked video frame (2.3x the end-to-end cost of
+        # samples/video.mp4), on a still only once; stills get the blendshapes, video the speed.
+        version = ("v1" if video else "v2") if arg == "auto" else arg
+        if version not in self._landmarkers:
+            if version == "v2":
                 from facebehavior.face.landmarks.facemesh_v2 import FaceMeshV2Landmarker
 
-                self._landmarker = FaceMeshV2Landmarker(device=self.device)
-            elif self.landmarks_arg == "v1":
+                self._landmarkers[version] = FaceMeshV2Landmarker(device=self.device)
+            else:
                 from facebehavior.face.landmarks.facemesh import FaceMeshLandmarker
 
-                self._landmarker = FaceMeshLandmarker(device=self.device)
-            else:
-                self._landmarker = self.landmarks_arg
-        return self._landmarker
+                self._landmarkers[version] = FaceMeshLandmarker(device=self.device)
+        return self._landmarkers[version]
 
     def _blendshapes(self, points: np.ndarray) -> np.ndarray | None:
         """(F, 52) Blendshape V2 scores of Face Mesh V2 landmarks; ``None`` for 468-point landmarks."""
@@ -456,7 +465,7 @@ class Analyzer:
         """
         state = state or _SourceState()
         images = frames.images
-        faces = self._landmark_faces(images) if self.uses_landmarks else self._detect(images)
+        faces = self._landmark_faces(images, state.video) if self.uses_landmarks else self._detect(images)
         faces = self._screen(frames, faces)
         faces.face_id = self._track(state, frames, faces)
         no_face = int(len(frames) - np.unique(faces.frame_index).size)
@@ -660,7 +669,7 @@ class Analyzer:
         return faces.take(order)
 
     # ------------------------------------------------------------------ landmarks (tracked)
-    def _landmark_faces(self, images: np.ndarray) -> _Faces:
+    def _landmark_faces(self, images: np.ndarray, video: bool = True) -> _Faces:
         """FaceMesh on every frame, each frame's crops taken from the previous frame's landmarks.
 
         The batch is cut into intervals of ``redetect_every`` frames whose first frame is a key
@@ -675,13 +684,13 @@ class Analyzer:
         """
         from facebehavior.face.landmarks.facemesh import keypoints5, roi_from_landmarks
 
-        lm = self._get_landmarker()
+        lm = self._get_landmarker(video)
         n = images.shape[0]
         k = self.redetect_every
         keyframes = np.arange(0, n, k)
         key = self._detect(images[keyframes])
         # ROIs of the current wave, frame_index = absolute frame in the batch.
-        rois = self._rois_from_detections(key, keyframes[key.frame_index], images)
+        rois = self._rois_from_detections(key, keyframes[key.frame_index], images, lm)
         out_fi, out_pts, out_pres = [], [], []
         for w in range(k):
             if w > 0:
@@ -696,7 +705,7 @@ class Analyzer:
                     det = self._detect(images[cand])
                     if len(det):
                         rois = _concat_rois(
-                            rois, self._rois_from_detections(det, cand[det.frame_index], images)
+                            rois, self._rois_from_detections(det, cand[det.frame_index], images, lm)
                         )
             if len(rois) == 0:
                 continue
@@ -711,7 +720,7 @@ class Analyzer:
                 lost = np.unique(fi[~ok])
                 det = self._detect(images[lost])
                 if len(det):
-                    redo = self._rois_from_detections(det, lost[det.frame_index], images)
+                    redo = self._rois_from_detections(det, lost[det.frame_index], images, lm)
                     again = lm.from_rois(images, redo)
                     keep_old = ~np.isin(fi, lost)
                     pts = np.concatenate([pts[keep_old], np.asarray(again.points, np.float32)])
@@ -732,7 +741,7 @@ class Analyzer:
                 np.zeros((0, 4), np.float32),
                 np.zeros(0, np.float32),
                 np.zeros((0, 5, 2), np.float32),
-                np.zeros((0, self.landmark_points or 468, 3), np.float32),
+                np.zeros((0, getattr(lm, "num_points", 468), 3), np.float32),
             )
         pts = np.concatenate(out_pts).astype(np.float32)
         xy = pts[..., :2]
@@ -749,7 +758,9 @@ class Analyzer:
             faces = replace(faces, blendshapes=self._blendshapes(faces.landmarks))
         return faces
 
-    def _rois_from_detections(self, faces: _Faces, frame_index: np.ndarray, images: np.ndarray) -> Any:
+    def _rois_from_detections(
+        self, faces: _Faces, frame_index: np.ndarray, images: np.ndarray, lm: Any
+    ) -> Any:
         """Landmark ROIs of detected faces (frame_index into ``images``).
 
         Face Mesh V2 is sensitive to its ROI: from this package's BlazeFace boxes (anti-aliased
@@ -761,9 +772,9 @@ class Analyzer:
 
         fi = np.asarray(frame_index, np.int64)
         rois = roi_from_detections(Detections(fi, faces.boxes, faces.scores, faces.keypoints))
-        if self.landmark_points != 478 or len(rois) == 0:
+        if getattr(lm, "num_points", 468) != 478 or len(rois) == 0:
             return rois
-        first = self._get_landmarker().from_rois(images, rois)
+        first = lm.from_rois(images, rois)
         return roi_from_landmarks(np.asarray(first.points, np.float32), fi)
 
     # ------------------------------------------------------------------ tracking

@@ -29,7 +29,9 @@ import numpy as np
 
 from facebehavior.data.labels import LabelTable
 from facebehavior.data.va_targets import va_from_distribution
-from facebehavior.models.default import DEFAULT_AUS
+
+# The AU columns the FER+ hooks fill: v1's AU head (v2's appearance head), AU43 and AU45 included.
+from facebehavior.models.default import APPEARANCE_AUS as DEFAULT_AUS
 from facebehavior.relatedness import get_table
 from facebehavior.schema import BLENDSHAPE_NAMES, EXPRESSIONS_8
 

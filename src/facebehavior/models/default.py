@@ -1,11 +1,15 @@
 """The bundled default model: where it is, how to load it, how to feed it.
 
-``fbn_mobile_ferplus`` is a FaceBehaviorNet-style multi-task network (``facebehaviornet_mobile``:
-expression, AU and valence/arousal heads on a MobileNetV2 trunk) trained in this repository on
-FER2013 images with FER+ crowd labels; see ``src/facebehavior/weights/fbn_mobile_ferplus.md`` for
-its data, method, metrics and limits. Its ``WeightSpec`` (read with
+``fbn_fusion`` (default model v2) is a FaceBehaviorNet-style multi-task network: a MobileNetV2
+appearance network (expression and AU heads on 48 px grey face crops) fused with the 52 Face
+Landmarker blendshapes of the same face (``facebehavior.models.fusion``), with calibrated AU
+probabilities and valence/arousal derived from expression and AU activation. It was fine-tuned in
+this repository from ``fbn_mobile_ferplus`` (v1, FER2013 + FER+ votes only, still shipped) on
+FER2013 and a second corpus of real photos; see ``src/facebehavior/weights/fbn_fusion.md`` for its
+data, method, metrics and limits. Its ``WeightSpec`` (read with
 :func:`facebehavior.models.weights.read_spec`) carries the input size, colour, normalisation,
-alignment template and every head's label order; the helpers below only read them from there.
+alignment template, extra per-face inputs (``input.features``) and every head's label order; the
+helpers below only read them from there.
 
 Nothing is loaded at import; :func:`load_default_model` does the work when called.
 """
@@ -22,8 +26,10 @@ from facebehavior import schema
 from facebehavior.models.weights import WeightSpec, load_weights, packaged_weights_dir
 
 __all__ = [
+    "APPEARANCE_AUS",
     "DEFAULT_WEIGHTS",
     "DEFAULT_AUS",
+    "V1_WEIGHTS",
     "default_model_path",
     "load_default_model",
     "model_features",
@@ -32,22 +38,29 @@ __all__ = [
     "predict_expression_probs",
 ]
 
-DEFAULT_WEIGHTS = "fbn_mobile_ferplus.safetensors"
-# FaceBehaviorNet's 17 AUs, then the extra AUs the geometry layer measures (eyes closed, blink).
-DEFAULT_AUS: tuple[int, ...] = tuple(schema.AUS_17) + (43, 45)
+DEFAULT_WEIGHTS = "fbn_fusion.safetensors"
+# v1, image-only (FER2013 + FER+): the appearance network v2 was fine-tuned from.
+V1_WEIGHTS = "fbn_mobile_ferplus.safetensors"
+# The default model's AU outputs: FaceBehaviorNet's 17 AUs, then blink (AU45). AU43 (eyes closed)
+# is not an output: one frame cannot tell it from a blink (``temporal.calibration`` can, on video).
+DEFAULT_AUS: tuple[int, ...] = tuple(schema.AUS_17) + (45,)
+# v1's AU head (and v2's appearance head): the 17, then eyes closed and blink as the geometry layer
+# measures them; the FER+ training hooks (``data.weak_targets``) fill these.
+APPEARANCE_AUS: tuple[int, ...] = tuple(schema.AUS_17) + (43, 45)
 
 
-def default_model_path() -> Path:
-    """Path of the packaged default weights.
+def default_model_path(name: str = DEFAULT_WEIGHTS) -> Path:
+    """Path of the packaged default weights (or of ``V1_WEIGHTS``).
 
     Raises:
         FileNotFoundError: the file is missing (a broken install or a source checkout without it).
     """
-    path = packaged_weights_dir() / DEFAULT_WEIGHTS
+    path = packaged_weights_dir() / name
     if not path.is_file():
+        card = path.with_suffix(".md").name
         raise FileNotFoundError(
             f"{path}: the default model's weights are missing; reinstall facebehavior, or retrain them "
-            "with `python tools/train_default.py` (see src/facebehavior/weights/fbn_mobile_ferplus.md)"
+            f"as src/facebehavior/weights/{card} describes"
         )
     return path
 
@@ -59,8 +72,9 @@ def load_default_model(path: str | Path | None = None) -> tuple[torch.nn.Module,
         path: a checkpoint; ``None`` loads the packaged default.
 
     Returns:
-        ``(model, spec)``; ``model(x)`` gives ``{"expression": (B, 8) logits, "au": (B, A) logits,
-        "va": (B, 2) in [-1, 1]}`` for ``x`` prepared by :func:`preprocess`.
+        ``(model, spec)``; ``model(x)`` (and ``model(x, blendshapes)`` when ``spec.input.features``
+        names them) gives ``{"expression": (B, 8) logits, "au": (B, A) logits, "va": (B, 2) in
+        [-1, 1]}`` for ``x`` prepared by :func:`preprocess`; :func:`predict` does both steps.
     """
     return load_weights(default_model_path() if path is None else path)
 

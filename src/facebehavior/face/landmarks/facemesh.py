@@ -433,6 +433,8 @@ class FaceMeshLandmarker:
         >>> next_rois = roi_from_landmarks(marks.points)  # track without re-detecting
     """
 
+    num_points: int = idx.NUM_POINTS
+
     def __init__(
         self,
         *,

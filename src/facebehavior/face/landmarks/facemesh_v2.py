@@ -184,6 +184,8 @@ class FaceMeshV2Landmarker:
         >>> next_rois = roi_from_landmarks(marks.points)  # track without re-detecting
     """
 
+    num_points: int = idx.NUM_POINTS_V2
+
     def __init__(
         self,
         *,
