@@ -9,18 +9,21 @@ neighbourhood out of its frame for the warps, a few microseconds of Python per f
    which it found nothing or only small faces, BlazeFace full-range (see ``docs/pipeline.md`` for
    the measurements behind this choice). Any registered detector name, or a ``FaceDetector``
    object, can be given instead.
-3. **landmarks** — FaceMesh (468 points). As in MediaPipe, a face found once is *tracked*: the
-   next frame's crop comes from the current landmarks, so the detector only runs on the first
-   frame of each batch, every ``redetect_every`` frames, and whenever a tracked face is lost
-   (presence below ``min_presence``). This is where the speed comes from: FaceMesh alone per
-   frame instead of detector + FaceMesh. With landmarks, a face's box is the box of its 468
-   points and ``det_score`` its FaceMesh presence.
+3. **landmarks** — ``landmarks="auto"``: Face Mesh V2 (478 points with irises) and its 52
+   blendshapes on still images, FaceMesh-468 on video frames (``"v2"`` / ``"v1"`` force one). As
+   in MediaPipe, a face found once is *tracked*: the next frame's crop comes from the current
+   landmarks, so the detector only runs on the first frame of each batch, every
+   ``redetect_every`` frames, and whenever a tracked face is lost (presence below
+   ``min_presence``). This is where the speed comes from: the landmark network alone per frame
+   instead of detector + landmarks. With landmarks, a face's box is the box of its points and
+   ``det_score`` the landmark model's face presence.
 4. **alignment** — a 5-point similarity warp onto the affect model's template, one call per batch;
    a face that cannot be aligned is skipped and recorded (``Analyzer.skipped_faces``).
 5. **tracking** — a ``face_id`` per person across frames (``facebehavior.face.track``).
-6. **head pose** — pitch/yaw/roll from the 468 landmarks (``facebehavior.face.pose``).
+6. **head pose** — pitch/yaw/roll from the first 468 landmarks (``facebehavior.face.pose``).
 7. **affect model** — one protocol: the checkpoint's ``WeightSpec`` gives the input size, colour,
-   normalisation, template and label names; outputs become columns named by ``facebehavior.schema``.
+   normalisation, template, extra per-face inputs (the blendshapes) and label names; outputs
+   become columns named by ``facebehavior.schema``.
 
 Frames in which no face is found produce no rows; their count is reported per chunk
 (``Chunk.no_face``) and per source by the CLI. With no affect model, rows hold the face columns
