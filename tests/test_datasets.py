@@ -553,6 +553,7 @@ EXPECTED = {
     "manifest": "manifest.csv",
     "rafdb": "list_patition_label.txt",
     "rafdb_compound": "list_patition_label.txt",
+    "facial_expressions": "legend.csv",
 }
 
 
@@ -569,3 +570,54 @@ def test_missing_tree_names_expected_files(tmp_path, name):
         ds = create_dataset(name, root)
         ds.load(ds.splits[0])
     assert EXPECTED[name] in str(e.value)
+
+
+def test_facial_expressions_layout_cleaning_and_subject_split(tmp_path):
+    """muxspace/facial_expressions: data/legend.csv + images/, labels cleaned, subject-disjoint split."""
+    from facebehavior.data.datasets.base import DatasetNotFoundError, LabelFormatError
+    from facebehavior.data.datasets.facial_expressions import FacialExpressions, split_of, subject_of
+    from facebehavior.registry import DATASETS
+
+    root = tmp_path / "facial_expressions"
+    (root / "data").mkdir(parents=True)
+    (root / "images").mkdir()
+    legend = [
+        "user.id,image,emotion",
+        "628,facial-expressions_2868588k.jpg,anger",
+        "dwdii,George_W_Bush_0001.jpg,HAPPINESS",
+        "dwdii,George_W_Bush_0002.jpg,neutral",
+        "302,HrithikRoshan_12.jpg,SADNESS",
+        "302,HrithikRoshan_12.jpg,sadness",  # listed twice, same label: kept once
+        "jhamski,Kimi_Raikkonen_0001.jpg,happiness",
+        "jhamski,Kimi_Raikkonen_0001.jpg,neutral",  # conflicting labels: dropped
+        "JN721,Avinash_30.jpg,surprise",  # excluded by the corpus' cleaning rule
+    ]
+    (root / "data" / "legend.csv").write_text("\n".join(legend) + "\n")
+    ad = DATASETS.get("facial_expressions")(root)
+    assert isinstance(ad, FacialExpressions)
+    t = ad.load("all")
+    assert list(t.image) == [
+        "images/George_W_Bush_0001.jpg",
+        "images/George_W_Bush_0002.jpg",
+        "images/HrithikRoshan_12.jpg",
+        "images/facial-expressions_2868588k.jpg",
+    ]
+    assert [EXPRESSIONS_8[e] for e in t.expression] == ["happiness", "neutral", "sadness", "anger"]
+    assert list(t.subject) == ["George_W_Bush", "George_W_Bush", "HrithikRoshan", "facial-expressions"]
+    assert subject_of("Steve_Nash_0005.jpg") == "Steve_Nash" and subject_of("Avinash_1.jpg") == "Avinash"
+    train, val = ad.load("train"), ad.load("val")
+    assert sorted([*train.image, *val.image]) == sorted(t.image)
+    assert not set(train.subject) & set(val.subject)
+    for table in (train, val):
+        assert all(split_of(s) == table.split for s in table.subject)
+    # the rule: sha256(subject) mod 10 in {0, 1} -> val
+    import hashlib
+
+    assert split_of("x") == ("val" if int(hashlib.sha256(b"x").hexdigest(), 16) % 10 < 2 else "train")
+    (root / "data" / "legend.csv").write_text("user.id,image,emotion\n1,a_1.jpg,joy\n")
+    with pytest.raises(LabelFormatError, match="'joy' is not one of"):
+        ad.load("all")
+    with pytest.raises(DatasetNotFoundError, match="clone"):
+        FacialExpressions(tmp_path / "missing")
+    with pytest.raises(KeyError, match="unknown split"):
+        ad.load("test")
