@@ -146,22 +146,9 @@ def load_blendshape_net(path: str | Path | None = None) -> BlendshapeNet:
         FileNotFoundError: the weight file is missing (with how to regenerate it).
         facebehavior.models.weights.CheckpointError: the file is not a Blendshape V2 checkpoint.
     """
-    from safetensors.torch import load_file
+    from facebehavior.face.landmarks.facemesh_v2 import load_converted
 
-    from facebehavior.models.weights import CheckpointError, packaged_weights_dir, read_spec
-
-    path = Path(path) if path is not None else packaged_weights_dir() / WEIGHTS
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path}: Blendshape V2 weights missing; reinstall facebehavior or regenerate them with "
-            "tools/convert_face_landmarker.py"
-        )
-    spec = read_spec(path)
-    if spec.architecture != "blendshapes_v2":
-        raise CheckpointError(f"{path}: holds {spec.architecture!r} weights, not 'blendshapes_v2'")
-    net = BlendshapeNet()
-    net.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()}, strict=True)
-    return net.eval()
+    return load_converted(BlendshapeNet(), path, WEIGHTS, "blendshapes_v2", "Blendshape V2")
 
 
 # --------------------------------------------------------------------------------------------

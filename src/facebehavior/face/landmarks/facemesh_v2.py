@@ -150,20 +150,38 @@ def load_facemesh_v2(path: str | Path | None = None) -> FaceMeshV2Net:
         FileNotFoundError: the weight file is missing (with how to regenerate it).
         facebehavior.models.weights.CheckpointError: the file is not a Face Mesh V2 checkpoint.
     """
+    return load_converted(FaceMeshV2Net(), path, WEIGHTS, "facemesh_v2", "Face Mesh V2")
+
+
+def load_converted(
+    net: nn.Module, path: str | Path | None, default: str, architecture: str, label: str
+) -> nn.Module:
+    """Load a ``tools/convert_face_landmarker.py`` checkpoint into ``net`` (float32, eval mode).
+
+    Args:
+        net: the freshly built network.
+        path: the checkpoint; ``None`` for the packaged ``default`` file.
+        default: packaged file name.
+        architecture: the ``WeightSpec.architecture`` the file must declare.
+        label: the model's name in error messages.
+
+    Raises:
+        FileNotFoundError: the weight file is missing (with how to regenerate it).
+        facebehavior.models.weights.CheckpointError: the file holds another model's weights.
+    """
     from safetensors.torch import load_file
 
     from facebehavior.models.weights import CheckpointError, packaged_weights_dir, read_spec
 
-    path = Path(path) if path is not None else packaged_weights_dir() / WEIGHTS
+    path = Path(path) if path is not None else packaged_weights_dir() / default
     if not path.is_file():
         raise FileNotFoundError(
-            f"{path}: Face Mesh V2 weights missing; reinstall facebehavior or regenerate them with "
+            f"{path}: {label} weights missing; reinstall facebehavior or regenerate them with "
             "tools/convert_face_landmarker.py"
         )
     spec = read_spec(path)
-    if spec.architecture != "facemesh_v2":
-        raise CheckpointError(f"{path}: holds {spec.architecture!r} weights, not 'facemesh_v2'")
-    net = FaceMeshV2Net()
+    if spec.architecture != architecture:
+        raise CheckpointError(f"{path}: holds {spec.architecture!r} weights, not {architecture!r}")
     net.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()}, strict=True)
     return net.eval()
 
