@@ -130,7 +130,7 @@ def _brute_energy(v0, feats, q1, crf, group=0):
     """Expected energy by explicit loops over pixels and label pairs (ARL eq. 3–4)."""
     H, W = v0.shape
     pix = [(r, c) for r in range(H) for c in range(W)]
-    mu = crf.compatibility.detach().double()
+    mu = crf.mu().detach().double()
     mu = mu[group] if mu.dim() == 3 else mu
     e = 0.0
     for r, c in pix:
@@ -152,7 +152,7 @@ def test_crf_energy_loss_vs_bruteforce_with_model_zoo_crf():
     B, n, D, H, W = 2, 2, 3, 2, 3
     att = torch.rand(B, n, H, W, generator=g, dtype=torch.float64) * 0.9 + 0.05
     feats = torch.randn(B, n, D, H, W, generator=g, dtype=torch.float64)
-    crfs = [DenseCRF(alpha=2.0, beta=1.5, gamma=1.0).double() for _ in range(n)]
+    crfs = [DenseCRF(alpha=2.0, beta=1.5, gamma=1.0, normalize="none").double() for _ in range(n)]
     refined = torch.rand(B, n, H, W, generator=g, dtype=torch.float64)
     got = crf_energy_loss(crfs, att, feats, refined)
     ref = np.mean(
@@ -188,7 +188,7 @@ def test_crf_energy_loss_with_one_grouped_crf():
     att = torch.rand(B, n, H, W, generator=g, dtype=torch.float64) * 0.9 + 0.05
     feats = torch.randn(B, n, D, H, W, generator=g, dtype=torch.float64)
     refined = torch.rand(B, n, H, W, generator=g, dtype=torch.float64)
-    crf = DenseCRF(alpha=2.0, beta=1.5, gamma=1.0, groups=n).double()
+    crf = DenseCRF(alpha=2.0, beta=1.5, gamma=1.0, groups=n, normalize="none").double()
     with torch.no_grad():  # distinct (symmetric) compatibilities per AU, so a wrong group mapping is caught
         r = torch.rand(crf.compatibility.shape, generator=g, dtype=torch.float64)
         crf.compatibility.add_(r + r.transpose(1, 2))
