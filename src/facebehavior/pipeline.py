@@ -190,9 +190,9 @@ class Analyzer:
             blendshapes: the default model runs its image-only path); ``False`` aligns on the
             detector's 5 keypoints; or a landmarker object (``from_rois(images, rois)`` →
             ``Landmarks``, with ``num_points``). Head pose and geometry need landmarks.
-        model: ``"default"`` (the bundled affect model ``weights/fbn_mobile_ferplus.safetensors``,
-            if this installation ships it), a
-            checkpoint path, ``None`` for faces only, or a ``(model, WeightSpec)`` pair.
+        model: ``"default"`` (the bundled affect model ``weights/fbn_fusion.safetensors``,
+            if this installation ships it), a checkpoint path, ``None`` for faces only, or a
+            ``(model, WeightSpec)`` pair.
         geometry: add geometric AU evidence columns computed from the landmarks.
         device: torch device for every network.
         threads: torch intra-op threads (``None``: ``$FACEBEHAVIOR_THREADS`` or the library default).
