@@ -29,14 +29,15 @@ def _onehot_expr(name, emotions=EXPRESSIONS_7):
 
 
 # ---- distribution matching ---------------------------------------------------------------------
-def test_q_au2_for_pure_surprise_is_half():
-    # Paper: q(AU2|x) = ½(p(surprise|x) + p(fear|x)); AU2 is shared by surprise and fear.
-    q = au_mixture(_onehot_expr("surprise"))
+def test_q_au2_for_pure_surprise_is_half_with_shared_normalisation():
+    # Paper's first example: q(AU2|x) = ½(p(surprise|x) + p(fear|x)); AU2 is shared by surprise and fear.
+    q = au_mixture(_onehot_expr("surprise"), normalize="shared")
     assert q[0, A(2)].item() == pytest.approx(0.5)
     p = torch.tensor([[0, 0, 0, 0.3, 0.1, 0, 0.6]], dtype=torch.float64)
-    assert au_mixture(p)[0, A(2)].item() == pytest.approx(0.5 * (0.6 + 0.3))
-    # Eq. 2 as written (no normalisation) gives the plain mixture.
-    assert au_mixture(_onehot_expr("surprise"), normalize="none")[0, A(2)].item() == 1.0
+    assert au_mixture(p, normalize="shared")[0, A(2)].item() == pytest.approx(0.5 * (0.6 + 0.3))
+    # Eq. 2 as written (the default, no normalisation) gives the plain mixture.
+    assert au_mixture(_onehot_expr("surprise"))[0, A(2)].item() == 1.0
+    assert au_mixture(p)[0, A(2)].item() == pytest.approx(0.6 + 0.3)
 
 
 def test_pure_happiness_activates_exactly_aus_12_25_6():
@@ -45,9 +46,9 @@ def test_pure_happiness_activates_exactly_aus_12_25_6():
         active = {AUS_17[j] for j in torch.nonzero(q).flatten().tolist()}
         assert active == {6, 12, 25}
         assert (q == 0).sum().item() == 14
-    q = au_mixture(_onehot_expr("happiness"), normalize="none")[0]
-    assert q[A(12)] == q[A(25)] == q[A(6)] == 1.0  # the paper's "q = 1" example
-    q = au_mixture(_onehot_expr("happiness"))[0]
+    q = au_mixture(_onehot_expr("happiness"))[0]  # the default: eq. 2 as written
+    assert q[A(12)] == q[A(25)] == q[A(6)] == 1.0  # the paper's second example: "q = 1" for all three
+    q = au_mixture(_onehot_expr("happiness"), normalize="shared")[0]
     # shared: AU25 is used by happiness, fear, surprise; AU6 by happiness and sadness.
     assert q[A(12)].item() == 1.0 and q[A(25)].item() == pytest.approx(1 / 3) and q[A(6)].item() == 0.5
 
@@ -69,9 +70,12 @@ def test_distribution_matching_matches_hand_computation():
     M = TABLE_A.matrix(EXPRESSIONS_7, AUS_17)
     n_share = M.sum(0)
     covered = n_share > 0
-    q = pe @ (M / np.maximum(n_share, 1))
+    q = pe @ M  # eq. 2
     ref = np.mean(np.sum(-pa[:, covered] * np.log(q[:, covered]), axis=1))
     assert distribution_matching_loss(expr, au).item() == pytest.approx(ref, rel=1e-10)
+    q = pe @ (M / np.maximum(n_share, 1))
+    ref = np.mean(np.sum(-pa[:, covered] * np.log(q[:, covered]), axis=1))
+    assert distribution_matching_loss(expr, au, normalize="shared").item() == pytest.approx(ref, rel=1e-10)
     assert covered.all()  # table A uses all 17 of FaceBehaviorNet's AUs
 
 

@@ -284,7 +284,8 @@ def test_validation_scores_soft_au_targets():
 def test_au_weighting_arl_uses_rates():
     m = FaceBehaviorModule(_recipe(loss__au__weighting="arl"), au_rates=np.array([0.5, 0.25, 0.25, 0.1, 0.4]))
     inv = 1 / np.array([0.5, 0.25, 0.25, 0.1, 0.4])
-    np.testing.assert_allclose(m.au_weights.numpy(), inv / inv.sum(), rtol=1e-6)
+    # w ∝ 1/r_i with an average of 1 (the authors' normalisation; eq. 8's sum-to-1 is 5× smaller).
+    np.testing.assert_allclose(m.au_weights.numpy(), 5 * inv / inv.sum(), rtol=1e-6)
     with pytest.raises(ValueError, match="occurrence rates"):
         FaceBehaviorModule(_recipe(loss__au__weighting="arl"))
 

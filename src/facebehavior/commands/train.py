@@ -34,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Train; returns 0 on success, 2 on a recipe or data error (with a one-line message)."""
     from facebehavior.data.datasets import DatasetNotFoundError, LabelFormatError
+    from facebehavior.models.weights import CheckpointError
     from facebehavior.train.config import ConfigError, load_recipe
 
     overrides = list(args.overrides)
@@ -45,11 +46,18 @@ def run(args: argparse.Namespace) -> int:
         logger.error("%s", e)
         return 2
     logging.getLogger("facebehavior").setLevel(min(logging.getLogger().level, logging.INFO))
-    from facebehavior.train.runner import fit
+    from facebehavior.train.runner import UnsupervisedTrainingError, fit
 
     try:
         path = fit(recipe, resume=args.resume)
-    except (DatasetNotFoundError, LabelFormatError, ConfigError) as e:
+    except (
+        DatasetNotFoundError,
+        LabelFormatError,
+        ConfigError,
+        CheckpointError,
+        UnsupervisedTrainingError,
+        FloatingPointError,
+    ) as e:
         logger.error("%s", e)
         return 2
     print(f"exported {path}")  # noqa: T201 - the command's result, for the user

@@ -30,6 +30,7 @@ __all__ = [
     "derive_batch_sizes",
     "expression_sample_weights",
     "steps_per_epoch",
+    "va_sample_weights",
 ]
 
 
@@ -221,4 +222,28 @@ def au_sample_weights(table: LabelTable, power: float = 1.0) -> np.ndarray:
     w = np.where(lab, w, 0.0)
     if lab.any():
         w[lab] /= w[lab].mean()
+    return w
+
+
+def va_sample_weights(table: LabelTable, power: float = 1.0, bins: int = 11) -> np.ndarray:
+    """Per-sample weights favouring rare valence/arousal values (FATAUVA-Net's VA-bin sampling).
+
+    Valence and arousal are each cut into ``bins`` equal bins over [-1, 1] (FATAUVA-Net's 11
+    classes −5 … 5); a sample's weight is the geometric mean of ``freq(bin)^-power`` over the two
+    dimensions; samples without VA get 0.
+
+    Returns:
+        ``(N,)`` float64 weights with mean 1 over VA-labelled samples.
+    """
+    lab = np.asarray(table.va_mask, bool)
+    if not lab.any():
+        raise ValueError(f"{table.corpus}/{table.split}: no valence/arousal labels to balance")
+    va = np.clip(np.asarray(table.va, np.float64), -1.0, 1.0)
+    idx = np.clip(np.rint((va + 1.0) / 2.0 * (bins - 1)).astype(np.int64), 0, bins - 1)
+    w = np.ones(len(table), np.float64)
+    for d in range(2):
+        freq = np.bincount(idx[lab, d], minlength=bins).astype(np.float64) / lab.sum()
+        w *= np.maximum(freq[idx[:, d]], 1e-12) ** (-power / 2)
+    w = np.where(lab, w, 0.0)
+    w[lab] /= w[lab].mean()
     return w

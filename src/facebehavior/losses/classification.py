@@ -188,11 +188,14 @@ def occurrence_rates(
     return ((y >= threshold) * m).sum(axis=0) / n
 
 
-def arl_au_weights(rates: np.ndarray | torch.Tensor | list[float]) -> torch.Tensor:
-    """ARL's per-AU loss weights w_i = (1/r_i) / Σ_k (1/r_k) (they sum to 1; rare AUs weigh more).
+def arl_au_weights(rates: np.ndarray | torch.Tensor | list[float], *, total: float = 1.0) -> torch.Tensor:
+    """ARL's per-AU loss weights w_i = total · (1/r_i) / Σ_k (1/r_k) (rare AUs weigh more).
 
     Args:
         rates: ``(A,)`` training occurrence rates in ``(0, 1]`` (see :func:`occurrence_rates`).
+        total: the weights' sum. ARL's eq. 8 normalises them to 1; the authors' released code
+            (``prep/write_AU_weight.m``) to the number of AUs, i.e. E_det sums per-AU losses of
+            average weight 1 — the scale its learning rate (0.006) was tuned for.
 
     Returns:
         ``(A,)`` float32 tensor.
@@ -207,7 +210,7 @@ def arl_au_weights(rates: np.ndarray | torch.Tensor | list[float]) -> torch.Tens
         bad = torch.nonzero((r <= 0) | torch.isnan(r)).flatten().tolist()
         raise ValueError(f"occurrence rates at AU indices {bad} are not positive; ARL weights need r_i > 0")
     inv = 1.0 / r
-    return (inv / inv.sum()).to(torch.float32)
+    return (total * inv / inv.sum()).to(torch.float32)
 
 
 def arl_detection_loss(

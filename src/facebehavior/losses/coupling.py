@@ -295,16 +295,16 @@ def au_mixture(
     emotions: Sequence[str] = EXPRESSIONS_7,
     aus: Sequence[int] = AUS_17,
     weighted: bool = False,
-    normalize: Normalize = "shared",
+    normalize: Normalize = "none",
 ) -> torch.Tensor:
     """q(AU_i | x) = Σ_e p(e|x) p(AU_i|e) (FaceBehaviorNet eq. 2).
 
     p(AU_i|e) is 1 for the prototypical/observational AUs of e (``weighted=True``: w, footnote 3).
-    ``normalize="shared"`` divides each AU's column by the number of emotions that use it, reproducing the
-    paper's worked example q(AU2|x) = ½(p(surprise|x) + p(fear|x)). ``normalize="none"`` is eq. 2 as
-    written, which reproduces the paper's other example: p(happiness|x) = 1 ⇒ q(AU12) = q(AU25) = q(AU6) = 1
-    (with ``"shared"`` those three are still the only non-zero AUs, at 1, 1/3 and 1/2 for table A). The
-    two examples cannot both hold; ``"shared"`` follows the explicit worked example.
+    ``normalize="none"`` (the default) is eq. 2 as written: a mixture of 0/1 rows, so q ≤ 1, and the
+    paper's second example holds — p(happiness|x) = 1 ⇒ q(AU12) = q(AU25) = q(AU6) = 1, every other AU 0.
+    ``normalize="shared"`` divides each AU's column by the number of emotions that use it, which gives the
+    first example, q(AU2|x) = ½(p(surprise|x) + p(fear|x)), but q(AU25 | happiness) = 1/3 against the
+    second. No per-AU normalisation satisfies both examples; eq. 2 and the second example agree.
 
     Args:
         expr_probs: ``(B, E)`` expression probabilities (softmax output).
@@ -330,7 +330,7 @@ def distribution_matching_loss(
     emotions: Sequence[str] = EXPRESSIONS_7,
     aus: Sequence[int] = AUS_17,
     weighted: bool = False,
-    normalize: Normalize = "shared",
+    normalize: Normalize = "none",
     eps: float = 1e-7,
     detach_au: bool = False,
 ) -> torch.Tensor:

@@ -11,14 +11,16 @@ Architecture (l = 176, c = 8 by default):
   f1 = conv; channel attention v_c = σ(W·GAP(f1)) (8c×8c FC, no bias); f2 = conv(f1);
   f_c = v_c * f2; f3 = conv(f_c); f3s = conv(f3) (2c pixel features); v0s = σ(1-channel conv(f3s));
   v_s = CRF(v0s, f3s) (``facebehavior.nn.crf.DenseCRF``: exact over all (l/4)² pixel pairs with
-  row-normalised kernels, 5 mean-field iterations, one Potts-initialised compatibility per AU
-  clamped to [0, 2]); f4 = conv(f3); f_s = v_s ⋆ f4; f_r = GAP(conv(f_s)) (8c);
-  logit_i = w_i·f_r + b_i.
+  normalised kernels of total weight 1 in the paper's w1 : w2 = 5 : 3, 5 mean-field iterations,
+  one Potts-initialised compatibility per AU clamped to [0, 4]); f4 = conv(f3);
+  f_s = ReLU(BN(v_s ⋆ f4)); f_r = GAP(conv(f_s)) (8c); logit_i = w_i·f_r + b_i.
 
-All convolutions are 3×3, stride 1, pad 1, followed by BatchNorm and ReLU (the paper's Caffe nets
-use BN), except f3s, whose BN is followed by tanh as in the authors' Caffe model: bounded pixel
-features keep the CRF's appearance kernel ``exp(−|Δf|²/2β²)`` (β = 3) from collapsing to the
-identity. The 1-channel attention conv is followed by the sigmoid only.
+The convolutions are 3×3, stride 1, pad 1. Up to f3 each is followed by BatchNorm and ReLU (the
+paper's Caffe nets use BN); f3s by BN and tanh, and f4 / the conv before GAP by nothing, with BN +
+ReLU after the attention product — the layer order of the authors' Caffe model
+(``BP4D_train_val.prototxt``). Bounded pixel features keep the CRF's appearance kernel
+``exp(−|Δf|²/2β²)`` (β = 3) from collapsing to the identity. The 1-channel attention conv is
+followed by the sigmoid only. ``set_au_prior`` starts each AU's logit at its base rate.
 
 ``attention`` selects the paper's ablations (Table 5): ``"crf"`` (ARL), ``"spatial"`` (WCS: channel +
 spatial attention, v_s = v0s), ``"channel"`` (WC) and ``"none"`` (W: f_s = f4 with f_c = f2).
@@ -30,8 +32,9 @@ spatial attention, v_s = v0s), ``"channel"`` (WC) and ``"none"`` (W: f_s = f4 wi
 - ``"attention_init"``: ``(B, n, l/4, l/4)`` initial attention v0s (same);
 - ``"crf_energy"``: ``(B, n)`` expected CRF energy E_i(Q = v_s) of each AU **per pixel** (E_i / m,
   nats; ``"crf"`` only). Dividing by m = (l/4)² puts the relation term on the scale of the
-  detection loss whatever the input size; ARL's objective is E_det + λ Σ_i E_i / m (the recipes
-  set λ with ``loss.outputs.crf_energy``);
+  per-AU detection loss whatever the input size; ARL's objective is E_det + λ Σ_i E_i / m (the
+  recipes set λ = 1 with ``loss.outputs.crf_energy``). Its gradient reaches the CRF's pixel
+  features only (``DenseCRF.energy``, ``energy_wrt="features"``);
 - iARL only, ``"au_intensity"``: ``(B, n)`` intensities σ(logit)·L with L = 5.
 """
 

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch.nn as nn
 
 __all__ = [
     "InputSpec",
@@ -24,7 +28,12 @@ __all__ = [
     "read_spec",
     "load_weights",
     "packaged_weights_dir",
+    "InitReport",
+    "au_parameter_prefixes",
+    "init_from_checkpoint",
 ]
+
+logger = logging.getLogger(__name__)
 
 SPEC_KEY = "facebehavior.spec"
 
@@ -113,9 +122,21 @@ def save_checkpoint(state_dict: Mapping[str, Any], spec: WeightSpec, path: str |
 
     Returns:
         The sha256 of the written file.
+
+    Raises:
+        CheckpointError: a tensor holds NaN or ±Inf (nothing is written): such weights make every
+            prediction NaN.
     """
     from safetensors.torch import save_file
 
+    from facebehavior.models.outputs import nonfinite_tensors
+
+    bad = nonfinite_tensors(state_dict)
+    if bad:
+        raise CheckpointError(
+            f"{path}: refusing to write non-finite weights ({len(bad)} tensor(s) with NaN/Inf, e.g. "
+            f"{bad[:3]}); the training diverged — lower the learning rate or check the loss terms"
+        )
     tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -158,8 +179,9 @@ def load_weights(path: str | Path, *, expected_sha256: str | None = None):  # ->
         ``(model, spec)`` with the model in eval mode.
 
     Raises:
-        CheckpointError: missing/corrupt file, digest mismatch, unknown architecture, or tensors
-            that do not match the architecture (the message lists the differences).
+        CheckpointError: missing/corrupt file, digest mismatch, unknown architecture, tensors
+            that do not match the architecture (the message lists the differences), or
+            non-finite weights.
     """
     from safetensors.torch import load_file
 
@@ -195,6 +217,14 @@ def load_weights(path: str | Path, *, expected_sha256: str | None = None):  # ->
         raise CheckpointError(
             f"{path}: weights do not match architecture {spec.architecture!r}: " + "; ".join(parts)
         )
+    from facebehavior.models.outputs import nonfinite_tensors
+
+    bad = nonfinite_tensors(state)
+    if bad:
+        raise CheckpointError(
+            f"{path}: {len(bad)} weight tensor(s) hold NaN/Inf (e.g. {bad[:3]}); the model would predict "
+            "NaN — it was exported from a diverged training run"
+        )
     model.load_state_dict(state, strict=True)
     model.eval()
     return model, spec
@@ -203,3 +233,167 @@ def load_weights(path: str | Path, *, expected_sha256: str | None = None):  # ->
 def packaged_weights_dir() -> Path:
     """Directory holding the weight files shipped inside the package."""
     return Path(__file__).resolve().parent.parent / "weights"
+
+
+@dataclass
+class InitReport:
+    """What ``init_from_checkpoint`` did, key by key.
+
+    Attributes:
+        source: the checkpoint read.
+        loaded: target parameter/buffer names set from the checkpoint.
+        missing: target names the checkpoint does not provide (kept at their initialisation).
+        mismatched: target names whose source tensor has another shape (kept), with both shapes.
+        unused: checkpoint names no target name mapped to.
+        au_sources: target AU → the source AU its per-AU parameters came from (``None``: kept at
+            initialisation; the source has no such AU and ``au_map`` names none).
+    """
+
+    source: str
+    loaded: list[str]
+    missing: list[str]
+    mismatched: dict[str, tuple[tuple[int, ...], tuple[int, ...]]]
+    unused: list[str]
+    au_sources: dict[int, int | None]
+
+    def summary(self) -> str:
+        """One paragraph for the log."""
+        parts = [f"initialised from {self.source}: {len(self.loaded)} tensors loaded"]
+        if self.missing:
+            parts.append(f"{len(self.missing)} missing (kept at init, e.g. {self.missing[:4]})")
+        if self.mismatched:
+            k = next(iter(self.mismatched))
+            parts.append(f"{len(self.mismatched)} shape mismatches kept at init (e.g. {k}: "
+                         f"file {self.mismatched[k][0]} vs model {self.mismatched[k][1]})")  # fmt: skip
+        if self.unused:
+            parts.append(f"{len(self.unused)} checkpoint tensors unused (e.g. {self.unused[:4]})")
+        if self.au_sources:
+            moved = {a: s for a, s in self.au_sources.items() if s != a}
+            parts.append(f"AU heads from source AUs {moved}" if moved else "AU heads matched by AU number")
+        return "; ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "source": self.source, "loaded": self.loaded, "missing": self.missing,
+            "mismatched": {k: [list(a), list(b)] for k, (a, b) in self.mismatched.items()},
+            "unused": self.unused, "au_sources": {str(k): v for k, v in self.au_sources.items()},
+        }  # fmt: skip
+
+
+def _au_numbers(codes: Sequence[str]) -> list[int]:
+    return [int(str(c).upper().removeprefix("AU")) for c in codes]
+
+
+def au_parameter_prefixes(model: nn.Module) -> tuple[str, ...]:
+    """Names (prefixes) of the parameters whose first axis stacks one block per AU, in the order of
+    ``model.task_labels["au"]``: the model's ``au_parameters`` attribute, else its ``heads.heads.au.``
+    head (the multi-task heads of the zoo)."""
+    own = getattr(model, "au_parameters", None)
+    if own is not None:
+        return tuple(own)
+    return ("heads.heads.au.",) if any(k.startswith("heads.heads.au.") for k in model.state_dict()) else ()
+
+
+def init_from_checkpoint(
+    model: nn.Module,
+    path: str | Path,
+    *,
+    rename: Mapping[str, str] | None = None,
+    au_map: Mapping[int, int] | None = None,
+) -> InitReport:
+    """Initialise ``model`` from a checkpoint of another (or the same) architecture, non-strictly.
+
+    Every tensor of ``model.state_dict()`` is looked up in the checkpoint under its own name, or
+    under ``rename[prefix] + rest`` when the name starts with a ``rename`` key (target prefix →
+    source prefix, e.g. ``{"trunk.": "encoder.trunk."}``); it is loaded when the shapes agree.
+    Per-AU parameters (``au_parameter_prefixes``) are copied AU by AU: target AU ``a`` takes the
+    block of source AU ``au_map.get(a, a)``, so a DISFA model can start from a BP4D one with AUs
+    9, 25, 26 taken from 10, 23, 24 (ARL §4.1.2). Everything else keeps its initialisation and is
+    listed in the returned report.
+
+    Args:
+        model: the model to initialise (modified in place).
+        path: an exported ``.safetensors`` checkpoint (its spec gives the source AU order), or a
+            Lightning ``.ckpt`` (its ``model.`` state; no per-AU remapping).
+        rename: target-name prefix → source-name prefix.
+        au_map: target AU number → source AU number.
+
+    Returns:
+        The ``InitReport``.
+
+    Raises:
+        CheckpointError: unreadable file, or a per-AU remapping asked of a source without AU labels.
+    """
+    path = Path(path)
+    rename = dict(rename or {})
+    au_map = {int(k): int(v) for k, v in (au_map or {}).items()}
+    if path.suffix == ".ckpt":
+        import torch
+
+        raw = torch.load(path, map_location="cpu", weights_only=True).get("state_dict", {})
+        src = {k[len("model.") :]: v for k, v in raw.items() if k.startswith("model.")}
+        src_aus: list[int] = []
+    else:
+        from safetensors.torch import load_file
+
+        spec = read_spec(path)
+        src = load_file(str(path))
+        src_aus = _au_numbers(spec.tasks.get("au", ()))
+    from facebehavior.models.outputs import nonfinite_tensors
+
+    bad = nonfinite_tensors(src)
+    if bad:
+        raise CheckpointError(
+            f"{path}: {len(bad)} tensor(s) hold NaN/Inf (e.g. {bad[:3]}); not an initialisation"
+        )
+    labels = getattr(model, "task_labels", {}) or {}
+    tgt_aus = _au_numbers(labels.get("au", ()))
+    if au_map and not src_aus:
+        raise CheckpointError(f"{path}: au_map needs a source with AU labels (an exported .safetensors)")
+    prefixes = au_parameter_prefixes(model)
+    state = model.state_dict()
+    new: dict[str, Any] = {}
+    loaded, missing, used = [], [], set()
+    mismatched: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {}
+    au_sources: dict[int, int | None] = {}
+    for name, t in state.items():
+        src_name = name
+        for tp, sp in rename.items():
+            if name.startswith(tp):
+                src_name = sp + name[len(tp) :]
+                break
+        if src_name not in src:
+            missing.append(name)
+            continue
+        s = src[src_name]
+        used.add(src_name)
+        per_au = tgt_aus and src_aus and t.dim() > 0 and any(name.startswith(p) for p in prefixes)
+        if per_au and t.shape[0] % len(tgt_aus) == 0 and s.shape[0] % len(src_aus) == 0:
+            bt, bs = t.shape[0] // len(tgt_aus), s.shape[0] // len(src_aus)
+            if bt != bs or tuple(t.shape[1:]) != tuple(s.shape[1:]):
+                mismatched[name] = (tuple(s.shape), tuple(t.shape))
+                continue
+            out = t.clone()
+            for i, au in enumerate(tgt_aus):
+                want = au_map.get(au, au)
+                if want in src_aus:
+                    j = src_aus.index(want)
+                    out[i * bt : (i + 1) * bt] = s[j * bs : (j + 1) * bs].to(out.dtype)
+                    au_sources[au] = want
+                else:
+                    au_sources.setdefault(au, None)
+            new[name] = out
+            loaded.append(name)
+        elif tuple(s.shape) == tuple(t.shape):
+            new[name] = s.to(t.dtype)
+            loaded.append(name)
+        else:
+            mismatched[name] = (tuple(s.shape), tuple(t.shape))
+    model.load_state_dict(new, strict=False)
+    report = InitReport(
+        source=str(path), loaded=loaded, missing=missing, mismatched=mismatched,
+        unused=sorted(set(src) - used), au_sources=au_sources,
+    )  # fmt: skip
+    logger.info("%s", report.summary())
+    return report

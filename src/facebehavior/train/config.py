@@ -9,6 +9,7 @@ the list of valid ones, so a typo never silently falls back to a default)::
     model:
       name: facebehaviornet_mobile      # MODELS registry name (required)
       kwargs: {num_expressions: 8, aus: [], va: false, in_channels: 1, width: 0.5}
+      init: {path: null, rename: {}, au_map: {}}   # start from a checkpoint (InitConfig)
     input: {size: 48, channels: 1, mean: [0.5], std: [0.5], template: none}
     data:
       batch_size: 64                    # total per step; split over the task sets (FaceBehaviorNet)
@@ -30,7 +31,8 @@ the list of valid ones, so a typo never silently falls back to a default)::
       expression: {weight: 1.0, class_weights: null}
       au: {weight: 1.0, weighting: none}              # none | arl (ARL's 1/rate weights)
       va: {weight: 1.0}                                # 1 - CCC averaged over V and A
-      coupling: {coannotation: 0.0, soft_coannotation: 0.0, distribution_matching: 0.0}
+      coupling: {coannotation: 0.0, soft_coannotation: 0.0, distribution_matching: 0.0, table: A,
+                 distribution_matching_weighted: false, distribution_matching_normalize: none}
     optim: {name: adamw, lr: 1.0e-3, weight_decay: 0.05, schedule: onecycle, ...}
     trainer: {max_epochs: 20, precision: 32-true, accelerator: auto, devices: 1, ...}
     checkpoint: {monitor: val/expression/accuracy, mode: max, export: model.safetensors}
@@ -55,6 +57,8 @@ __all__ = [
     "CheckpointConfig",
     "ConfigError",
     "DataConfig",
+    "HoldoutConfig",
+    "InitConfig",
     "InputConfig",
     "LossConfig",
     "ModelConfig",
@@ -63,6 +67,7 @@ __all__ = [
     "SetConfig",
     "StageConfig",
     "TrainerConfig",
+    "apply_override",
     "load_recipe",
     "parse_recipe",
 ]
@@ -73,11 +78,32 @@ class ConfigError(ValueError):
 
 
 @dataclass
+class InitConfig:
+    """Initialise the model from a checkpoint before training (transfer, fine-tuning).
+
+    Attributes:
+        path: an exported ``.safetensors`` model (or a Lightning ``.ckpt``); ``None`` = no init.
+        rename: target-name prefix → source-name prefix (``{"trunk.": "encoder.trunk."}``).
+        au_map: target AU → source AU for per-AU parameters (``{9: 10, 25: 23, 26: 24}``);
+            AUs present in both are matched by number.
+
+    Tensors the checkpoint lacks or holds with another shape keep their initialisation; the
+    report (``facebehavior.models.weights.init_from_checkpoint``) is logged and written to
+    ``<output_dir>/init_report.json``.
+    """
+
+    path: str | None = None
+    rename: dict[str, str] = field(default_factory=dict)
+    au_map: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
 class ModelConfig:
-    """``create_model(name, **kwargs)``."""
+    """``create_model(name, **kwargs)``, optionally initialised from a checkpoint (``init``)."""
 
     name: str = ""
     kwargs: dict[str, Any] = field(default_factory=dict)
+    init: InitConfig = field(default_factory=InitConfig)
 
 
 @dataclass
@@ -104,13 +130,36 @@ class SamplingConfig:
     """Over/under-sampling of one task set.
 
     Attributes:
-        kind: ``none`` (uniform permutation), ``expression`` (class-balanced) or ``au``
-            (rare-AU over-sampling).
+        kind: ``none`` (uniform permutation), ``expression`` (class-balanced), ``au``
+            (rare-AU over-sampling) or ``va`` (rare valence/arousal bins over-sampled: FATAUVA-Net's
+            11 bins per dimension, ``facebehavior.data.sampler.va_sample_weights``).
         power: weights ∝ frequency^-power (1 = fully balanced, 0.5 = softened).
     """
 
     kind: str = "none"
     power: float = 1.0
+
+
+@dataclass
+class HoldoutConfig:
+    """A subject-exclusive part of a split, for a validation set carved from training subjects.
+
+    Each subject of the split (``LabelTable.subject``; the video id where subjects are unknown,
+    the image where both are) is held out when a hash of ``(seed, subject)`` falls below
+    ``fraction`` (``facebehavior.train.data.holdout_split``). A training set takes ``rest`` and
+    the validation set the same split with ``held``, so checkpoints are never selected on test
+    data nor on training subjects; every set drawn from the same corpus with the same seed holds
+    out the same subjects.
+
+    Attributes:
+        fraction: expected share of subjects held out (0 = no holdout).
+        seed: hashing seed.
+        take: ``rest`` (the training part) or ``held`` (the validation part).
+    """
+
+    fraction: float = 0.0
+    seed: int = 0
+    take: str = "rest"
 
 
 @dataclass
@@ -131,6 +180,7 @@ class SetConfig:
             and labels are used instead of reading ``root`` (``dataset``/``root`` stay as the record).
         parts: several splits forming one task set (FaceBehaviorNet's VA-Set = AffectNet + Aff-Wild
             + …); the set's own ``dataset``/``root``/``split`` are then unused.
+        holdout: keep only the ``rest`` or the ``held`` subjects of the split (``HoldoutConfig``).
     """
 
     dataset: str = ""
@@ -143,6 +193,7 @@ class SetConfig:
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     hooks: list[str] = field(default_factory=list)
     sequence_length: int = 0
+    holdout: HoldoutConfig = field(default_factory=HoldoutConfig)
 
 
 @dataclass
@@ -187,13 +238,16 @@ class TaskLossConfig:
     Attributes:
         weight: multiplier in the total loss (0 disables the term).
         class_weights: expression: per-class weights (list of E floats).
-        weighting: AU / AU intensity: ``none`` or ``arl`` (w_i ∝ 1/occurrence rate, normalised;
-            ARL eq. 8).
+        weighting: AU / AU intensity: ``none`` or ``arl`` (ARL eq. 8: w_i ∝ 1/occurrence rate,
+            normalised to an average of 1 as in the authors' code).
         kind: VA: ``ccc`` (1 − CCC, FaceBehaviorNet / AffWildNet), ``smooth_l1`` (FATAUVA-Net's
-            regression with turning point ``turning_point``) or ``class`` (FATAUVA-Net's 11 classes:
-            cross-entropy on ``valence_logits`` / ``arousal_logits``).
+            regression with turning point ``turning_point``), ``center_smooth_l1`` (that plus
+            ``center`` × the center loss of the model's ``va_features`` around one learned center
+            per VA bin, FATAUVA-Net eq. 1) or ``class`` (FATAUVA-Net's 11 classes: cross-entropy on
+            ``valence_logits`` / ``arousal_logits``).
         turning_point: see ``kind``.
         cosine: AU intensity: λ of iARL's ``1 − cosine similarity`` term.
+        center: VA ``center_smooth_l1``: weight of the center loss.
     """
 
     weight: float = 1.0
@@ -202,22 +256,38 @@ class TaskLossConfig:
     kind: str = "ccc"
     turning_point: float = 1.0
     cosine: float = 0.5
+    center: float = 0.01
 
 
 @dataclass
 class CouplingConfig:
-    """FaceBehaviorNet's task-coupling losses (weights; 0 = off).
+    """FaceBehaviorNet's task-coupling losses (weights; 0 = off) and their variants.
 
     Attributes:
-        coannotation: AU BCE on AUs implied by expression labels (prototypical + observational).
-        soft_coannotation: CE between predicted expressions and soft targets from predicted AUs.
+        coannotation: AU BCE on AUs implied by expression labels (prototypical + observational),
+            and expression CE on emotions implied by AU labels.
+        soft_coannotation: CE between predicted expressions and soft targets from AU labels.
         distribution_matching: AU predictions vs. the mixture implied by predicted expressions.
-        observational_weight: weighting of observational AUs in co-annotation.
+        table: relatedness table, ``A`` (Du et al., the paper's default) or ``B`` (Aff-Wild2
+            empirical), or a JSON file (``facebehavior.relatedness.get_table``).
+        coannotation_weighted: observational AUs weighted by w in co-annotation (the paper's).
+        soft_coannotation_weighted: soft co-annotation scores weight observational AUs by w
+            (e.g. happiness (AU12 + AU25 + 0.51·AU6)/2.51); false: every AU weighs 1.
+        distribution_matching_weighted: p(AU|e) = w for observational AUs (footnote 3's
+            reweighted variant) instead of 1.
+        distribution_matching_normalize: ``none`` (eq. 2 as written) or ``shared`` (each AU's
+            column divided by the number of emotions sharing it); see
+            ``facebehavior.losses.coupling.au_mixture``.
     """
 
     coannotation: float = 0.0
     soft_coannotation: float = 0.0
     distribution_matching: float = 0.0
+    table: str = "A"
+    coannotation_weighted: bool = True
+    soft_coannotation_weighted: bool = True
+    distribution_matching_weighted: bool = False
+    distribution_matching_normalize: str = "none"
 
 
 @dataclass
@@ -329,6 +399,10 @@ class StageConfig:
         loss: per-task weight overrides for this stage (``{au: 1.0, expression: 0.0}``).
         lr: learning-rate override.
         sets: task sets used in this stage (default: all).
+        val: validation sets of this stage (default: ``data.val``); the first drives ``monitor``.
+        monitor, mode: checkpoint selection of this stage (default: ``checkpoint``'s), e.g.
+            ``val/attribute/accuracy`` for FATAUVA-Net's attribute stage, ``val/va/ccc_mean`` for its
+            VA stage.
     """
 
     name: str = ""
@@ -337,6 +411,9 @@ class StageConfig:
     loss: dict[str, float] = field(default_factory=dict)
     lr: float | None = None
     sets: list[str] = field(default_factory=list)
+    val: list[SetConfig] = field(default_factory=list)
+    monitor: str | None = None
+    mode: str | None = None
 
 
 @dataclass
@@ -451,6 +528,11 @@ def _validate(r: Recipe) -> None:
         raise ConfigError("model.name is required (a MODELS registry name)")
     from facebehavior.face.align import TEMPLATES
 
+    for k in r.model.init.au_map:
+        if not str(k).isdigit():
+            raise ConfigError(f"model.init.au_map: keys must be AU numbers, got {k!r}")
+    if r.model.init.path is not None and not r.model.init.path:
+        raise ConfigError("model.init.path is empty; give a checkpoint or null")
     if r.input.template not in TEMPLATES:
         raise ConfigError(
             f"input.template {r.input.template!r} is not an alignment template; valid: {sorted(TEMPLATES)} "
@@ -463,9 +545,11 @@ def _validate(r: Recipe) -> None:
             raise ConfigError(f"input.{k} needs {r.input.channels} value(s), got {getattr(r.input, k)}")
     if not r.data.sets:
         raise ConfigError("data.sets: at least one training task set is required")
-    for where, s in [(f"data.sets.{k}", s) for k, s in r.data.sets.items()] + [
-        (f"data.val[{i}]", s) for i, s in enumerate(r.data.val)
-    ]:
+    for where, s in (
+        [(f"data.sets.{k}", s) for k, s in r.data.sets.items()]
+        + [(f"data.val[{i}]", s) for i, s in enumerate(r.data.val)]
+        + [(f"stages[{i}].val[{j}]", s) for i, st in enumerate(r.stages) for j, s in enumerate(st.val)]
+    ):
         for j, part in enumerate(s.parts):
             if not part.dataset or not (part.root or part.cache):
                 raise ConfigError(f"{where}.parts[{j}]: dataset and root (or cache) are required")
@@ -475,9 +559,16 @@ def _validate(r: Recipe) -> None:
             raise ConfigError(
                 f"{where}.root is required (the corpus folder), or cache (a prepared crop cache)"
             )
-        if s.sampling.kind not in ("none", "expression", "au"):
+        if not 0.0 <= s.holdout.fraction < 1.0:
+            raise ConfigError(f"{where}.holdout.fraction must be in [0, 1), got {s.holdout.fraction}")
+        if s.holdout.take not in ("rest", "held"):
+            raise ConfigError(f"{where}.holdout.take must be rest or held, got {s.holdout.take!r}")
+        for j, part in enumerate(s.parts):
+            if part.holdout.take not in ("rest", "held") or not 0.0 <= part.holdout.fraction < 1.0:
+                raise ConfigError(f"{where}.parts[{j}].holdout: fraction in [0, 1), take rest or held")
+        if s.sampling.kind not in ("none", "expression", "au", "va"):
             raise ConfigError(
-                f"{where}.sampling.kind must be none, expression or au, got {s.sampling.kind!r}"
+                f"{where}.sampling.kind must be none, expression, au or va, got {s.sampling.kind!r}"
             )
     if r.optim.name not in ("adamw", "adam", "sgd"):
         raise ConfigError(f"optim.name must be adamw, adam or sgd, got {r.optim.name!r}")
@@ -488,8 +579,18 @@ def _validate(r: Recipe) -> None:
     for k in ("au", "au_intensity"):
         if getattr(r.loss, k).weighting not in ("none", "arl"):
             raise ConfigError(f"loss.{k}.weighting must be none or arl, got {getattr(r.loss, k).weighting!r}")
-    if r.loss.va.kind not in ("ccc", "smooth_l1", "class"):
-        raise ConfigError(f"loss.va.kind must be ccc, smooth_l1 or class, got {r.loss.va.kind!r}")
+    c = r.loss.coupling
+    if c.distribution_matching_normalize not in ("none", "shared"):
+        raise ConfigError(
+            f"loss.coupling.distribution_matching_normalize must be none or shared, "
+            f"got {c.distribution_matching_normalize!r}"
+        )
+    if c.table not in ("A", "B") and not c.table.endswith(".json"):
+        raise ConfigError(f"loss.coupling.table must be A, B or a .json file, got {c.table!r}")
+    if r.loss.va.kind not in ("ccc", "smooth_l1", "center_smooth_l1", "class"):
+        raise ConfigError(
+            f"loss.va.kind must be ccc, smooth_l1, center_smooth_l1 or class, got {r.loss.va.kind!r}"
+        )
     seq = {s.sequence_length for s in r.data.sets.values()}
     if len(seq) > 1:
         raise ConfigError(f"data.sets: all task sets need the same sequence_length, got {sorted(seq)}")
@@ -499,6 +600,8 @@ def _validate(r: Recipe) -> None:
         unknown = sorted(set(st.sets) - set(r.data.sets))
         if unknown:
             raise ConfigError(f"stages[{i}].sets: {unknown} are not task sets ({sorted(r.data.sets)})")
+        if st.mode is not None and st.mode not in ("max", "min"):
+            raise ConfigError(f"stages[{i}].mode must be max or min, got {st.mode!r}")
         valid = ("expression", "au", "va", "au_intensity", "attribute")
         bad = sorted(set(st.loss) - set(valid))
         if bad:
@@ -519,6 +622,40 @@ def parse_recipe(data: dict[str, Any]) -> Recipe:
     return recipe
 
 
+def apply_override(data: dict[str, Any], override: str) -> None:
+    """Set ``key.path=value`` (value parsed as YAML) in plain recipe data, in place.
+
+    A numeric path element indexes a list (``data.val.0.split=fold2_train``); missing mappings
+    are created.
+
+    Raises:
+        ConfigError: malformed override, or a path through something that is not a mapping/list.
+    """
+    import yaml
+
+    if "=" not in override:
+        raise ConfigError(f"override {override!r} must look like key.path=value")
+    key, val = override.split("=", 1)
+    node: Any = data
+    parts = key.split(".")
+    for i, p in enumerate(parts):
+        last = i == len(parts) - 1
+        if isinstance(node, list):
+            if not p.isdigit() or int(p) >= len(node):
+                raise ConfigError(f"override {override!r}: {p!r} is not an index of a {len(node)}-item list")
+            if last:
+                node[int(p)] = yaml.safe_load(val)
+            else:
+                node = node[int(p)]
+        elif isinstance(node, dict):
+            if last:
+                node[p] = yaml.safe_load(val)
+            else:
+                node = node.setdefault(p, {})
+        else:
+            raise ConfigError(f"override {override!r}: {parts[i - 1]} is not a mapping or list")
+
+
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     """Read a YAML recipe, apply ``key.path=value`` overrides (values parsed as YAML), validate.
 
@@ -536,16 +673,7 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML ({e})") from None
     for ov in overrides or []:
-        if "=" not in ov:
-            raise ConfigError(f"override {ov!r} must look like key.path=value")
-        key, val = ov.split("=", 1)
-        node = data
-        parts = key.split(".")
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"override {ov!r}: {p} is not a mapping")
-        node[parts[-1]] = yaml.safe_load(val)
+        apply_override(data, ov)
     try:
         return parse_recipe(data)
     except ConfigError as e:

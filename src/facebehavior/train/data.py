@@ -51,6 +51,7 @@ from facebehavior.data.sampler import (
     au_sample_weights,
     derive_batch_sizes,
     expression_sample_weights,
+    va_sample_weights,
 )
 
 __all__ = [
@@ -59,6 +60,8 @@ __all__ = [
     "SetData",
     "collate",
     "eval_loader",
+    "holdout_groups",
+    "holdout_split",
     "load_set",
     "resolve",
     "task_set_loader",
@@ -117,8 +120,69 @@ class SetData:
     table: LabelTable
 
 
+def holdout_groups(table: LabelTable) -> np.ndarray:
+    """(N,) str group of each row for subject-exclusive holdouts: subject, else video, else image."""
+    subject = table.subject.astype(str)
+    video = table.video.astype(str)
+    image = table.image.astype(str)
+    return np.where(subject != "", subject, np.where(video != "", video, image))
+
+
+def holdout_split(table: LabelTable, fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices (rest, held) of ``table`` with no subject in both (``HoldoutConfig``).
+
+    A group (``holdout_groups``) is held out when a hash of ``(seed, group)`` falls below
+    ``fraction``, so the choice of a subject does not depend on which other rows the table holds:
+    two tables of the same corpus (e.g. AffectNet's 7- and 8-class lists, one used for VA and one
+    for expressions) hold out the same people. At least one group is held out and one kept.
+
+    Args:
+        table: a split's labels.
+        fraction: expected share of the groups held out.
+        seed: hashing seed.
+
+    Raises:
+        ValueError: the split has fewer than two groups.
+    """
+    import hashlib
+
+    groups = holdout_groups(table)
+    uniq, inverse = np.unique(groups, return_inverse=True)
+    if len(uniq) < 2:
+        raise ValueError(
+            f"{table.corpus}/{table.split}: a subject-exclusive holdout needs at least 2 subjects, "
+            f"got {len(uniq)}"
+        )
+    u = np.array(
+        [int.from_bytes(hashlib.sha1(f"{seed}:{g}".encode()).digest()[:8], "big") / 2.0**64 for g in uniq]
+    )
+    held_group = u < fraction
+    if not held_group.any():
+        held_group[np.argmin(u)] = True
+    if held_group.all():
+        held_group[np.argmax(u)] = False
+    held = held_group[inverse]
+    return np.flatnonzero(~held), np.flatnonzero(held)
+
+
+class _RowsAdapter:
+    """The pixels of some rows of an adapter's table: row ``i`` of the subset is ``rows[i]``."""
+
+    def __init__(self, adapter: Any, table: LabelTable, rows: np.ndarray) -> None:
+        self.adapter, self.base, self.rows = adapter, table, rows
+        self.name = getattr(adapter, "name", type(adapter).__name__)
+
+    def read_images(self, table: LabelTable, index: Any) -> list[np.ndarray]:
+        return self.adapter.read_images(self.base, self.rows[np.asarray(list(index), np.int64)])
+
+    def image_array(self, table: LabelTable) -> np.ndarray | None:
+        arr = self.adapter.image_array(self.base)
+        return None if arr is None else arr[self.rows]
+
+
 def load_set(cfg: Any) -> SetData:
-    """Build the adapter of a ``SetConfig`` (or open its face-crop cache), load its split, apply its hooks."""
+    """Build the adapter of a ``SetConfig`` (or open its face-crop cache), load its split, apply its
+    holdout and hooks."""
     if cfg.cache:
         from facebehavior.data.cache import FaceCache
 
@@ -127,6 +191,15 @@ def load_set(cfg: Any) -> SetData:
     else:
         adapter = create_dataset(cfg.dataset, cfg.root, **cfg.options)
         table = adapter.load(cfg.split)
+    hold = getattr(cfg, "holdout", None)
+    if hold is not None and hold.fraction > 0:
+        rest, held = holdout_split(table, hold.fraction, hold.seed)
+        rows = held if hold.take == "held" else rest
+        logger.info(
+            "%s/%s: subject-exclusive holdout %.2f (seed %d): %d rest / %d held rows, using %s",
+            cfg.dataset, cfg.split, hold.fraction, hold.seed, len(rest), len(held), hold.take,
+        )  # fmt: skip
+        adapter, table = _RowsAdapter(adapter, table, rows), table.subset(rows)
     for hook in cfg.hooks:
         table = resolve(hook)(table, adapter)
         if not isinstance(table, LabelTable):
@@ -332,6 +405,8 @@ def _sampling_weights(ds: LabelledImages, kind: str, power: float) -> np.ndarray
         return np.concatenate([_sampling_weights(d, kind, power) for d in ds.datasets])
     if kind == "expression":
         return expression_sample_weights(ds.table, power)
+    if kind == "va":
+        return va_sample_weights(ds.table, power)
     return au_sample_weights(ds.table, power)
 
 

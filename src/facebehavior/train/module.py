@@ -81,6 +81,14 @@ class FaceBehaviorModule(L.LightningModule):
         super().__init__()
         self.recipe = recipe
         self.model = create_model(recipe.model.name, **recipe.model.kwargs)
+        self.init_report = None
+        if recipe.model.init.path:
+            from facebehavior.models.weights import init_from_checkpoint
+
+            init = recipe.model.init
+            self.init_report = init_from_checkpoint(
+                self.model, init.path, rename=init.rename, au_map={int(k): v for k, v in init.au_map.items()}
+            )
         self.channels_last = bool(recipe.trainer.channels_last)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -96,8 +104,15 @@ class FaceBehaviorModule(L.LightningModule):
         if arl and "au" in self.tasks:
             if au_rates is None:
                 raise ValueError("loss.au.weighting=arl needs the AU occurrence rates of the training sets")
-            self.au_weights = losses.arl_au_weights(au_rates)
+            # Average weight 1 (Σ w_i = number of AUs), as the authors' code normalises them: with
+            # eq. 8's Σ w_i = 1 the paper's SGD learning rate moves the AU heads 12× slower.
+            self.au_weights = losses.arl_au_weights(au_rates, total=len(au_rates))
+        if au_rates is not None and hasattr(self.model, "set_au_prior") and not recipe.model.init.path:
+            self.model.set_au_prior(au_rates)
         self.class_weights = self._class_weights()
+        self.va_centers: torch.nn.Parameter | None = None
+        if recipe.loss.va.kind == "center_smooth_l1":
+            self.va_centers = torch.nn.Parameter(self._va_center_init())
         self._val_outputs: dict[int, list[dict[str, torch.Tensor]]] = {}
 
     # -- preprocessing -------------------------------------------------------------------------
@@ -116,6 +131,21 @@ class FaceBehaviorModule(L.LightningModule):
         if config_cls is None:
             return factory(**kwargs)
         return factory(config_cls(**kwargs), generator=torch.Generator())
+
+    def _va_center_init(self) -> torch.Tensor:
+        """``(2, 11, D)`` centers of the VA bins in the model's ``va_features`` space (FATAUVA eq. 1)."""
+        inp = self.recipe.input
+        was = self.model.training
+        self.model.eval()
+        with torch.no_grad():
+            out = self.model(torch.zeros(1, inp.channels, inp.size, inp.size))
+        self.model.train(was)
+        if "va_features" not in out:
+            raise ValueError(
+                f"loss.va.kind=center_smooth_l1 needs a model with va_features (FATAUVA-Net); "
+                f"{self.recipe.model.name} outputs {sorted(out)}"
+            )
+        return torch.randn(2, 11, out["va_features"].shape[-1]) * 0.01
 
     def _class_weights(self) -> torch.Tensor | None:
         cw = self.recipe.loss.expression.class_weights
@@ -211,22 +241,36 @@ class FaceBehaviorModule(L.LightningModule):
             total = total + weight * terms[key]
         c = self.recipe.loss.coupling
         if "expression" in out and "au" in out:
-            kw = {"emotions": self.emotions, "aus": self.aus}
+            kw = {"emotions": self.emotions, "aus": self.aus, "table": c.table}
             if c.coannotation > 0:
-                has_hard = batch["expression_mask"] * (batch["expression_dist"].max(1).values >= 1.0)
+                # Hard labels of a class the head lacks (contempt in an 8-class set for a 7-class
+                # model) co-annotate nothing.
+                has_hard = (
+                    batch["expression_mask"]
+                    * (batch["expression_dist"].max(1).values >= 1.0)
+                    * (batch["expression"] < E)
+                )
                 terms["coannotation"] = losses.coannotation_loss(
                     out["expression"], out["au"], expr_labels=batch["expression"], expr_mask=has_hard,
-                    au_labels=batch["au"], au_mask=batch["au_mask"], **kw,
+                    au_labels=batch["au"], au_mask=batch["au_mask"], weighted=c.coannotation_weighted, **kw,
                 )  # fmt: skip
                 total = total + c.coannotation * terms["coannotation"]
             if c.soft_coannotation > 0:
                 terms["soft_coannotation"] = losses.soft_coannotation_loss(
-                    out["expression"], batch["au"], batch["au_mask"], **kw
+                    out["expression"],
+                    batch["au"],
+                    batch["au_mask"],
+                    weighted=c.soft_coannotation_weighted,
+                    **kw,
                 )
                 total = total + c.soft_coannotation * terms["soft_coannotation"]
             if c.distribution_matching > 0:
                 terms["distribution_matching"] = losses.distribution_matching_loss(
-                    out["expression"], out["au"], **kw
+                    out["expression"],
+                    out["au"],
+                    weighted=c.distribution_matching_weighted,
+                    normalize=c.distribution_matching_normalize,
+                    **kw,
                 )
                 total = total + c.distribution_matching * terms["distribution_matching"]
         terms["loss"] = total
@@ -239,8 +283,16 @@ class FaceBehaviorModule(L.LightningModule):
         keep = m > 0
         if not bool(keep.any()):
             return out["va"].sum() * 0.0
-        if cfg.kind == "smooth_l1":
-            return losses.smooth_l1_turning(out["va"][keep], batch["va"][keep], t=cfg.turning_point)
+        if cfg.kind in ("smooth_l1", "center_smooth_l1"):
+            loss = losses.smooth_l1_turning(out["va"][keep], batch["va"][keep], t=cfg.turning_point)
+            if cfg.kind == "center_smooth_l1" and self.va_centers is not None:
+                cls = losses.va_to_class(batch["va"][keep].clamp(-1, 1))
+                feats = out["va_features"][keep]
+                centers = self.va_centers.to(feats.dtype)
+                loss = loss + cfg.center * sum(
+                    losses.center_loss(feats[:, d], cls[:, d], centers[d]) for d in range(2)
+                )
+            return loss
         if "valence_logits" not in out:
             raise KeyError(
                 "loss.va.kind=class needs a model with valence_logits / arousal_logits (class-based VA)"
@@ -268,7 +320,9 @@ class FaceBehaviorModule(L.LightningModule):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x = self.preprocess(batch["image"], train=True)
-        terms = self.compute_losses(self(x), batch, getattr(self, "stage_loss_weights", None))
+        out = self(x)
+        self.last_output_keys = tuple(out)  # named by TrainingGuard when nothing is supervised
+        terms = self.compute_losses(out, batch, getattr(self, "stage_loss_weights", None))
         bs = int(x.shape[0])
         for k, v in terms.items():
             self.log(
@@ -289,8 +343,12 @@ class FaceBehaviorModule(L.LightningModule):
             "au_mask",
             "va",
             "va_mask",
+            "au_intensity",
+            "au_intensity_mask",
+            "attribute",
+            "attribute_mask",
         )
-        keep = {k: batch[k] for k in names}
+        keep = {k: batch[k] for k in names if k in batch}
         rec = {**{f"pred_{k}": v.detach().float().cpu() for k, v in out.items()},
                **{k: v.cpu() for k, v in keep.items()}}  # fmt: skip
         self._val_outputs.setdefault(dataloader_idx, []).append(rec)
@@ -372,6 +430,10 @@ def summary_metrics(cat: dict[str, torch.Tensor], num_expressions: int) -> dict[
             p = cat["pred_expression"][m].argmax(1).numpy()
             out["expression/accuracy"] = float(metrics.accuracy(y, p))
             out["expression/macro_f1"] = float(metrics.macro_f1(y, p, num_classes=num_expressions))
+    if "pred_attribute" in cat and "attribute_mask" in cat and cat["attribute_mask"].sum() > 0:
+        m = cat["attribute_mask"] > 0
+        hit = ((cat["pred_attribute"] > 0) == (cat["attribute"] >= 0.5)) & m
+        out["attribute/accuracy"] = float(hit.sum() / m.sum())
     if "pred_au" in cat and cat["au_mask"].sum() > 0:
         cols = (cat["au_mask"].sum(0) > 0).numpy()
         prob = torch.sigmoid(cat["pred_au"]).numpy()[:, cols]
@@ -387,6 +449,7 @@ def summary_metrics(cat: dict[str, torch.Tensor], num_expressions: int) -> dict[
         m = cat["va_mask"] > 0
         for j, name in enumerate(("valence", "arousal")):
             out[f"va/ccc_{name}"] = float(metrics.ccc(cat["va"][m, j].numpy(), cat["pred_va"][m, j].numpy()))
+        out["va/ccc_mean"] = 0.5 * (out["va/ccc_valence"] + out["va/ccc_arousal"])
     return out
 
 
@@ -403,13 +466,19 @@ class FaceBehaviorDataModule(L.LightningDataModule):
     """
 
     def __init__(
-        self, recipe: Recipe, aus: tuple[int, ...], stage_sets: list[str] | None = None, attributes: int = 0
+        self,
+        recipe: Recipe,
+        aus: tuple[int, ...],
+        stage_sets: list[str] | None = None,
+        attributes: int = 0,
+        val: list[SetConfig] | None = None,
     ) -> None:
         super().__init__()
         self.recipe = recipe
         self.aus = aus
         self.attributes = attributes
         self.stage_sets = stage_sets
+        self.val_cfgs = list(val) if val else list(recipe.data.val)
         self.train_sets: dict[str, tuple[LabelledImages, SetConfig]] = {}
         self.val_sets: list[LabelledImages] = []
 
@@ -436,7 +505,7 @@ class FaceBehaviorDataModule(L.LightningDataModule):
                     self.recipe.data.sets[name],
                 )
         if not self.val_sets:
-            self.val_sets = [self._dataset(cfg, i) for i, cfg in enumerate(self.recipe.data.val)]
+            self.val_sets = [self._dataset(cfg, i) for i, cfg in enumerate(self.val_cfgs)]
 
     def au_rates(self) -> np.ndarray | None:
         """Occurrence rate of each model AU over the annotated training samples."""

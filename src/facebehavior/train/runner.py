@@ -7,9 +7,11 @@ kwargs, input spec, task label orders), the format ``facebehavior.load_weights``
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ from facebehavior.models.weights import InputSpec, WeightSpec, save_checkpoint
 from facebehavior.train.config import Recipe, StageConfig
 from facebehavior.train.module import FaceBehaviorDataModule, FaceBehaviorModule, model_aus, model_tasks
 
-__all__ = ["EpochLog", "build_trainer", "export_model", "fit"]
+__all__ = ["EpochLog", "TrainingGuard", "UnsupervisedTrainingError", "build_trainer", "export_model", "fit"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +42,83 @@ class EpochLog(L.Callback):
                     time.perf_counter() - self.t0, text)  # fmt: skip
 
 
+class UnsupervisedTrainingError(RuntimeError):
+    """A run whose loss has no supervised term (no labels reach any weighted task, or the loss is ≡ 0)."""
+
+
+class TrainingGuard(L.Callback):
+    """Stops a run that cannot train: a non-finite loss, or a loss that is exactly 0 at every one of
+    the first ``zero_steps`` steps (no loss term receives a labelled sample, or the model has no
+    output for the weighted tasks — the run would export an untrained model)."""
+
+    def __init__(self, zero_steps: int = 10) -> None:
+        self.zero_steps = zero_steps
+        self.seen = 0
+        self.nonzero = False
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if loss is None:
+            return
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise FloatingPointError(
+                f"training loss is {value} at step {trainer.global_step} (epoch {trainer.current_epoch}); "
+                "the run diverged — lower optim.lr or check the loss terms' weights"
+            )
+        self.seen += 1
+        self.nonzero = self.nonzero or value != 0.0
+        limit = min(self.zero_steps, max(1, int(trainer.num_training_batches)))
+        if self.seen >= limit and not self.nonzero:
+            raise UnsupervisedTrainingError(
+                f"the training loss was exactly 0 for the first {self.seen} steps: no loss term gets a "
+                "labelled sample (check data.sets and the loss weights) or the model has no output for the "
+                f"weighted tasks (outputs: {sorted(getattr(pl_module, 'last_output_keys', []))})"
+            )
+
+
+def labelled_counts(dm: FaceBehaviorDataModule) -> dict[str, int]:
+    """Labelled training samples per supervised task over the data module's training sets."""
+    keys = {"expression": "expression_mask", "au": "au_mask", "va": "va_mask",
+            "au_intensity": "au_intensity_mask", "attribute": "attribute_mask"}  # fmt: skip
+
+    def arrays(ds: Any, key: str) -> list[Any]:
+        if hasattr(ds, "datasets"):
+            return [a for d in ds.datasets for a in arrays(d, key)]
+        return [getattr(ds, key)]
+
+    counts = {}
+    for task, key in keys.items():
+        counts[task] = 0
+        for ds, _ in dm.train_sets.values():
+            for a in arrays(ds, key):
+                counts[task] += int((a.reshape(len(a), -1).sum(1) > 0).sum()) if a.size else 0
+    return counts
+
+
+def check_supervision(
+    recipe: Recipe, module: FaceBehaviorModule, dm: FaceBehaviorDataModule, stage: str
+) -> None:
+    """Refuse a stage in which no weighted task has a labelled training sample.
+
+    Raises:
+        UnsupervisedTrainingError: naming each weighted task and its labelled-sample count.
+    """
+    weights = dict(module.loss_weights, **getattr(module, "stage_loss_weights", {}))
+    counts = labelled_counts(dm)
+    active = {t: counts[t] for t, w in weights.items() if w > 0}
+    if not any(active.values()):
+        where = f"stage {stage!r}" if stage else "the recipe"
+        raise UnsupervisedTrainingError(
+            f"{where} has no supervised loss term: labelled training samples per weighted task {active}, "
+            f"per task in all sets {counts}; the model's tasks are {sorted(module.tasks)}. Give the tasks "
+            "with labels a loss weight, or add a training set labelled for a weighted task"
+        )
+    logger.info("labelled training samples per weighted task: %s", active)
+
+
 def build_trainer(
     recipe: Recipe,
     out_dir: Path,
@@ -52,7 +131,7 @@ def build_trainer(
     from lightning.pytorch.loggers import CSVLogger
 
     t, c = recipe.trainer, recipe.checkpoint
-    callbacks = [EpochLog(), *(callbacks or [])]
+    callbacks = [EpochLog(), TrainingGuard(), *(callbacks or [])]
     if recipe.data.val:
         callbacks.append(
             ModelCheckpoint(
@@ -213,15 +292,35 @@ def fit(
 
             probe = create_model(recipe.model.name, **recipe.model.kwargs)
         n_attr = len(model_tasks(probe).get("attribute", ()))
-        dm = FaceBehaviorDataModule(recipe, model_aus(probe), stage_sets=st.sets or None, attributes=n_attr)
+        # A stage may validate on its own sets and select on its own metric (FATAUVA-Net: attribute
+        # accuracy, then AU F1, then VA CCC); the recipe's checkpoint section is the default.
+        stage_recipe = dataclasses.replace(
+            recipe,
+            data=dataclasses.replace(recipe.data, val=list(st.val) or list(recipe.data.val)),
+            checkpoint=dataclasses.replace(
+                recipe.checkpoint,
+                monitor=st.monitor or recipe.checkpoint.monitor,
+                mode=st.mode or recipe.checkpoint.mode,
+            ),
+        )
+        dm = FaceBehaviorDataModule(
+            recipe, model_aus(probe), stage_sets=st.sets or None, attributes=n_attr, val=stage_recipe.data.val
+        )
         dm.setup("fit")
         if module is None:
             module = FaceBehaviorModule(recipe, au_rates=dm.au_rates())
+            if module.init_report is not None and not resume:
+                (out / "init_report.json").write_text(json.dumps(module.init_report.to_dict(), indent=1))
         module.stage_loss_weights = dict(st.loss)
         module.stage_lr = st.lr
         _freeze(module, st.freeze)
+        check_supervision(recipe, module, dm, st.name)
         trainer = build_trainer(
-            recipe, stage_dir, max_epochs=st.max_epochs, callbacks=callbacks, **(trainer_overrides or {})
+            stage_recipe,
+            stage_dir,
+            max_epochs=st.max_epochs,
+            callbacks=callbacks,
+            **(trainer_overrides or {}),
         )
         ckpt = None
         if resume:
@@ -229,7 +328,7 @@ def fit(
             if not Path(ckpt).is_file():
                 raise FileNotFoundError(f"resume checkpoint {ckpt} not found")
         trainer.fit(module, datamodule=dm, ckpt_path=ckpt)
-        val_metrics = _select(recipe, trainer, module, dm, stage_dir)
+        val_metrics = _select(stage_recipe, trainer, module, dm, stage_dir)
     assert module is not None
     for p in module.model.parameters():
         p.requires_grad_(True)
