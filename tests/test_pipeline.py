@@ -439,3 +439,31 @@ def test_auto_landmarks_use_face_mesh_v2_on_stills_and_v1_on_video(sample_frames
     assert video[bs].isna().all().all() and video["iris_left_x"].isna().all()
     assert len(video) == 8  # two faces in each of the four frames, tracked with FaceMesh-468
     assert Analyzer(landmarks=True).landmarks_arg == "auto"
+
+
+def test_non_finite_model_outputs_are_skipped_not_written(tiny_checkpoint):
+    """A face whose outputs hold NaN/Inf is left out and recorded; the other faces are written."""
+    from facebehavior.models.weights import load_weights
+
+    model, spec = load_weights(tiny_checkpoint)
+
+    class Poisoned(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = model
+
+        def forward(self, x):
+            out = dict(self.inner(x))
+            out["va"] = out["va"].clone()
+            out["va"][0, 1] = float("nan")  # the first face of every batch
+            return out
+
+    frames = square_frames(3)
+    an = Analyzer(detector=SquareDetector(), landmarks=False, model=(Poisoned().eval(), spec), batch_size=1)
+    df = an.analyze(frames)
+    assert len(df) == 0 and len(an.skipped_faces) == 3
+    assert all("non-finite outputs" in s.reason for s in an.skipped_faces)
+    an = Analyzer(detector=SquareDetector(), landmarks=False, model=(Poisoned().eval(), spec), batch_size=3)
+    df = an.analyze(frames)
+    assert df["frame"].tolist() == [1, 2] and np.isfinite(df[["valence", "arousal"]].to_numpy()).all()
+    assert [s.frame for s in an.skipped_faces] == [0]

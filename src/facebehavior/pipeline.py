@@ -839,8 +839,9 @@ class Analyzer:
     def _predict(self, frames: Frames, faces: _Faces) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Align the batch's faces to the model's template and run the model in one call.
 
-        A face whose alignment fails (e.g. ``DegenerateKeypointsError``) is skipped — logged and
-        recorded in ``skipped_faces`` — and the batch goes on with the others.
+        A face whose alignment fails (e.g. ``DegenerateKeypointsError``), or whose outputs are not
+        finite, is skipped — logged and recorded in ``skipped_faces`` — and the batch goes on with
+        the others.
 
         Returns:
             ``(columns, kept)``: prediction columns for the kept faces and the (F,) bool mask of
@@ -868,9 +869,19 @@ class Analyzer:
             raise TypeError(
                 f"model {spec.name!r} must return a dict of task outputs, got {type(out).__name__}"
             )
-        cols = _prediction_values(
-            spec, {k: v.float().cpu().numpy() for k, v in out.items()}, self.column_style
-        )
+        from facebehavior.models.outputs import nonfinite_rows
+
+        values = {k: v.float().cpu().numpy() for k, v in out.items()}
+        bad = nonfinite_rows(values)
+        if bad.size and bad.any():
+            # A NaN/Inf output (diverged weights, overflow on an odd input) is never written as if
+            # it were a prediction: the face is skipped and recorded like one that cannot be aligned.
+            pos = np.flatnonzero(kept)[bad]
+            for i in pos:
+                self._skip(frames, faces.frame_index[i], f"model {spec.name!r} gave non-finite outputs")
+            kept[pos] = False
+            values = {k: v[~bad] for k, v in values.items()}
+        cols = _prediction_values(spec, values, self.column_style)
         return cols, kept
 
     def _align(self, frames: Frames, faces: _Faces, inp: Any) -> tuple[np.ndarray, np.ndarray]:
