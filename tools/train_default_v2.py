@@ -53,6 +53,7 @@ from facebehavior.models.default import (
     V1_WEIGHTS,
     default_model_path,
     load_default_model,
+    preprocess,
 )
 from facebehavior.models.fusion import BlendshapeFusion, fbn_fusion_mobile
 from facebehavior.models.weights import InputSpec, WeightSpec, save_checkpoint
@@ -62,6 +63,15 @@ E8 = schema.EXPRESSIONS_8
 NEUTRAL = E8.index("neutral")
 APP_AUS = APPEARANCE_AUS
 FUSED_AUS = DEFAULT_AUS
+# The exported input spec; evaluation during training reads its input through it too
+# (``models.default.preprocess``, the one path the Analyzer uses).
+SPEC = WeightSpec(
+    "fbn_fusion",
+    "fbn_fusion_mobile",
+    input=InputSpec(
+        size=48, channels=1, mean=(0.5,), std=(0.5,), template="fer2013", features=("blendshapes",)
+    ),
+)
 BS = schema.BLENDSHAPE_NAMES
 # Mirroring a face swaps its Left/Right blendshapes.
 BS_FLIP = torch.tensor(
@@ -135,29 +145,19 @@ def load_extra(cache_dir: Path, bs_file: Path, teacher: Path | None, label_weigh
     return Corpus(crops, dist, y[keep], bs)
 
 
-def model_input(images: torch.Tensor, size: int) -> torch.Tensor:
-    """Eval-time input: uint8 ``(N, H, W, C)`` → ``(N, 1, size, size)`` normalised like training."""
-    x = images.permute(0, 3, 1, 2).float() / 255.0
-    if x.shape[1] == 3:
-        x = (x * x.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
-    if x.shape[-1] != size:
-        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-    return (x - 0.5) / 0.5
-
-
 @torch.no_grad()
-def appearance_outputs(model: BlendshapeFusion, corpus: Corpus, size: int) -> dict[str, torch.Tensor]:
+def appearance_outputs(model: BlendshapeFusion, corpus: Corpus) -> dict[str, torch.Tensor]:
     model.eval()
     outs: dict[str, list[torch.Tensor]] = {}
     for i in range(0, len(corpus), 512):
-        o = model.appearance(model_input(corpus.images[i : i + 512], size))
+        o = model.appearance(preprocess(corpus.images[i : i + 512], SPEC))
         for k, v in o.items():
             outs.setdefault(k, []).append(v)
     return {k: torch.cat(v) for k, v in outs.items()}
 
 
-def evaluate(model: BlendshapeFusion, corpus: Corpus, size: int) -> dict[str, float]:
-    app = appearance_outputs(model, corpus, size)
+def evaluate(model: BlendshapeFusion, corpus: Corpus) -> dict[str, float]:
+    app = appearance_outputs(model, corpus)
     with torch.no_grad():
         fused = model.fuse(app, corpus.bs)["expression"].argmax(1).numpy()
         alone = model.fuse(app, None)["expression"].argmax(1).numpy()
@@ -208,7 +208,9 @@ def train(a: argparse.Namespace) -> None:
     model = fbn_fusion_mobile(aus=FUSED_AUS)
     load_appearance(model, v1.state_dict())
     logger.info("initialised the appearance network from %s", a.init or "the packaged v1 default")
-    size = v1_spec.input.size
+    size = SPEC.input.size
+    if v1_spec.input.size != size:
+        raise ValueError(f"--init takes {v1_spec.input.size} px input; the fusion model's spec says {size}")
     aug = FaceAugment(
         AugmentConfig(out_size=size, out_channels=1, scale=(0.9, 1.1), shift=0.06, rotate_deg=10.0,
                       p_flip=0.5, p_lowres=0.2, lowres_min=0.5, p_blur=0.15, p_light=0.5, p_occlude=0.1,
@@ -266,8 +268,8 @@ def train(a: argparse.Namespace) -> None:
                 logger.info("step %d  lr %.2e  loss %.4f  %.0f s", step, lr, loss.item(), time.time() - start)
             done = time.time() - start >= a.time_budget or step >= steps_est
             if step % a.eval_every == 0 or done:
-                r_fer = evaluate(model, fer_val, size)
-                r_ext = evaluate(model, extra_val, size)
+                r_fer = evaluate(model, fer_val)
+                r_ext = evaluate(model, extra_val)
                 score = r_fer["fused_acc"] + r_ext["fused_bal"]
                 history.append({"step": step, "fer_val": r_fer, "extra_val": r_ext, "score": score})
                 logger.info("eval step %d: FER val %s | extra val %s", step, r_fer, r_ext)
@@ -288,8 +290,7 @@ def calibrate(a: argparse.Namespace) -> BlendshapeFusion:
     # Calibrate on the blendshapes inference will see (tools/blendshape_features.py), if given.
     fer_bs = np.load(a.calib_blendshapes or a.fer_blendshapes)["bs"]
     cal = load_fer(a.fer_root, "val", fer_bs)
-    size = 48
-    app = appearance_outputs(model, cal, size)
+    app = appearance_outputs(model, cal)
     y, m = weak_au_labels(cal.label, cal.bs.numpy(), FUSED_AUS)
     y_t, m_t = torch.from_numpy(y), torch.from_numpy(m.astype(np.float32))
     # Half of the faces without blendshapes in the fit, so the fallback is calibrated as well.
@@ -326,9 +327,7 @@ def export(a: argparse.Namespace, model: BlendshapeFusion) -> None:
         name="fbn_fusion",
         architecture="fbn_fusion_mobile",
         arch_kwargs={"aus": list(FUSED_AUS)},
-        input=InputSpec(
-            size=48, channels=1, mean=(0.5,), std=(0.5,), template="fer2013", features=("blendshapes",)
-        ),
+        input=SPEC.input,
         tasks={
             "expression": E8,
             "au": tuple(schema.get_au(x).code for x in FUSED_AUS),
