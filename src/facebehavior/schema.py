@@ -28,6 +28,13 @@ __all__ = [
     "face_columns",
     "get_au",
     "au_subset",
+    "SUCCESS_COLUMN",
+    "CONFIDENCE_COLUMN",
+    "NUM_EYE_LANDMARKS",
+    "POSE_TRANSLATION_COLUMNS",
+    "landmark68_columns",
+    "gaze_columns",
+    "eye_landmark_columns",
 ]
 
 
@@ -207,3 +214,52 @@ def landmark_feature_columns() -> list[str]:
 EXPRESSION_LABEL_COLUMN = "expression"
 VALENCE_COLUMN = "valence"
 AROUSAL_COLUMN = "arousal"
+
+
+# Frame bookkeeping (issue #15): one row per analysed frame; ``success`` is 1 for a row with a face,
+# 0 for a frame in which none was found (its measures NaN); ``confidence`` in [0, 1] is how sure the
+# face/landmark model is of the face (OpenFace's names and meaning).
+SUCCESS_COLUMN = "success"
+CONFIDENCE_COLUMN = "confidence"
+
+# Head position in millimetres, camera frame (x right, y down, z away from the camera), from
+# ``facebehavior.face.camera.metric_landmarks``; OpenFace's names.
+POSE_TRANSLATION_COLUMNS: tuple[str, ...] = ("pose_Tx", "pose_Ty", "pose_Tz")
+
+# Eye-region landmarks per eye in OpenFace 2's layout (28 per eye: 0-7 iris ring, 8-19 eyelids,
+# 20-27 pupil ring); eye 0 first, then eye 1 (``facebehavior.face.gaze``).
+NUM_EYE_LANDMARKS = 56
+
+
+def landmark68_columns(three_d: bool = False) -> list[str]:
+    """Columns of the 68-point iBUG landmark subset, OpenFace's names and order.
+
+    Args:
+        three_d: False: ``x_0 … x_67, y_0 … y_67`` (frame pixels). True: ``X_0 … X_67, Y_0 … Y_67,
+            Z_0 … Z_67`` (millimetres, camera frame: x right, y down, z away from the camera).
+    """
+    axes = ("X", "Y", "Z") if three_d else ("x", "y")
+    return [f"{a}_{i}" for a in axes for i in range(68)]
+
+
+def gaze_columns() -> list[str]:
+    """Gaze columns, OpenFace's names and order.
+
+    ``gaze_0_x/y/z`` and ``gaze_1_x/y/z`` are unit gaze vectors of eye 0 (the subject's right eye,
+    on the image left) and eye 1 in the camera frame (x right, y down, z away from the camera; a
+    look into the camera is (0, 0, -1)); ``gaze_angle_x/y`` are radians of their mean
+    (``atan2(x, -z)``, ``atan2(y, -z)``: positive looking to the image right / down).
+    """
+    vec = [f"gaze_{e}_{a}" for e in (0, 1) for a in ("x", "y", "z")]
+    return vec + ["gaze_angle_x", "gaze_angle_y"]
+
+
+def eye_landmark_columns(three_d: bool = False) -> list[str]:
+    """Eye-region landmark columns (56 points, OpenFace 2's layout), OpenFace's names and order.
+
+    Args:
+        three_d: False: ``eye_lmk_x_0 … eye_lmk_x_55, eye_lmk_y_0 … eye_lmk_y_55`` (frame pixels).
+            True: ``eye_lmk_X_* , eye_lmk_Y_*, eye_lmk_Z_*`` (millimetres, camera frame).
+    """
+    axes = ("X", "Y", "Z") if three_d else ("x", "y")
+    return [f"eye_lmk_{a}_{i}" for a in axes for i in range(NUM_EYE_LANDMARKS)]

@@ -15,6 +15,10 @@ the conventional MediaPipe picks.
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
+
 __all__ = [
     "NUM_POINTS",
     "NUM_POINTS_V2",
@@ -61,6 +65,8 @@ __all__ = [
     "RIGHT_IRIS",
     "LEFT_IRIS_CENTER",
     "LEFT_IRIS",
+    "MESH_TO_68",
+    "landmarks68",
 ]
 
 NUM_POINTS = 468
@@ -166,3 +172,55 @@ RIGHT_IRIS_CENTER = 468
 RIGHT_IRIS: tuple[int, ...] = (469, 470, 471, 472)
 LEFT_IRIS_CENTER = 473
 LEFT_IRIS: tuple[int, ...] = (474, 475, 476, 477)
+
+
+# --- iBUG 300-W 68-point subset ----------------------------------------------------------------
+# FaceMesh vertex(es) for each of the 68 iBUG / dlib / OpenFace points, in iBUG order (0-16 jaw from
+# the subject's right ear to the left ear, 17-21 right brow, 22-26 left brow, 27-30 nose bridge,
+# 31-35 nostrils, 36-41 right eye, 42-47 left eye, 48-59 outer lips, 60-67 inner lips; "right" is
+# the subject's, on the image left). Where a 68-point lies between two mesh vertices it is their
+# mean. Source: Peizhi Yan, Mediapipe_2_Dlib_Landmarks (github.com/PeizhiYan/Mediapipe_2_Dlib_Landmarks,
+# mp2dlib.py, 2024, MIT licence), with one change: the outer brow ends 17 and 26 are vertices 70 and
+# 300 (as in ros4hri/hri_face_detect's FaceMesh table) instead of 156 and 383, which on the faces of
+# samples/face.jpg lie at the height of the upper eyelid, not on the brow. The geometric ordering is
+# checked on FaceMesh output for samples/face.jpg (tests/test_gaze.py).
+MESH_TO_68: tuple[tuple[int, ...], ...] = (
+    (127,), (234,), (93,), (132, 58), (58, 172), (136,), (150,), (176,), (152,),  # jaw 0-8
+    (400,), (379,), (365,), (397, 288), (361,), (323,), (454,), (356,),  # jaw 9-16
+    (70,), (63,), (105,), (66,), (107,),  # right brow, outer -> inner
+    (336,), (296,), (334,), (293,), (300,),  # left brow, inner -> outer
+    (168, 6), (197, 195), (5,), (4,),  # nose bridge, top -> tip
+    (98,), (97,), (2,), (326,), (327,),  # nostrils, right -> left
+    (33,), (160,), (158,), (133,), (153,), (144,),  # right eye, outer corner, upper lid, inner, lower
+    (362,), (385,), (387,), (263,), (373,), (380,),  # left eye, inner corner, upper lid, outer, lower
+    (61,), (39,), (37,), (0,), (267,), (269,), (291,),  # outer lips, right corner over the top
+    (321,), (314,), (17,), (84,), (91,),  # outer lips, back along the bottom
+    (78,), (82,), (13,), (312,), (308,), (317,), (14,), (87,),  # inner lips
+)  # fmt: skip
+
+
+def landmarks68(points: Any) -> np.ndarray:
+    """The 68-point iBUG subset of FaceMesh landmarks (:data:`MESH_TO_68`).
+
+    Args:
+        points: (F, 468 | 478, C) or (468 | 478, C) FaceMesh / Face Mesh V2 landmarks, any units
+            and any number of coordinates C (x, y or x, y, z); numpy array or torch tensor.
+
+    Returns:
+        (F, 68, C) float64 in the units of ``points`` (a single face gives F = 1).
+
+    Raises:
+        ValueError: ``points`` is not a FaceMesh topology.
+    """
+    if hasattr(points, "detach"):
+        points = points.detach().cpu().numpy()
+    arr = np.asarray(points, dtype=np.float64)
+    if arr.ndim == 2:
+        arr = arr[None]
+    if arr.ndim != 3 or arr.shape[1] not in (NUM_POINTS, NUM_POINTS_V2):
+        raise ValueError(
+            f"points must be (F, {NUM_POINTS} or {NUM_POINTS_V2}, C) FaceMesh landmarks, got {arr.shape}"
+        )
+    # Every entry as a pair (a single vertex twice), so one gather + mean serves all 68.
+    pairs = np.array([(m[0], m[-1]) for m in MESH_TO_68], dtype=np.int64)
+    return arr[:, pairs].mean(axis=2)
