@@ -9,7 +9,10 @@ FER2013 and a second corpus of real photos; see ``src/facebehavior/weights/fbn_f
 data, method, metrics and limits. Its ``WeightSpec`` (read with
 :func:`facebehavior.models.weights.read_spec`) carries the input size, colour, normalisation,
 alignment template, extra per-face inputs (``input.features``) and every head's label order; the
-helpers below only read them from there.
+helpers below only read them from there. Crops become model input through
+:func:`facebehavior.models.transforms.preprocess` (re-exported here as ``preprocess``) and outputs
+become probabilities through :func:`facebehavior.models.transforms.postprocess`: the one path the
+Analyzer, training and evaluation share.
 
 Nothing is loaded at import; :func:`load_default_model` does the work when called.
 """
@@ -20,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from facebehavior import schema
+from facebehavior.models.transforms import postprocess, preprocess
 from facebehavior.models.weights import WeightSpec, load_weights, packaged_weights_dir
 
 __all__ = [
@@ -79,41 +82,6 @@ def load_default_model(path: str | Path | None = None) -> tuple[torch.nn.Module,
     return load_weights(default_model_path() if path is None else path)
 
 
-def preprocess(faces: np.ndarray | torch.Tensor, spec: WeightSpec) -> torch.Tensor:
-    """Aligned face crops → model input, following ``spec.input``.
-
-    Args:
-        faces: ``(N, H, W)`` grey, ``(N, H, W, 3)`` RGB (uint8 in [0, 255] or float in [0, 1]) or a
-            ``(N, C, H, W)`` tensor with the same value conventions. Crops must already be framed
-            like ``spec.input.template`` (FER2013 crops are, by construction of that template).
-
-    Returns:
-        ``(N, spec.input.channels, size, size)`` float32, normalised.
-
-    Raises:
-        ValueError: unsupported shape or channel count.
-    """
-    x = torch.as_tensor(np.asarray(faces) if not isinstance(faces, torch.Tensor) else faces)
-    if x.ndim == 3:
-        x = x.unsqueeze(1)
-    elif x.ndim == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
-        x = x.permute(0, 3, 1, 2)
-    if x.ndim != 4 or x.shape[1] not in (1, 3):
-        raise ValueError(f"faces must be (N, H, W), (N, H, W, 1|3) or (N, 1|3, H, W); got {tuple(x.shape)}")
-    x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
-    inp = spec.input
-    if inp.channels == 1 and x.shape[1] == 3:
-        x = (x * x.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
-    elif inp.channels == 3 and x.shape[1] == 1:
-        x = x.expand(-1, 3, -1, -1)
-    if x.shape[-2:] != (inp.size, inp.size):
-        down = x.shape[-1] > inp.size
-        x = F.interpolate(x, size=(inp.size, inp.size), mode="bilinear", align_corners=False, antialias=down)
-    mean = x.new_tensor(inp.mean).view(1, -1, 1, 1)
-    std = x.new_tensor(inp.std).view(1, -1, 1, 1)
-    return (x - mean) / std
-
-
 def model_features(
     spec: WeightSpec, n: int, blendshapes: np.ndarray | torch.Tensor | None = None
 ) -> list[torch.Tensor | None]:
@@ -163,21 +131,18 @@ def predict(
             include ``"blendshapes"`` (ignored otherwise); ``None``: the model's image-only path.
 
     Returns:
-        ``{"expression": (N, E) probabilities, "au": (N, A) probabilities, "va": (N, 2)}`` (tasks the
-        checkpoint has), label orders as in ``spec.tasks``.
+        ``{"expression": (N, E) probabilities, "au": (N, A) probabilities, "va": (N, 2)}`` float32
+        (the tasks of ``spec.tasks``, in its label orders; values from
+        :func:`~facebehavior.models.transforms.postprocess`, as the Analyzer reports them).
     """
     out: dict[str, list[np.ndarray]] = {}
     n = len(faces)
     feats = model_features(spec, n, blendshapes)
     for i in range(0, n, batch_size):
         extra = [None if f is None else f[i : i + batch_size] for f in feats]
-        y = model(preprocess(faces[i : i + batch_size], spec), *extra)
+        y = postprocess(spec, model(preprocess(faces[i : i + batch_size], spec), *extra))
         for task, v in y.items():
-            if task == "expression":
-                v = v.softmax(-1)
-            elif task == "au":
-                v = v.sigmoid()
-            out.setdefault(task, []).append(v.float().numpy())
+            out.setdefault(task, []).append(v)
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
