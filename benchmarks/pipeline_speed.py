@@ -73,9 +73,8 @@ def make_clip(n: int, seed: int = 0) -> np.ndarray:
 def measure(threads: int, n: int, mode: str) -> dict:
     import torch
 
-    import facebehavior.face.pose as pose
     from facebehavior.face.align import align_faces
-    from facebehavior.pipeline import Analyzer
+    from facebehavior.pipeline import Analyzer, Timed
     from facebehavior.types import Detections, Frames
 
     frames = make_clip(n)
@@ -85,26 +84,16 @@ def measure(threads: int, n: int, mode: str) -> dict:
         for s in range(0, n, 32)
     ]
     an.process(batches[0])  # warm-up: weights loaded, kernels chosen
-    stages: dict[str, float] = {}
-
-    def timed(name, fn):
-        def wrapper(*args, **kwargs):
-            t = time.process_time()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                stages[name] = stages.get(name, 0.0) + time.process_time() - t
-
-        return wrapper
-
     # Per-stage CPU seconds (process time: on a shared machine, wall time also counts waiting).
-    an._detect = timed("detection", an._detect)
-    an._track = timed("face ids (tracker)", an._track)
-    lm = an._get_landmarker() if mode == "tracked" else None
-    if lm is not None:
-        lm.from_rois = timed("FaceMesh (crop + net)", lm.from_rois)
-    pose.head_pose = timed("head pose", pose.head_pose)
+    # Stages are timed by wrapping them (pipeline.Timed); with landmarks, detection runs inside the
+    # landmark stage on key frames, so its share is timed separately and subtracted.
+    an.stages = [Timed(s) for s in an.stages]
+    detect = None
+    if mode == "tracked":
+        lm = an.stages[0].stage
+        lm.detect = detect = Timed(lm.detect)
     faces = 0
+    align_cpu = 0.0
     t0, c0 = time.perf_counter(), time.process_time()
     for b in batches:
         rows, _ = an.process(b)
@@ -114,11 +103,18 @@ def measure(threads: int, n: int, mode: str) -> dict:
         dets = Detections(
             frame_index=(rows["frame"].to_numpy() - b.index[0]).astype(np.int64),
             boxes=rows[["x1", "y1", "x2", "y2"]].to_numpy(np.float32),
-            scores=rows["det_score"].to_numpy(np.float32),
+            scores=rows["confidence"].to_numpy(np.float32),
             keypoints=kp.to_numpy(np.float32).reshape(-1, 5, 2),
         )
-        timed("alignment (112 px)", align_faces)(b.images, dets, size=112, template="arcface")
+        c = time.process_time()
+        align_faces(b.images, dets, size=112, template="arcface")
+        align_cpu += time.process_time() - c
         faces += len(rows)
+    stages = {s.name: s.cpu_seconds for s in an.stages}
+    if detect is not None:
+        stages["landmarks"] -= detect.cpu_seconds
+        stages["detect (key frames, lost faces)"] = detect.cpu_seconds
+    stages["alignment (112 px)"] = align_cpu
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     ms = {k: 1000 * v / n for k, v in stages.items()}
     return {"threads": torch.get_num_threads(), "mode": mode, "frames": n, "faces": faces,
@@ -134,7 +130,7 @@ def measure_backends(threads: int, repeats: int = 30) -> dict:
     from facebehavior.face.landmarks.facemesh import FaceMeshLandmarker
 
     configure_threads(threads)
-    configure_allocator()  # as the Analyzer does
+    configure_allocator()  # as the CLI does
     crops = torch.rand(4, 3, 192, 192) * 255  # one FaceMesh wave of a 32-frame batch
     frames = make_clip(4)
     out: dict[str, list[float]] = {}

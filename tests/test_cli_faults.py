@@ -460,7 +460,7 @@ def test_api_accepts_pil_images_bytes_paths_and_lists_of_photos(tmp_path):
     photos = an.analyze([img, square_frames(2)[1], np.zeros_like(img)])
     assert photos["source"].tolist() == ["array[0]", "array[1]"] and photos["frame"].tolist() == [0, 0]
     assert photos["face_id"].tolist() == [0, 0]  # independent photos: no tracking across them
-    video = an.analyze(square_frames(3))
+    video = an.analyze(square_frames(3), video=True)
     assert video["source"].unique().tolist() == ["array"] and video["frame"].tolist() == [0, 1, 2]
     with pytest.raises(TypeError, match="cannot analyse NoneType: pass a path"):
         an.analyze(None)

@@ -103,11 +103,23 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 def test_face_rows_from_an_array_of_frames():
     frames = square_frames(10, missing=(3, 4))
     an = Analyzer(detector=SquareDetector(), landmarks=False, model=None, batch_size=4)
-    chunks = list(an.iter_chunks(frames))
+    chunks = list(an.iter_chunks(frames, video=True))
     assert [c.frames for c in chunks] == [4, 4, 2] and [c.no_face for c in chunks] == [1, 1, 0]
     assert [c.done for c in chunks] == [False, False, True]
-    df = pd.concat([c.rows for c in chunks], ignore_index=True)
-    assert list(df.columns) == schema.face_columns()
+    every = pd.concat([c.rows for c in chunks], ignore_index=True)
+    assert list(every.columns) == schema.face_columns()
+    # Every analysed frame is a row: frames 3 and 4 have no face (success 0, NaN measures, id -1).
+    assert every["frame"].tolist() == list(range(10))
+    assert every["success"].tolist() == [1, 1, 1, 0, 0, 1, 1, 1, 1, 1]
+    gap = every[every["success"] == 0]
+    assert (gap["face_id"] == -1).all() and (gap["confidence"] == 0).all()
+    assert gap[["x1", "y2", "right_eye_x", "pose_yaw"]].isna().all().all()
+    assert every["timestamp"].notna().all() and (every["source"] == "array").all()
+    faces_only = Analyzer(
+        detector=SquareDetector(), landmarks=False, model=None, batch_size=4, empty_frames=False
+    ).analyze(frames, video=True)
+    df = every[every["success"] == 1].reset_index(drop=True)
+    pd.testing.assert_frame_equal(faces_only, df)
     assert df["frame"].tolist() == [0, 1, 2, 5, 6, 7, 8, 9]
     k = df["frame"].to_numpy()
     np.testing.assert_allclose(df["x1"], 10 + 2 * k)
@@ -121,12 +133,12 @@ def test_face_rows_from_an_array_of_frames():
 
 def test_max_faces_keeps_the_best_scoring():
     frames = square_frames(3, second=True)
-    both = Analyzer(detector=SquareDetector(), landmarks=False, model=None).analyze(frames)
+    both = Analyzer(detector=SquareDetector(), landmarks=False, model=None).analyze(frames, video=True)
     assert both.groupby("frame").size().tolist() == [2, 2, 2]
     assert both["face_id"].nunique() == 2
-    one = Analyzer(detector=SquareDetector(), landmarks=False, model=None, max_faces=1).analyze(frames)
+    one = Analyzer(detector=SquareDetector(), landmarks=False, model=None, max_faces=1).analyze(frames, video=True)
     assert one.groupby("frame").size().tolist() == [1, 1, 1]
-    np.testing.assert_allclose(one["det_score"], 250 / 255, atol=1e-6)  # the brighter square
+    np.testing.assert_allclose(one["confidence"], 250 / 255, atol=1e-6)  # the brighter square
 
 
 def test_affect_model_protocol(tiny_checkpoint):
@@ -135,7 +147,7 @@ def test_affect_model_protocol(tiny_checkpoint):
 
     frames = square_frames(3)
     an = Analyzer(detector=SquareDetector(), landmarks=False, model=tiny_checkpoint)
-    df = an.analyze(frames)
+    df = an.analyze(frames, video=True)
     probs = schema.expression_columns(schema.EXPRESSIONS_8)
     assert an.columns == schema.face_columns() + probs + [
         "expression",
@@ -227,7 +239,7 @@ def test_batched_tracking_equals_frame_by_frame_tracking(sample_frames, version)
 
     frames = sample_frames[:10]
     an = Analyzer(detector="blazeface_short", landmarks=version, model=None, redetect_every=5, batch_size=10)
-    df = an.analyze(frames)
+    df = an.analyze(frames, video=True)
     lm = FaceMeshLandmarker() if version == "v1" else FaceMeshV2Landmarker()
     det = create_detector("blazeface_short")
     ref = []
@@ -302,21 +314,22 @@ def test_grey_model_gets_bt601_luma(tmp_path):
 def test_faces_entering_between_key_frames_are_picked_up(sample_frames):
     frames = sample_frames[:10].copy()
     frames[:3] = 0  # nobody until frame 3; key frames are 0 and 8
-    df = Analyzer(detector="blazeface_short", model=None, redetect_every=8).analyze(frames)
-    assert df.groupby("frame").size().to_dict() == {j: 2 for j in range(3, 10)}
+    df = Analyzer(detector="blazeface_short", model=None, redetect_every=8).analyze(frames, video=True)
+    assert df[df["success"] == 1].groupby("frame").size().to_dict() == {j: 2 for j in range(3, 10)}
+    assert df[df["success"] == 0]["frame"].tolist() == [0, 1, 2]
 
 
 def test_with_max_faces_a_second_face_is_picked_up_at_once(sample_frames):
     frames = sample_frames[:10].copy()
     frames[:3, :, 300:] = 0  # the right-hand face enters at frame 3, the left one is tracked
-    late = Analyzer(detector="blazeface_short", model=None, redetect_every=8).analyze(frames)
+    late = Analyzer(detector="blazeface_short", model=None, redetect_every=8).analyze(frames, video=True)
     assert late.groupby("frame").size().tolist() == [1] * 8 + [2] * 2  # found at key frame 8
-    eager = Analyzer(detector="blazeface_short", model=None, redetect_every=8, max_faces=2).analyze(frames)
+    eager = Analyzer(detector="blazeface_short", model=None, redetect_every=8, max_faces=2).analyze(frames, video=True)
     assert eager.groupby("frame").size().tolist() == [1] * 3 + [2] * 7
 
 
 def test_dedupe_keeps_the_more_confident_of_overlapping_tracks():
-    from facebehavior.pipeline import _dedupe
+    from facebehavior.pipeline.landmarks import dedupe
 
     base = np.zeros((468, 3), np.float32)
     base[:, 0] = np.linspace(0, 100, 468)
@@ -324,7 +337,8 @@ def test_dedupe_keeps_the_more_confident_of_overlapping_tracks():
     pts = np.stack([base, base + 5, base, base + 300])  # 0/1 overlap on frame 0; 2 on frame 1; 3 apart
     pres = np.array([0.7, 0.9, 0.8, 0.6], np.float32)
     fi = np.array([0, 0, 1, 0])
-    _, p, f = _dedupe(pts, pres, fi)
+    keep = dedupe(pts, pres, fi)
+    p, f = pres[keep], fi[keep]
     assert p.tolist() == pytest.approx([0.9, 0.8, 0.6]) and f.tolist() == [0, 1, 0]
 
 
@@ -340,12 +354,12 @@ def test_tracked_faces_run_the_detector_on_key_frames_only(sample_frames):
         return det(images)
 
     frames = np.concatenate([sample_frames, sample_frames[::-1][:6]])  # 16 frames, faces throughout
-    df = Analyzer(detector=counting, model=None, redetect_every=8, batch_size=16).analyze(frames)
+    df = Analyzer(detector=counting, model=None, redetect_every=8, batch_size=16).analyze(frames, video=True)
     assert df.groupby("frame").size().tolist() == [2] * 16
     assert seen == [2]  # one call on the key frames 0 and 8
     seen.clear()
     an = Analyzer(detector=counting, model=None, redetect_every=8, batch_size=16, max_faces=2)
-    assert len(an.analyze(frames)) == 32 and seen == [2]
+    assert len(an.analyze(frames, video=True)) == 32 and seen == [2]
 
 
 def test_face_mesh_v2_columns_are_its_blendshapes_and_irises():
@@ -361,7 +375,7 @@ def test_face_mesh_v2_columns_are_its_blendshapes_and_irises():
     assert list(df.columns) == schema.face_columns() + schema.landmark_feature_columns()
     # detection ROI refined once from its landmarks (see Analyzer._rois_from_detections)
     marks = FaceMeshV2Landmarker()(img[None], create_detector("blazeface_short")(img[None]), refine=1)
-    keep = np.flatnonzero(marks.presence >= an.min_presence)  # the Analyzer drops the others
+    keep = np.flatnonzero(marks.presence >= an.stage("landmarks").min_presence)  # the Analyzer drops the others
     ref = blendshapes(marks.points)
     order = keep[np.argsort(marks.points[keep, :, 0].min(1))]
     bs = df[[f"bs_{n}" for n in schema.BLENDSHAPE_NAMES]].to_numpy()
@@ -411,7 +425,7 @@ def test_a_blendshape_model_receives_the_rows_blendshapes(tmp_path):
         dets = Detections(
             np.zeros(len(df), np.int64),
             df[["x1", "y1", "x2", "y2"]].to_numpy(),
-            df["det_score"].to_numpy(),
+            df["confidence"].to_numpy(),
             kp,
         )
         crops = align_faces(img[None], dets, size=48, template="fer2013").crops
@@ -432,13 +446,13 @@ def test_auto_landmarks_use_face_mesh_v2_on_stills_and_v1_on_video(sample_frames
 
     an = Analyzer(model=None)  # landmarks="auto"
     photo = an.analyze(read_image(SAMPLE_IMAGE))
-    video = an.analyze(sample_frames[:4])
+    video = an.analyze(sample_frames[:4], video=True)
     assert list(photo.columns) == list(video.columns) == an.columns
     bs = [f"bs_{n}" for n in schema.BLENDSHAPE_NAMES]
     assert np.isfinite(photo[bs].to_numpy()).all() and photo["iris_left_x"].notna().all()
     assert video[bs].isna().all().all() and video["iris_left_x"].isna().all()
     assert len(video) == 8  # two faces in each of the four frames, tracked with FaceMesh-468
-    assert Analyzer(landmarks=True).landmarks_arg == "auto"
+    assert Analyzer(landmarks=True).stage("landmarks").landmarks == "auto"
 
 
 def test_non_finite_model_outputs_are_skipped_not_written(tiny_checkpoint):
@@ -460,10 +474,11 @@ def test_non_finite_model_outputs_are_skipped_not_written(tiny_checkpoint):
 
     frames = square_frames(3)
     an = Analyzer(detector=SquareDetector(), landmarks=False, model=(Poisoned().eval(), spec), batch_size=1)
-    df = an.analyze(frames)
-    assert len(df) == 0 and len(an.skipped_faces) == 3
+    df = an.analyze(frames, video=True)
+    assert (df["success"] == 0).all() and df["valence"].isna().all() and len(an.skipped_faces) == 3
     assert all("non-finite outputs" in s.reason for s in an.skipped_faces)
     an = Analyzer(detector=SquareDetector(), landmarks=False, model=(Poisoned().eval(), spec), batch_size=3)
-    df = an.analyze(frames)
-    assert df["frame"].tolist() == [1, 2] and np.isfinite(df[["valence", "arousal"]].to_numpy()).all()
+    df = an.analyze(frames, video=True)
+    assert df["success"].tolist() == [0, 1, 1] and df["valence"].isna().tolist() == [True, False, False]
+    assert np.isfinite(df.loc[1:, ["valence", "arousal"]].to_numpy()).all()
     assert [s.frame for s in an.skipped_faces] == [0]

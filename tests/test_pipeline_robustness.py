@@ -12,7 +12,8 @@ import pytest
 
 from facebehavior import schema
 from facebehavior.io.writers import SourceProgress
-from facebehavior.pipeline import Analyzer, _restore, _snapshot, _SourceState
+from facebehavior.pipeline import Analyzer, SourceState
+from facebehavior.pipeline.stages import Measure
 from facebehavior.temporal.calibration import PersonCalibrator
 from facebehavior.types import Detections
 from test_pipeline import SquareDetector, square_frames, tiny_checkpoint, write_video  # noqa: F401
@@ -33,7 +34,7 @@ def test_unalignable_face_is_skipped_and_recorded_others_kept(tiny_checkpoint, c
     frames = square_frames(4, second=True)
     an = Analyzer(detector=CoincidentSecondFace(), landmarks=False, model=tiny_checkpoint, batch_size=2)
     with caplog.at_level(logging.WARNING, logger="facebehavior.pipeline"):
-        chunks = list(an.iter_chunks(frames))
+        chunks = list(an.iter_chunks(frames, video=True))
     df = pd.concat([c.rows for c in chunks], ignore_index=True)
     assert df["frame"].tolist() == [0, 1, 2, 3] and (df["x1"] < 90).all()
     assert df[schema.expression_columns(schema.EXPRESSIONS_8)].notna().all().all()
@@ -44,7 +45,7 @@ def test_unalignable_face_is_skipped_and_recorded_others_kept(tiny_checkpoint, c
     # a long run of bad faces logs a few warnings, records them all
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="facebehavior.pipeline"):
-        an.analyze(square_frames(12, second=True))
+        an.analyze(square_frames(12, second=True), video=True)
     assert len(an.skipped_faces) == 12
     assert sum("face skipped" in r.getMessage() for r in caplog.records) == 5
 
@@ -61,10 +62,10 @@ def test_alignment_failure_of_one_face_keeps_the_batch(tiny_checkpoint, monkeypa
 
     frames = square_frames(3, second=True)
     one_face = square_frames(3)
-    alone = Analyzer(detector=SquareDetector(), landmarks=False, model=tiny_checkpoint).analyze(one_face)
+    alone = Analyzer(detector=SquareDetector(), landmarks=False, model=tiny_checkpoint).analyze(one_face, video=True)
     monkeypatch.setattr(align, "align_faces", failing)
     an = Analyzer(detector=SquareDetector(), landmarks=False, model=tiny_checkpoint)
-    df = an.analyze(frames)
+    df = an.analyze(frames, video=True)
     assert df["frame"].tolist() == [0, 1, 2] and (df["x1"] < 90).all()
     assert [s.frame for s in an.skipped_faces] == [0, 1, 2]
     assert all("simulated per-face failure" in s.reason for s in an.skipped_faces)
@@ -72,11 +73,12 @@ def test_alignment_failure_of_one_face_keeps_the_batch(tiny_checkpoint, monkeypa
     cols = schema.expression_columns(schema.EXPRESSIONS_8) + [schema.VALENCE_COLUMN]
     np.testing.assert_allclose(df[cols].to_numpy(), alone[cols].to_numpy(), atol=1e-6)
 
-    # A batch whose only faces all fail gives no rows, not an error.
+    # A batch whose only faces all fail gives frames without a face (success 0), not an error.
     only_bad = np.zeros((2, 96, 128, 3), np.uint8)
     only_bad[:, 30:60, 100:125] = 180
     an = Analyzer(detector=SquareDetector(), landmarks=False, model=tiny_checkpoint)
-    assert len(an.analyze(only_bad)) == 0 and len(an.skipped_faces) == 2
+    rows = an.analyze(only_bad, video=True)
+    assert rows["success"].tolist() == [0, 0] and len(an.skipped_faces) == 2
 
     # An error that is not about a face's data (here a KeyError, as for an unknown template) is raised.
     def broken(images, detections, **kw):
@@ -84,7 +86,7 @@ def test_alignment_failure_of_one_face_keeps_the_batch(tiny_checkpoint, monkeypa
 
     monkeypatch.setattr(align, "align_faces", broken)
     with pytest.raises(KeyError, match="template"):
-        Analyzer(detector=SquareDetector(), landmarks=False, model=tiny_checkpoint).analyze(frames)
+        Analyzer(detector=SquareDetector(), landmarks=False, model=tiny_checkpoint).analyze(frames, video=True)
 
 
 def test_default_model_comes_from_models_default(tiny_checkpoint, monkeypatch, caplog):  # noqa: F811
@@ -146,13 +148,15 @@ def test_calibrator_state_round_trip_through_the_snapshot():
     expected = np.concatenate([whole.update(ids[::2], vals[::2]), whole.update(ids[1::2], vals[1::2])])
     part = PersonCalibrator(window=20, min_frames=5)
     got_a = part.update(ids[::2], vals[::2])
-    state = _SourceState(calibrator=part)
-    saved = json.loads(json.dumps(_snapshot(state)))
-    resumed = _SourceState()
-    _restore(saved, resumed)
+    stage = Measure(geometry=True)
+    state = SourceState(stages={stage.name: part})
+    saved = json.loads(json.dumps(stage.snapshot(state)))
+    resumed = SourceState()
+    stage.restore(saved, resumed)
     # settings are not state: the pipeline builds its calibrator with fixed settings, set them here
-    resumed.calibrator.window, resumed.calibrator.min_frames = 20, 5
-    got_b = resumed.calibrator.update(ids[1::2], vals[1::2])
+    calibrator = stage.calibrator(resumed)
+    calibrator.window, calibrator.min_frames = 20, 5
+    got_b = calibrator.update(ids[1::2], vals[1::2])
     np.testing.assert_allclose(np.concatenate([got_a, got_b]), expected, atol=1e-12)
     sd = part.state_dict()
     sd["history"][4][:] = 99.0  # a copy: the calibrator is unaffected

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +29,22 @@ def configure_threads(threads: int | None = None) -> int:
     """
     import torch
 
+    threads = resolve_threads(threads)
+    if threads > 0 and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+        logger.debug("torch intra-op threads set to %d", threads)
+    return torch.get_num_threads()
+
+
+def resolve_threads(threads: int | None = None) -> int:
+    """The thread count ``threads`` asks for: ``None`` → ``$FACEBEHAVIOR_THREADS`` or ``DEFAULT_THREADS``.
+
+    Returns:
+        A count >= 0 (0: leave torch's own setting).
+
+    Raises:
+        ValueError: a negative count, or ``$FACEBEHAVIOR_THREADS`` that is not a whole number >= 0.
+    """
     if threads is None:
         env = os.environ.get("FACEBEHAVIOR_THREADS", "").strip()
         try:
@@ -40,10 +58,28 @@ def configure_threads(threads: int | None = None) -> int:
             ) from None
     if threads < 0:
         raise ValueError(f"threads must be >= 0 (0: torch's default), got {threads}")
-    if threads > 0 and torch.get_num_threads() != threads:
+    return int(threads)
+
+
+@contextlib.contextmanager
+def scoped_threads(threads: int) -> Iterator[None]:
+    """Run a block with torch using ``threads`` intra-op threads, then restore the caller's count.
+
+    This is how the library applies its speed default without reconfiguring its host process: a
+    training script that embeds ``Analyzer`` keeps its own thread count between calls. Switching
+    costs a few microseconds per batch. ``threads == 0`` leaves the count alone.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    change = threads > 0 and threads != before
+    if change:
         torch.set_num_threads(threads)
-        logger.debug("torch intra-op threads set to %d", threads)
-    return torch.get_num_threads()
+    try:
+        yield
+    finally:
+        if change:
+            torch.set_num_threads(before)
 
 
 def check_device(device: str) -> str:
@@ -104,8 +140,9 @@ def configure_allocator() -> bool:
     OS, so every forward pass of a small convnet page-faults its activations in again: measured
     ~2,000-5,000 minor faults and 30-50 % of FaceMesh's CPU time per batch of 4 faces
     (``benchmarks/pipeline_speed.py``). This raises the mmap threshold to 32 MiB and the trim
-    threshold to 256 MiB (freed memory is reused, not re-faulted). Applied once per process, by
-    ``Analyzer``; ``$FACEBEHAVIOR_ALLOCATOR=default`` leaves malloc untouched.
+    threshold to 256 MiB (freed memory is reused, not re-faulted). A process-wide setting, so the
+    library never applies it by itself: the CLI does (``facebehavior analyze``), and an application
+    embedding the library may call it; ``$FACEBEHAVIOR_ALLOCATOR=default`` makes it a no-op.
 
     Returns:
         Whether the setting was applied (False off glibc, when disabled, or if mallopt refused).

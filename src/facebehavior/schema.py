@@ -194,7 +194,8 @@ def expression_columns(labels: tuple[str, ...] = EXPRESSIONS_8) -> list[str]:
 
 def face_columns(num_keypoints: int = 5) -> list[str]:
     """Columns every analysed face carries, whatever affect model runs (in output order)."""
-    cols = ["source", "frame", "timestamp", "face_id", "x1", "y1", "x2", "y2", "det_score"]
+    cols = ["source", "frame", "timestamp", "face_id", SUCCESS_COLUMN, CONFIDENCE_COLUMN]
+    cols += ["x1", "y1", "x2", "y2"]
     names = KEYPOINTS_5 if num_keypoints == 5 else tuple(f"kp{i}" for i in range(num_keypoints))
     for n in names:
         cols += [f"{n}_x", f"{n}_y"]

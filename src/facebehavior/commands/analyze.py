@@ -81,6 +81,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--batch-size", type=_positive, default=32, metavar="N", help="frames per batch/chunk"
     )
+    parser.add_argument(
+        "--faces-only",
+        action="store_true",
+        help="write face rows only (default: also one row per analysed frame without a face, success=0)",
+    )
     parser.add_argument("--recursive", action="store_true", help="descend into sub-folders")
     parser.add_argument(
         "--max-pixels",
@@ -153,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
     the output's and plot folder's paths, every input — is checked before the output is touched,
     and an existing output is replaced only once the new run commits its first chunk.
     """
+    from facebehavior._runtime import configure_allocator
     from facebehavior.commands import Terminated
     from facebehavior.io import InputError
     from facebehavior.io.sources import expand_inputs
@@ -160,6 +166,9 @@ def run(args: argparse.Namespace) -> int:
     from facebehavior.models.weights import CheckpointError
     from facebehavior.pipeline import Analyzer
 
+    # Process-wide settings belong to the application, not the library (an embedding program keeps
+    # its own): the allocator tuning measured in _runtime.configure_allocator applies to CLI runs.
+    configure_allocator()
     try:
         check_output(args.output)
         if args.plot:
@@ -179,6 +188,7 @@ def run(args: argparse.Namespace) -> int:
             column_style=args.column_style,
             downscale_huge=args.downscale_huge,
             max_pixels=args.max_pixels,
+            empty_frames=not args.faces_only,
         )
         analyzer.columns  # noqa: B018 (loads the affect model now, so a bad --model fails before any work)
     except (InputError, CheckpointError, ValueError, KeyError) as e:
@@ -278,7 +288,7 @@ def _analyze(args: argparse.Namespace, analyzer, writer, sources: list, failures
                 state=chunk.state,
             )
             counts["frames"] += chunk.frames
-            counts["rows"] += len(chunk.rows)
+            counts["rows"] += _face_rows(chunk.rows)
             counts["no_face"] += chunk.no_face
             tally = per_source.setdefault(chunk.source, [0, 0])
             tally[0] += chunk.frames
@@ -390,6 +400,13 @@ def _not_the_output(sources: list, errors: list, output: str) -> tuple[list, lis
     errs = [InputError(e.path, msg) if is_output(e.path) else e for e in errors]
     errs += [InputError(s.path, msg) for s in sources if is_output(s.path)]
     return kept, errs
+
+
+def _face_rows(rows) -> int:
+    """Rows that hold a face (``success`` 1); frames without one are rows too (``--faces-only``)."""
+    from facebehavior.schema import SUCCESS_COLUMN
+
+    return int((rows[SUCCESS_COLUMN] == 1).sum()) if SUCCESS_COLUMN in rows else len(rows)
 
 
 def smoothed_path(output: str | Path) -> Path:

@@ -1,0 +1,419 @@
+"""The Analyzer: a thin loop of stages over batches of frames from images, videos and webcams."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from facebehavior import schema
+from facebehavior.io import InputError
+from facebehavior.pipeline.base import Batch, Chunk, SkippedFace, SourceState
+from facebehavior.pipeline.detect import Detect
+from facebehavior.pipeline.landmarks import TrackLandmarks
+from facebehavior.pipeline.predict import Predict
+from facebehavior.pipeline.rows import empty_frame, to_frame
+from facebehavior.pipeline.stages import Measure, Screen, Track
+from facebehavior.types import Frames
+
+__all__ = ["Analyzer", "analyze"]
+
+logger = logging.getLogger(__name__)
+
+# Skipped faces (``Analyzer.skipped_faces``) logged as warnings per source; the rest at debug level.
+_SKIP_WARNINGS = 5
+
+
+class Analyzer:
+    """Analyse faces in images, videos and webcams.
+
+    The work is a list of stages (``self.stages``), each ``Batch → Batch`` (``pipeline.base.Stage``):
+    faces (``Detect``, or ``TrackLandmarks`` which calls it) → ``Screen`` → ``Track`` (face ids) →
+    ``Measure`` (pose, irises, blendshapes, geometry) → ``Predict`` (the affect model). The Analyzer
+    reads sources in batches, runs the stages, and turns each batch into rows; a stage can be
+    replaced, removed or wrapped (``pipeline.base.Timed``) by editing ``self.stages``.
+
+    Example:
+        >>> from facebehavior import Analyzer
+        >>> df = Analyzer(model=None).analyze("samples/video.mp4")  # doctest: +SKIP
+        >>> df[["frame", "timestamp", "face_id", "pose_yaw"]].head()  # doctest: +SKIP
+
+    Models are built on first use, not in the constructor. The Analyzer does not change process-wide
+    settings: its thread count applies while it runs (``_runtime.scoped_threads``) and is restored
+    afterwards.
+    """
+
+    def __init__(
+        self,
+        detector: str | Any = "auto",
+        landmarks: bool | str | Any = "auto",
+        model: str | Path | None | tuple[Any, Any] = "default",
+        geometry: bool = False,
+        device: str = "cpu",
+        threads: int | None = None,
+        batch_size: int = 32,
+        every: int = 1,
+        max_faces: int | None = None,
+        column_style: schema.ColumnStyle = "facebehavior",
+        *,
+        redetect_every: int = 8,
+        min_presence: float = 0.5,
+        min_face_size: float = 0.0,
+        max_pixels: int | None = None,
+        downscale_huge: bool = False,
+        empty_frames: bool = True,
+    ) -> None:
+        """Args:
+        detector: ``"auto"`` (BlazeFace short → full-range cascade), a ``DETECTORS`` name
+            (``"blazeface_short"``, ``"blazeface_full"``, ``"mtcnn"``), or a ``FaceDetector`` object.
+        landmarks: ``"auto"`` (or ``True``): Face Mesh V2 on still images, FaceMesh-468 on
+            video frames; ``"v2"``: Face Mesh V2 everywhere (478 points with irises and the 52
+            blendshapes: ``iris_*``/``bs_*`` columns, an input of the default model; 2.3x the
+            end-to-end cost of a video); ``"v1"``: FaceMesh-468 everywhere (no irises or
+            blendshapes: the default model runs its image-only path); ``False`` aligns on the
+            detector's 5 keypoints; or a landmarker object (``from_rois(images, rois)`` →
+            ``Landmarks``, with ``num_points``). Head pose and geometry need landmarks.
+        model: ``"default"`` (the bundled affect model ``weights/fbn_fusion.safetensors``,
+            if this installation ships it), a checkpoint path, ``None`` for faces only, or a
+            ``(model, WeightSpec)`` pair.
+        geometry: add geometric AU evidence columns computed from the landmarks.
+        device: torch device for every network.
+        threads: torch intra-op threads while analysing (``None``: ``$FACEBEHAVIOR_THREADS`` or
+            the library default, 1; ``0``: leave torch's setting); restored after each batch.
+        batch_size: frames per batch (and per written chunk).
+        every: analyse every ``every``-th video frame (face tracking still counts video frames:
+            ``FaceTracker(frame_step=every)``).
+        max_faces: keep at most this many faces per frame (highest scores first).
+        column_style: ``"facebehavior"`` (``AU12_prob``) or ``"openface"`` (``AU12_c``) column names.
+        redetect_every: with landmarks, run the detector at least every this many frames to pick
+            up faces that entered (tracked faces keep their crops in between).
+        min_presence: FaceMesh presence below which a tracked face counts as lost.
+        min_face_size: drop faces whose box side is smaller than this many pixels.
+        max_pixels: largest still image accepted (``None``: ``io.images.DEFAULT_MAX_PIXELS``).
+        downscale_huge: shrink larger images to ``max_pixels`` instead of rejecting them.
+        empty_frames: write one row per analysed video frame without a face (``success`` 0,
+            NaN measures, ``face_id`` -1); ``False`` writes face rows only. A still image without
+            a face gives no row either way.
+        """
+        from facebehavior._runtime import check_device, resolve_threads
+
+        if batch_size < 1 or every < 1 or redetect_every < 1:
+            raise ValueError("batch_size, every and redetect_every must be >= 1")
+        if max_faces is not None and max_faces < 1:
+            raise ValueError(f"max_faces must be >= 1 or None, got {max_faces}")
+        if column_style not in ("facebehavior", "openface"):
+            raise ValueError(f"column_style must be 'facebehavior' or 'openface', got {column_style!r}")
+        if isinstance(landmarks, str) and landmarks not in ("auto", "v1", "v2"):
+            raise ValueError(
+                f"landmarks must be 'auto', 'v1', 'v2', True, False or a landmarker; got {landmarks!r}"
+            )
+        self.device = check_device(device)
+        self.threads = resolve_threads(threads)
+        self.batch_size = int(batch_size)
+        self.every = int(every)
+        self.column_style = column_style
+        self.max_pixels = max_pixels
+        self.downscale_huge = downscale_huge
+        self.empty_frames = bool(empty_frames)
+        self.failures: list[InputError] = []
+        self.skipped_faces: list[SkippedFace] = []
+        self._skip_counts: dict[str, int] = {}
+
+        detect = Detect(detector, device=self.device, max_faces=max_faces, min_face_size=min_face_size)
+        if landmarks is True:
+            landmarks = "auto"
+        faces: Any = detect
+        if landmarks is not False and landmarks is not None:
+            faces = TrackLandmarks(
+                landmarks,
+                detect,
+                device=self.device,
+                redetect_every=redetect_every,
+                min_presence=min_presence,
+            )
+        self.landmark_points = faces.num_points if isinstance(faces, TrackLandmarks) else 0
+        self.stages: list[Any] = [
+            faces,
+            Screen(),
+            Track(every=self.every),
+            Measure(self.landmark_points, geometry),
+        ]
+        if not (model is None or (isinstance(model, str) and model.lower() == "none")):
+            self.stages.append(Predict(model, device=self.device, column_style=column_style))
+
+    # ------------------------------------------------------------------ introspection
+    def stage(self, name: str) -> Any:
+        """The stage called ``name`` (``"detect"``, ``"landmarks"``, ``"track"``, ``"predict"`` …)."""
+        for s in self.stages:
+            if s.name == name:
+                return s
+            if name == "detect" and isinstance(getattr(s, "detect", None), Detect):
+                return s.detect
+        raise KeyError(f"no stage {name!r}; stages: {[s.name for s in self.stages]}")
+
+    @property
+    def spec(self) -> Any:
+        """The affect model's ``WeightSpec`` (``None`` without a model); loads the model."""
+        return next((s.spec for s in self.stages if s.name == "predict"), None)
+
+    @property
+    def columns(self) -> list[str]:
+        """Output columns, in order (loads the affect model)."""
+        cols = schema.face_columns()[:-3]  # the pose columns come from ``Measure``
+        for s in self.stages:
+            cols += s.columns()
+        return cols
+
+    # ------------------------------------------------------------------ the loop
+    def process(self, frames: Frames, state: SourceState | None = None) -> tuple[Any, int]:
+        """Analyse one batch of frames.
+
+        Args:
+            frames: a batch from one source.
+            state: carry-over from the previous batch of the same source (face tracks, baselines).
+
+        Returns:
+            ``(rows, no_face)``: the rows (faces, and frames without one unless ``empty_frames`` is
+            off) and the number of frames without a face.
+        """
+        from facebehavior._runtime import scoped_threads
+
+        state = state or SourceState()
+        batch = Batch(frames)
+        with scoped_threads(self.threads):
+            for stage in self.stages:
+                batch = stage(batch, state)
+        for s in batch.skipped:
+            self._record_skip(s)
+        no_face = int(len(frames) - np.unique(batch.faces.frame_index).size)
+        # A still without a face stays without rows (a header-only file); video frames are accounted for.
+        empty = self.empty_frames and state.video
+        return to_frame(batch, self.columns, empty_frames=empty), no_face
+
+    def snapshot(self, state: SourceState) -> dict:
+        """JSON-safe state of a source (tracker, geometry baseline) for a resumed run."""
+        out: dict[str, Any] = {}
+        for s in self.stages:
+            if hasattr(s, "snapshot"):
+                out.update(s.snapshot(state))
+        return out
+
+    def restore(self, saved: dict, state: SourceState) -> None:
+        """Continue a source from ``snapshot`` output."""
+        for s in self.stages:
+            if hasattr(s, "restore"):
+                s.restore(saved, state)
+
+    # ------------------------------------------------------------------ public API
+    def analyze(self, inputs: Any, *, errors: Literal["raise", "skip"] = "raise", video: bool = False) -> Any:
+        """Analyse everything in ``inputs`` and return one DataFrame.
+
+        Args:
+            inputs: a path (``str``, ``bytes`` or ``Path``: image, video, folder, glob,
+                ``webcam:N``); an (H, W, 3) uint8 RGB image or a ``PIL.Image``; an (N, H, W, 3)
+                uint8 stack of photos; or a list of any of these. In-memory photos are independent
+                (sources ``"array[0]"``, ``"array[1]"``, … each with ``frame`` 0, no tracking across
+                them; a single (H, W, 3) array is source ``"array"``).
+            errors: ``"raise"`` stops at the first unreadable input; ``"skip"`` logs it, records it
+                in ``self.failures`` and goes on.
+            video: an (N, H, W, 3) stack is the frames of **one video** (source ``"array"``,
+                ``frame`` 0…N-1, faces tracked across frames) instead of N photos.
+
+        Returns:
+            pandas DataFrame, one row per face and frame (plus one per frame without a face, see
+            ``empty_frames``), columns ``self.columns``.
+
+        Raises:
+            TypeError: ``inputs`` is none of the above (e.g. ``None``).
+            ValueError: an unknown ``errors`` mode, or an array of the wrong shape or dtype.
+        """
+        import pandas as pd
+
+        parts = [df for df in self.stream(inputs, errors=errors, video=video) if len(df)]
+        if not parts:
+            return empty_frame(self.columns)
+        return pd.concat(parts, ignore_index=True)
+
+    def stream(
+        self, inputs: Any, *, errors: Literal["raise", "skip"] = "raise", video: bool = False
+    ) -> Iterator[Any]:
+        """Like ``analyze`` but yields one DataFrame per batch of frames (constant memory)."""
+        if errors not in ("raise", "skip"):
+            raise ValueError(f"errors must be 'raise' or 'skip', got {errors!r}")
+        on_error = None if errors == "raise" else _log_failure
+        for chunk in self.iter_chunks(inputs, on_error=on_error, video=video):
+            yield chunk.rows
+
+    def iter_chunks(
+        self,
+        inputs: Any,
+        *,
+        on_error: Callable[[InputError], None] | None = None,
+        skip: dict[str, Any] | None = None,
+        on_source: Callable[[Any, Any], None] | None = None,
+        snapshots: bool = False,
+        resume_state: Callable[[str], dict | None] | None = None,
+        video: bool = False,
+    ) -> Iterator[Chunk]:
+        """Analyse ``inputs`` chunk by chunk, with the bookkeeping a resumable writer needs.
+
+        Args:
+            inputs: as for ``analyze``.
+            on_error: called with each ``InputError`` (unreadable input); ``None`` raises it.
+                Chunks decoded before a video broke off are still yielded first.
+            skip: source → ``io.writers.SourceProgress`` of an earlier run: sources marked done
+                are skipped, others restart after their ``last_frame``.
+            on_source: called as ``on_source(source, reader)`` before each source starts (the
+                reader is ``None`` for in-memory arrays and images); used for progress bars.
+            snapshots: attach the source's state (face tracker, geometry baseline) to each video
+                chunk (``Chunk.state``).
+            resume_state: source → state saved with its last committed chunk (or ``None``); a
+                source resumed mid-way continues from it, so face ids and baselines carry on.
+            video: as for ``analyze``.
+        """
+        from facebehavior.pipeline.sources import input_items
+
+        self.failures = []
+        self.skipped_faces = []
+        self._skip_counts = {}
+        items = input_items(inputs, video=video)
+        paths = [x for _, x in items if not isinstance(x, np.ndarray)]
+        if len(paths) == len(items):  # paths only: expanded together (duplicates, error order)
+            yield from self._run_paths(paths, on_error, skip or {}, on_source, snapshots, resume_state)
+            return
+        for name, x in items:
+            if isinstance(x, np.ndarray):
+                yield from self._run_array(x, name)
+            else:
+                yield from self._run_paths([x], on_error, skip or {}, on_source, snapshots, resume_state)
+
+    # ------------------------------------------------------------------ sources
+    def _run_paths(
+        self,
+        items: list[str],
+        on_error: Callable[[InputError], None] | None,
+        skip: dict[str, Any],
+        on_source: Callable[[Any, Any], None] | None,
+        snapshots: bool,
+        resume_state: Callable[[str], dict | None] | None,
+    ) -> Iterator[Chunk]:
+        """``iter_chunks`` over paths: expand them into sources and run each."""
+        from facebehavior.io.sources import expand_inputs
+
+        sources, errs = expand_inputs(items)
+        for e in errs:
+            self._fail(e, on_error)
+        for src in sources:
+            prev = skip.get(src.path)
+            # A still image has one frame: once it is committed it is done, whatever the journal says.
+            if prev is not None and (prev.done or (src.kind == "image" and prev.last_frame >= 0)):
+                logger.info("%s: already done, skipped", src.path)
+                continue
+            start = prev.last_frame + 1 if prev is not None else 0
+            state = SourceState(video=src.kind != "image")
+            if start > 0:
+                saved = resume_state(src.path) if resume_state is not None else None
+                if saved is not None:
+                    self.restore(saved, state)
+                else:
+                    logger.warning(
+                        "%s: no saved state; face ids and geometry baselines restart at frame %d",
+                        src.path,
+                        start,
+                    )
+            try:
+                yield from self._run_source(src, start, on_source, state, snapshots)
+            except InputError as e:
+                self._fail(e, on_error)
+
+    def _run_array(self, arr: np.ndarray, name: str) -> Iterator[Chunk]:
+        """An (H, W, 3) photo or an (N, H, W, 3) video held in memory, as source ``name``."""
+        photo = arr.ndim == 3
+        if photo:
+            arr = arr[None]
+        state = SourceState(video=not photo)
+        n = arr.shape[0]
+        for s in range(0, n, self.batch_size):
+            e = min(n, s + self.batch_size)
+            frames = Frames(arr[s:e], np.arange(s, e, dtype=np.int64), np.zeros(e - s), name)
+            yield self._chunk(frames, state, done=e == n)
+
+    def _run_source(
+        self, src: Any, start: int, on_source: Callable | None, state: SourceState, snapshots: bool
+    ) -> Iterator[Chunk]:
+        from facebehavior.io.images import DEFAULT_MAX_PIXELS, read_image
+        from facebehavior.io.video import VideoReader, WebcamReader
+
+        if src.kind == "image":
+            if on_source:
+                on_source(src, None)
+            max_pixels = self.max_pixels or DEFAULT_MAX_PIXELS
+            img = read_image(src.path, max_pixels=max_pixels, downscale=self.downscale_huge)
+            chunk = self._chunk(Frames(img[None], np.zeros(1, np.int64), np.zeros(1), src.path), state, True)
+            if chunk.no_face:
+                logger.info("%s: no face found", src.path)
+            yield chunk
+            return
+        if src.kind == "video":
+            reader = VideoReader(src.path, batch_size=self.batch_size, every=self.every, start_frame=start)
+        else:
+            reader = WebcamReader(src.device, batch_size=self.batch_size, every=self.every)
+        if on_source:
+            on_source(src, reader)
+        pending = None
+        try:
+            for frames in reader:
+                # Hold each chunk back by one batch so the last one can be marked ``done``.
+                if pending is not None:
+                    yield pending
+                pending = self._chunk(frames, state, False, snapshots)
+        except InputError:
+            # The stream broke off (truncated file): keep what was analysed, then report.
+            if pending is not None:
+                yield pending
+            raise
+        if pending is not None:
+            yield dataclasses.replace(pending, done=True)
+        else:
+            # Nothing left after ``start`` (a resumed source that had only trailing frames left).
+            yield Chunk(src.path, empty_frame(self.columns), 0, 0, max(start - 1, 0), True)
+
+    def _chunk(self, frames: Frames, state: SourceState, done: bool, snapshots: bool = False) -> Chunk:
+        before = len(self.skipped_faces)
+        rows, no_face = self.process(frames, state)
+        snap = self.snapshot(state) if snapshots else None
+        skipped = len(self.skipped_faces) - before
+        return Chunk(
+            str(frames.source), rows, len(frames), no_face, int(frames.index[-1]), done, snap, skipped
+        )
+
+    def _fail(self, e: InputError, on_error: Callable[[InputError], None] | None) -> None:
+        self.failures.append(e)
+        if on_error is None:
+            raise e
+        on_error(e)
+
+    def _record_skip(self, s: SkippedFace) -> None:
+        """Record a face left out of the rows; the first few per source are logged as warnings."""
+        self.skipped_faces.append(s)
+        n = self._skip_counts[s.source] = self._skip_counts.get(s.source, 0) + 1
+        if n <= _SKIP_WARNINGS:
+            more = " (further ones of this source at debug level)" if n == _SKIP_WARNINGS else ""
+            logger.warning("%s frame %d: face skipped (%s)%s", s.source, s.frame, s.reason, more)
+        else:
+            logger.debug("%s frame %d: face skipped (%s)", s.source, s.frame, s.reason)
+
+
+def _log_failure(e: InputError) -> None:
+    logger.warning("%s", e)
+
+
+def analyze(inputs: Any, **kwargs: Any) -> Any:
+    """One-call analysis: ``Analyzer(**kwargs).analyze(inputs)`` (see ``Analyzer``)."""
+    errors = kwargs.pop("errors", "raise")
+    video = kwargs.pop("video", False)
+    return Analyzer(**kwargs).analyze(inputs, errors=errors, video=video)
