@@ -53,9 +53,9 @@ from facebehavior.models.default import (
     V1_WEIGHTS,
     default_model_path,
     load_default_model,
-    preprocess,
 )
 from facebehavior.models.fusion import BlendshapeFusion, fbn_fusion_mobile
+from facebehavior.models.transforms import normalise, preprocess
 from facebehavior.models.weights import InputSpec, WeightSpec, save_checkpoint
 
 logger = logging.getLogger("train_default_v2")
@@ -63,8 +63,9 @@ E8 = schema.EXPRESSIONS_8
 NEUTRAL = E8.index("neutral")
 APP_AUS = APPEARANCE_AUS
 FUSED_AUS = DEFAULT_AUS
-# The exported input spec; evaluation during training reads its input through it too
-# (``models.default.preprocess``, the one path the Analyzer uses).
+# The exported input spec; training and evaluation read their input through it too
+# (``models.transforms``: ``preprocess`` for evaluation, the Analyzer's own path, and ``normalise``
+# after the augmentation).
 SPEC = WeightSpec(
     "fbn_fusion",
     "fbn_fusion_mobile",
@@ -244,7 +245,7 @@ def train(a: argparse.Namespace) -> None:
                 x, fl = aug(corpus.images[idx].permute(0, 3, 1, 2))
                 xs.append(x)
                 flips.append(fl)
-            x = (torch.cat(xs) - 0.5) / 0.5
+            x = normalise(torch.cat(xs), SPEC)
             flip = torch.cat(flips)
             dist = torch.cat([fer.dist[fi], extra.dist[ei]])
             au = torch.cat([fer.au[fi], extra.au[ei]])

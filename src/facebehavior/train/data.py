@@ -7,7 +7,7 @@ batch and each loss term sees only its own labelled samples:
 ========================  ===============  =========================================================
 key                       shape            meaning
 ========================  ===============  =========================================================
-``image``                 (B, C, H, W)     uint8 pixels (C = 1 grey or 3 RGB), at the set's load size
+``image``                 (B, C, H, W)     uint8 pixels at the model's input size (C: see below)
 ``expression``            (B,)             int64 index in ``EXPRESSIONS_8`` (0 where unlabelled)
 ``expression_dist``       (B, 8)           float32 soft label (one-hot for hard labels)
 ``expression_mask``       (B,)             float32 1 where an expression label exists
@@ -22,6 +22,13 @@ key                       shape            meaning
 ``attribute_mask``        (B, K)           float32 1 where attributes are annotated
 ``set_index``             (B,)             int64 position of the sample's task set
 ========================  ===============  =========================================================
+
+Pixels stay uint8, as the aligner gives them to the Analyzer, until
+:func:`facebehavior.models.transforms.preprocess` (validation) or the augmentation and
+:func:`~facebehavior.models.transforms.normalise` (training) turn a batch into model input: the
+grey of a 1-channel model is computed there, in float, exactly as at inference, never rounded to
+uint8 here. ``C`` is 3 for colour corpora and 1 for grey ones (grey is replicated to 3 channels for
+RGB models, and in batches that mix grey and colour sets, since both are exact in uint8).
 
 Label tables can be extended before training by *hooks* (``SetConfig.hooks``): callables
 ``(table, adapter) -> LabelTable`` that add targets (e.g. VA from expression votes, geometric AU
@@ -53,6 +60,7 @@ from facebehavior.data.sampler import (
     expression_sample_weights,
     va_sample_weights,
 )
+from facebehavior.models.transforms import resize
 
 __all__ = [
     "LabelledImages",
@@ -65,7 +73,6 @@ __all__ = [
     "load_set",
     "resolve",
     "task_set_loader",
-    "to_model_input",
 ]
 
 logger = logging.getLogger(__name__)
@@ -85,31 +92,6 @@ def resolve(target: str) -> Callable[..., Any]:
     except (ImportError, AttributeError) as e:
         raise ValueError(f"cannot resolve {target!r}: {e}") from None
     return obj
-
-
-def to_model_input(
-    images: torch.Tensor, size: int, channels: int, mean: Sequence[float], std: Sequence[float]
-) -> torch.Tensor:
-    """Deterministic preprocessing: uint8 ``(B, C, H, W)`` → normalised float ``(B, channels, size, size)``.
-
-    Grey ↔ RGB conversion uses BT.601 luma / replication; resizing is antialiased bilinear. Values
-    are scaled to [0, 1], then ``(x - mean) / std`` per channel (the ``WeightSpec.input`` rule).
-    """
-    x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
-    if x.shape[1] == 3 and channels == 1:
-        x = (x * x.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
-    elif x.shape[1] == 1 and channels == 3:
-        x = x.expand(-1, 3, -1, -1)
-    if x.shape[-1] != size or x.shape[-2] != size:
-        x = torch.nn.functional.interpolate(
-            x, size=(size, size), mode="bilinear", align_corners=False, antialias=True
-        )
-    return normalise(x, mean, std)
-
-
-def normalise(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """``(x - mean) / std`` per channel of a float ``(B, C, H, W)`` batch in [0, 1]."""
-    return (x - x.new_tensor(list(mean)).view(1, -1, 1, 1)) / x.new_tensor(list(std)).view(1, -1, 1, 1)
 
 
 @dataclass
@@ -216,9 +198,13 @@ class LabelledImages(Dataset):
         data: adapter + table.
         aus: the model's AU numbers (output order); the table's AU columns are mapped onto them,
             AUs the table lacks are masked out.
-        channels: 1 or 3; pixels are converted (luma BT.601 / replicated grey) to this.
-        load_size: side images are resized to before batching (corpora of fixed-size crops, such as
-            FER2013's 48×48, are used as they are when they already have it).
+        channels: the model's input channels. 3: grey corpora are replicated to RGB (exact in
+            uint8). 1: pixels are kept as they are (grey or RGB); the luma is computed in float by
+            the model-input step, as at inference, not rounded to uint8 here.
+        load_size: the model's input size; images of another size are resized to it once, at load,
+            and rounded to uint8 (as the aligner delivers crops at the model's size). Corpora of
+            fixed-size crops at that size (FER2013's 48×48, a cache built at the model's size) are
+            used as they are.
         set_index: position of the task set (carried in the batch for per-set logging).
         attributes: number of attribute outputs of the model (0: none).
         sequence_length: >0 serves clips of that many consecutive frames of one video.
@@ -294,22 +280,26 @@ class LabelledImages(Dataset):
         return np.stack(clips)
 
     def _convert(self, imgs: np.ndarray) -> np.ndarray:
-        """(N, H, W, C) uint8 → (N, channels, load_size, load_size) uint8."""
+        """(N, H, W[, C]) uint8 → (N, C', load_size, load_size) uint8, C' = 3 for RGB models, else C.
+
+        No colour conversion here (see ``channels``): the only change besides the layout is grey
+        replicated for RGB models and a resize when the crops have another size.
+        """
         if imgs.ndim == 3:
             imgs = imgs[..., None]
-        c = imgs.shape[-1]
-        if c == 3 and self.channels == 1:
-            luma = imgs.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-            imgs = np.clip(np.rint(luma), 0, 255).astype(np.uint8)[..., None]
-        elif c == 1 and self.channels == 3:
+        if imgs.shape[-1] not in (1, 3):
+            raise ValueError(f"images must have 1 or 3 channels, got shape {imgs.shape[1:]}")
+        if imgs.shape[-1] == 1 and self.channels == 3:
             imgs = np.repeat(imgs, 3, axis=-1)
-        if imgs.shape[1] != self.load_size or imgs.shape[2] != self.load_size:
-            x = torch.from_numpy(np.ascontiguousarray(imgs)).permute(0, 3, 1, 2).float()
-            x = torch.nn.functional.interpolate(
-                x, size=(self.load_size,) * 2, mode="bilinear", antialias=True
-            )
-            return x.round().clamp(0, 255).to(torch.uint8).numpy()
-        return np.ascontiguousarray(imgs.transpose(0, 3, 1, 2))
+        x = np.ascontiguousarray(imgs.transpose(0, 3, 1, 2))
+        if x.shape[-1] != self.load_size or x.shape[-2] != self.load_size:
+            return self._resize(torch.from_numpy(x)).numpy()
+        return x
+
+    def _resize(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 (N, C, H, W) → uint8 (N, C, load_size, load_size): the model-input resampling
+        (``models.transforms.resize``) on [0, 255] values, rounded back to pixels."""
+        return resize(x.float(), self.load_size).round().clamp(0, 255).to(torch.uint8)
 
     def __len__(self) -> int:
         return len(self.table) if self.clips is None else len(self.clips)
@@ -322,13 +312,12 @@ class LabelledImages(Dataset):
         )
 
     def _resize_one(self, im: np.ndarray) -> np.ndarray:
+        """One (H, W[, C]) uint8 image of any size → (load_size, load_size, C) uint8."""
+        im = im if im.ndim == 3 else im[..., None]
         if im.shape[0] == self.load_size and im.shape[1] == self.load_size:
-            return im if im.ndim == 3 else im[..., None]
-        from PIL import Image
-
-        pil = Image.fromarray(im if im.ndim == 2 or im.shape[-1] == 3 else im[..., 0])
-        out = np.asarray(pil.resize((self.load_size, self.load_size), Image.BILINEAR))
-        return out if out.ndim == 3 else out[..., None]
+            return im
+        x = torch.from_numpy(np.ascontiguousarray(im.transpose(2, 0, 1)))[None]
+        return self._resize(x)[0].permute(1, 2, 0).numpy()
 
     def __getitems__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
         """Batched fetch (PyTorch calls this with a whole batch of indices)."""
@@ -389,13 +378,29 @@ def union(datasets: Sequence[LabelledImages]) -> Dataset:
     return datasets[0] if len(datasets) == 1 else _MultiSet(list(datasets))
 
 
+def _same_channels(images: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Grey and colour image tensors of one batch → all with 3 channels (axis -3), replicating the
+    grey ones: exact in uint8, and the model-input step takes the luma of either."""
+    if len({im.shape[-3] for im in images}) <= 1:
+        return images
+    return [im.expand(*im.shape[:-3], 3, *im.shape[-2:]) if im.shape[-3] == 1 else im for im in images]
+
+
 def collate(batch: Any) -> dict[str, torch.Tensor]:
-    """Collate either pre-batched dicts (from ``__getitems__``) or a list of per-sample dicts."""
+    """Collate either pre-batched dicts (from ``__getitems__``) or a list of per-sample dicts.
+
+    Parts whose images have different channel counts (a grey and a colour corpus) are joined with
+    the grey ones replicated to 3 channels.
+    """
     if isinstance(batch, dict):
         return batch
-    if batch and isinstance(batch[0], dict) and batch[0]["set_index"].ndim >= 1:
-        return {k: torch.cat([b[k] for b in batch]) for k in batch[0]}
-    return {k: torch.stack([b[k] for b in batch]) for k in batch[0]}
+    join = (
+        torch.cat if batch and isinstance(batch[0], dict) and batch[0]["set_index"].ndim >= 1 else torch.stack
+    )
+    return {
+        k: join(_same_channels([b[k] for b in batch]) if k == "image" else [b[k] for b in batch])
+        for k in batch[0]
+    }
 
 
 def _sampling_weights(ds: LabelledImages, kind: str, power: float) -> np.ndarray | None:

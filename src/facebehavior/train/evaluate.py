@@ -1,7 +1,8 @@
 """Evaluate an exported checkpoint on a dataset split with the papers' metrics.
 
-Lightning-free: the model comes from ``load_weights`` (safetensors + ``WeightSpec``) and inputs are
-preprocessed by the spec's input rule, exactly as ``Analyzer`` would. Metrics come from
+Lightning-free: the model comes from ``load_weights`` (safetensors + ``WeightSpec``); inputs and
+outputs go through ``facebehavior.models.transforms`` (``preprocess``, ``postprocess``), exactly as
+``Analyzer`` computes them. Metrics come from
 ``facebehavior.metrics``:
 
 - expression (samples with a single-class label, e.g. the FER+ majority): accuracy, mean diagonal
@@ -23,8 +24,9 @@ import numpy as np
 import torch
 
 from facebehavior import metrics
+from facebehavior.models.transforms import postprocess, preprocess
 from facebehavior.models.weights import WeightSpec, load_weights
-from facebehavior.train.data import LabelledImages, eval_loader, load_set, to_model_input
+from facebehavior.train.data import LabelledImages, eval_loader, load_set
 
 __all__ = ["evaluate_checkpoint", "predict", "compute_metrics", "save_report"]
 
@@ -45,23 +47,21 @@ def predict(
         tta_flip: average expression/AU probabilities and VA over the image and its mirror.
 
     Returns:
-        ``pred_expression`` (N, E) probabilities, ``pred_au`` (N, A) probabilities, ``pred_va``
-        (N, 2), plus every label array of the batches (``expression``, ``au_mask`` ...).
+        ``pred_<task>`` for every task of ``spec.tasks`` (``pred_expression`` (N, E) probabilities,
+        ``pred_au`` (N, A) probabilities, ``pred_va`` (N, 2) ...: ``models.transforms.postprocess``'s
+        values), plus every label array of the batches (``expression``, ``au_mask`` ...).
     """
     model.eval()
-    inp = spec.input
     chunks: dict[str, list[np.ndarray]] = {}
     for batch in eval_loader(ds, batch_size):
-        x = to_model_input(batch["image"], inp.size, inp.channels, inp.mean, inp.std)
+        x = preprocess(batch["image"], spec)
         views = [x, torch.flip(x, dims=[3])] if tta_flip else [x]
-        acc: dict[str, torch.Tensor] = {}
+        acc: dict[str, np.ndarray] = {}
         for v in views:
-            out = model(v)
-            for k, y in out.items():
-                y = torch.softmax(y, 1) if k == "expression" else torch.sigmoid(y) if k == "au" else y
-                acc[k] = acc.get(k, 0) + y / len(views)
+            for k, y in postprocess(spec, model(v)).items():
+                acc[k] = acc[k] + y if k in acc else y
         for k, y in acc.items():
-            chunks.setdefault(f"pred_{k}", []).append(y.float().numpy())
+            chunks.setdefault(f"pred_{k}", []).append(y / np.float32(len(views)) if tta_flip else y)
         for k, y in batch.items():
             if k != "image":
                 chunks.setdefault(k, []).append(y.numpy())

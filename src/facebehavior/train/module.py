@@ -33,16 +33,15 @@ import torch.nn.functional as F
 
 from facebehavior import losses, metrics
 from facebehavior.models import create_model
+from facebehavior.models.transforms import normalise, preprocess
 from facebehavior.schema import EXPRESSIONS_8
 from facebehavior.train.config import Recipe, SetConfig
 from facebehavior.train.data import (
     LabelledImages,
     eval_loader,
     load_set,
-    normalise,
     resolve,
     task_set_loader,
-    to_model_input,
     union,
 )
 
@@ -161,7 +160,9 @@ class FaceBehaviorModule(L.LightningModule):
         """uint8 ``(B, C, H, W)`` → normalised float ``(B, channels, size, size)``.
 
         Training batches go through the recipe's augmentation (which also resamples to the input
-        size); evaluation batches are only resized.
+        size and converts colour) and ``models.transforms.normalise``; evaluation batches through
+        ``models.transforms.preprocess``, the Analyzer's own path, so validation scores what
+        inference will compute.
         """
         inp = self.recipe.input
         if images.ndim == 5:  # (B, T, C, H, W) clips: frames are preprocessed independently
@@ -171,8 +172,8 @@ class FaceBehaviorModule(L.LightningModule):
         if train and self.augment is not None:
             if getattr(self.augment, "gen", None) is not None:
                 self.augment.gen.manual_seed(self.recipe.seed * 1_000_003 + self.global_step)
-            return normalise(self.augment(images)[0], inp.mean, inp.std)
-        return to_model_input(images, inp.size, inp.channels, inp.mean, inp.std)
+            return normalise(self.augment(images)[0], inp)
+        return preprocess(images, inp)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         if self.channels_last and x.ndim == 4:
