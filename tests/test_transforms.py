@@ -157,7 +157,7 @@ def test_shipped_model_gives_the_same_predictions_on_every_path(cache, monkeypat
     for task in spec.tasks:
         np.testing.assert_array_equal(via_predict[task], direct[task])
         np.testing.assert_array_equal(via_evaluate[f"pred_{task}"], direct[task])
-    # A smiling face and a neutral one: the model still reads them (the inputs did not drift).
+    # Valid values: probabilities that sum to one, finite AUs, VA in [-1, 1].
     p = direct["expression"]
     np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-6)
     assert (p >= 0).all() and np.isfinite(direct["au"]).all() and np.abs(direct["va"]).max() <= 1
