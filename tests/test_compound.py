@@ -62,7 +62,7 @@ def test_emotionet_set_basic_classes_and_eight_expressions():
         out.scores[:, h], au_term + 2 * ex[:, EXPRESSIONS_8.index("happiness")] + bonus
     )
     np.testing.assert_array_equal(out.labels, out.scores.argmax(1))
-    assert compound_columns("emotionet")[h] == "compound_happiness"
+    assert compound_columns("emotionet")[h] == "compound_score_happiness"
 
 
 def test_au_subset_and_errors():
@@ -83,14 +83,14 @@ def test_au_subset_and_errors():
 
 
 def test_output_columns_ignore_aus_outside_the_table_and_match_scores():
-    from facebehavior.compound import compound_output_columns
+    from facebehavior.compound import COMPOUND_MIN_PROB, compound_output_columns
 
     aus = (*AUS_17, 43, 45)  # the default model's extra geometry AUs are not in Du et al.'s table
     au = rng.random((4, len(aus)))
     ex = rng.dirichlet(np.ones(8), size=4)
     v = rng.uniform(-1, 1, 4)
     cols = compound_output_columns(ex, EXPRESSIONS_8, au, aus, v)
-    ref = compound_scores(au[:, :17], ex, v, emotions=EXPRESSIONS_8)
+    ref = compound_scores(au[:, :17], ex, v, emotions=EXPRESSIONS_8, min_prob=COMPOUND_MIN_PROB)
     assert list(cols) == [*compound_columns("rafdb"), "compound"]
     for i, name in enumerate(compound_columns("rafdb")):
         np.testing.assert_allclose(cols[name], ref.scores[:, i], rtol=1e-6)
