@@ -148,6 +148,7 @@ def test_analyze_sample_video_end_to_end(tmp_path) -> None:
     from facebehavior.compound import compound_columns
 
     cc = compound_columns("rafdb")
-    assert set(cc) <= set(df.columns) and df["compound"].isin([c.removeprefix("compound_") for c in cc]).all()
+    names = [c.removeprefix("compound_score_") for c in cc] + ["none"]
+    assert set(cc) <= set(df.columns) and df["compound"].isin(names).all()
     # a score is an AU mean in [0, 1] + two expression probabilities + a valence bonus in [0, 1]
     assert ((df[cc] >= 0) & (df[cc] <= 4)).all().all()

@@ -142,7 +142,7 @@ def median_smooth(
         )
     if not suffix:
         # Arg-max labels follow their smoothed scores.
-        for label, prefix in (("expression", "expr_"), ("compound", "compound_")):
+        for label, prefix in (("expression", "expr_"), ("compound", "compound_score_")):
             ks = [k for k, c in enumerate(cols) if c.startswith(prefix)]
             if label in table.columns and ks:
                 names = np.array([cols[k].removeprefix(prefix) for k in ks], dtype=object)
