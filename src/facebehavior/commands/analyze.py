@@ -101,6 +101,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--plot", metavar="DIR", default=None, help="also save plots of the results into DIR")
     parser.add_argument(
+        "--annotate",
+        metavar="PATH",
+        default=None,
+        help="also write each input with its results drawn on it (boxes, ids, pose, expressions, AUs, VA): "
+        "PATH is the annotated .mp4/.png for one input, a folder for several",
+    )
+    parser.add_argument(
         "--smooth",
         type=_odd,
         default=None,
@@ -173,6 +180,9 @@ def run(args: argparse.Namespace) -> int:
         check_output(args.output)
         if args.plot:
             _check_folder(Path(args.plot), "--plot")
+        if args.annotate:  # a file for one input (its folder must be writable), else a folder
+            annotate = Path(args.annotate)
+            _check_folder(annotate.parent if annotate.suffix else annotate, "--annotate")
         if args.geometry and args.no_landmarks:
             raise ValueError("--geometry needs the landmarks; drop --no-landmarks")
         analyzer = Analyzer(
@@ -201,6 +211,9 @@ def run(args: argparse.Namespace) -> int:
     for e in errs:
         failures.append(e)
         _say(f"error: {e}")
+    if args.annotate and len(sources) > 1 and Path(args.annotate).suffix:
+        _say(f"error: --annotate {args.annotate}: {len(sources)} inputs need a folder, not a file")
+        return EXIT_USAGE
     if not sources:
         kept = " (left unchanged)" if Path(args.output).exists() else ""
         _say(f"error: nothing to analyse; {args.output}{kept} not written")
@@ -334,6 +347,8 @@ def _analyze(args: argparse.Namespace, analyzer, writer, sources: list, failures
         _smooth(args)
     if args.plot:
         _plot(args)
+    if args.annotate:
+        _annotate(args, [s.path for s in sources if s.kind != "webcam" and s.path not in failed_paths])
     if failures:
         _say(f"{len(failures)} input(s) failed:")
         for f in failures:
@@ -445,6 +460,23 @@ def _plot(args: argparse.Namespace) -> None:
         return
     paths = plot_results(df, args.plot)
     _say(f"{len(paths)} plot(s) saved to {args.plot}")
+
+
+def _annotate(args: argparse.Namespace, paths: list[str]) -> None:
+    """Re-read each input and write it with its rows drawn on it (``--annotate``)."""
+    import pandas as pd
+
+    from facebehavior.io.writers import read_results
+    from facebehavior.viz.overlay import annotate_results
+
+    out = Path(args.output)
+    df = read_results(out) if out.exists() else pd.DataFrame()
+    if "source" not in df.columns:  # no face anywhere: the copies are written unannotated
+        df = pd.DataFrame({"source": pd.Series(dtype=str), "frame": pd.Series(dtype=int)})
+    done = annotate_results(
+        df, paths, args.annotate, hold=args.every - 1, on_error=lambda e: _say(f"error: {e}")
+    )
+    _say(f"{len(done)} annotated file(s) written to {args.annotate}")
 
 
 def _force_bars() -> bool:
