@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 
 pytest.importorskip("lightning")
 
@@ -384,3 +385,19 @@ def test_compute_metrics_au_and_va_against_sklearn():
     v, pv = va[:, 0].astype(np.float64), pred_va[:, 0].astype(np.float64)
     ccc = 2 * np.cov(v, pv, bias=True)[0, 1] / (v.var() + pv.var() + (v.mean() - pv.mean()) ** 2)
     assert res["va"]["valence"]["ccc"] == pytest.approx(ccc, rel=1e-5)
+
+
+def test_recipe_bookkeeping_is_not_a_key_and_parsing_does_not_mutate_its_input(monkeypatch):
+    monkeypatch.setenv("FACEBEHAVIOR_DATA", "/data")
+    data = yaml.safe_load((Path(__file__).parent.parent / "recipes" / "ferplus_small.yaml").read_text())
+    data.pop("output_dir", None)
+    data["name"] = "r"
+    before = copy.deepcopy(data)
+    r = parse_recipe(data)
+    assert data == before  # the caller's data is untouched
+    assert r.output_dir == str(Path("runs") / "r")  # derived default, filled after validation
+    assert r.to_dict(as_written=True) == before and "written" not in r.to_dict()
+    assert Recipe(name="r") == Recipe(name="r", written={"x": 1})  # not compared
+    assert Recipe().written is None and Recipe(name="a").to_dict(as_written=True)["name"] == "a"
+    with pytest.raises(ConfigError, match="unknown key"):
+        parse_recipe({**before, "written": {}})

@@ -50,7 +50,7 @@ import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 __all__ = [
     "AugmentConfig",
@@ -443,12 +443,17 @@ class Recipe:
                 machine's data paths. Recipes built in code have no written form and give the
                 expanded one.
         """
-        if as_written and self._as_written is not None:
-            return copy.deepcopy(self._as_written)
-        return dataclasses.asdict(self)
+        if as_written and self.written is not None:
+            return copy.deepcopy(self.written)
+        out = dataclasses.asdict(self)
+        out.pop("written")
+        return out
 
-    # The data parse_recipe() built this recipe from (not a recipe key).
-    _as_written: ClassVar[dict[str, Any] | None] = None
+    # The data parse_recipe() built this recipe from: bookkeeping, not a recipe key (``_build``
+    # refuses it in YAML), excluded from comparisons and ``to_dict()``.
+    written: dict[str, Any] | None = field(
+        default=None, repr=False, compare=False, metadata={"internal": True}
+    )
 
 
 _ENV = re.compile(r"\$\{(\w+)\}")
@@ -473,7 +478,7 @@ def _build(tp: Any, value: Any, where: str) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
         hints = typing.get_type_hints(tp)
-        names = [f.name for f in dataclasses.fields(tp)]
+        names = [f.name for f in dataclasses.fields(tp) if not f.metadata.get("internal")]
         unknown = sorted(set(value) - set(names))
         if unknown:
             raise ConfigError(f"{where}: unknown key(s) {unknown}; valid: {names}")
@@ -606,8 +611,6 @@ def _validate(r: Recipe) -> None:
         bad = sorted(set(st.loss) - set(valid))
         if bad:
             raise ConfigError(f"stages[{i}].loss: unknown task(s) {bad}; valid: {list(valid)}")
-    if not r.output_dir:
-        r.output_dir = str(Path("runs") / r.name)
 
 
 def parse_recipe(data: dict[str, Any]) -> Recipe:
@@ -618,8 +621,9 @@ def parse_recipe(data: dict[str, Any]) -> Recipe:
     """
     recipe = _build(Recipe, data, "recipe")
     _validate(recipe)
-    recipe._as_written = copy.deepcopy(data)
-    return recipe
+    # Defaults derived from other keys are filled here, after validation (which only checks).
+    output_dir = recipe.output_dir or str(Path("runs") / recipe.name)
+    return dataclasses.replace(recipe, output_dir=output_dir, written=copy.deepcopy(data))
 
 
 def apply_override(data: dict[str, Any], override: str) -> None:
