@@ -372,7 +372,8 @@ def test_face_mesh_v2_columns_are_its_blendshapes_and_irises():
     img = read_image(SAMPLE_IMAGE)
     an = Analyzer(detector="blazeface_short", model=None)
     df = an.analyze(img).sort_values("x1")
-    assert list(df.columns) == schema.face_columns() + schema.landmark_feature_columns()
+    points = schema.landmark68_columns() + list(schema.POSE_TRANSLATION_COLUMNS) + schema.gaze_columns()
+    assert list(df.columns) == schema.face_columns() + schema.landmark_feature_columns() + points
     # detection ROI refined once from its landmarks (see Analyzer._rois_from_detections)
     marks = FaceMeshV2Landmarker()(img[None], create_detector("blazeface_short")(img[None]), refine=1)
     keep = np.flatnonzero(marks.presence >= an.stage("landmarks").min_presence)  # the Analyzer drops the others
@@ -387,7 +388,8 @@ def test_face_mesh_v2_columns_are_its_blendshapes_and_irises():
         hi = np.maximum(marks.points[order, a, 0], marks.points[order, b, 0])
         assert ((x > lo) & (x < hi)).all()
     v1 = Analyzer(detector="blazeface_short", landmarks="v1", model=None).analyze(img)
-    assert list(v1.columns) == schema.face_columns() and len(v1) == len(df)
+    v1_points = schema.landmark68_columns() + list(schema.POSE_TRANSLATION_COLUMNS)  # no irises: no gaze
+    assert list(v1.columns) == schema.face_columns() + v1_points and len(v1) == len(df)
     with pytest.raises(ValueError, match="landmarks must be"):
         Analyzer(landmarks="v3")
 

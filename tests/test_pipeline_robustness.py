@@ -102,7 +102,8 @@ def test_default_model_comes_from_models_default(tiny_checkpoint, monkeypatch, c
     with caplog.at_level(logging.WARNING, logger="facebehavior.pipeline"):
         an = Analyzer(model="default")
         assert an.spec is None
-        assert an.columns == schema.face_columns() + schema.landmark_feature_columns()
+        points = schema.landmark68_columns() + list(schema.POSE_TRANSLATION_COLUMNS) + schema.gaze_columns()
+        assert an.columns == schema.face_columns() + schema.landmark_feature_columns() + points
     assert any("reinstall" in r.getMessage() for r in caplog.records)
 
 

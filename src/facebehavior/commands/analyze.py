@@ -119,7 +119,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--column-style",
         choices=("facebehavior", "openface"),
         default="facebehavior",
-        help="AU column names: AU12_prob (facebehavior) or AU12_c (openface)",
+        help="facebehavior: this package's columns; openface: OpenFace 2.0 FeatureExtraction's 714 columns "
+        "(names, order, units; AU*_c 0/1, AU*_r 0-5 or NaN), then source (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--points",
+        choices=("none", "68", "openface", "all"),
+        default=None,
+        help="landmark columns: 68 = 68-point subset in pixels + head position + gaze; openface = also 3-D "
+        "points and eye-region landmarks; all = also every mesh point (default: 68; openface with "
+        "--column-style openface)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -199,6 +208,7 @@ def run(args: argparse.Namespace) -> int:
             downscale_huge=args.downscale_huge,
             max_pixels=args.max_pixels,
             empty_frames=not args.faces_only,
+            points=args.points,
         )
         analyzer.columns  # noqa: B018 (loads the affect model now, so a bad --model fails before any work)
     except (InputError, CheckpointError, ValueError, KeyError) as e:

@@ -66,6 +66,7 @@ class Analyzer:
         max_pixels: int | None = None,
         downscale_huge: bool = False,
         empty_frames: bool = True,
+        points: str | None = None,
     ) -> None:
         """Args:
         detector: ``"auto"`` (BlazeFace short → full-range cascade), a ``DETECTORS`` name
@@ -88,13 +89,20 @@ class Analyzer:
         every: analyse every ``every``-th video frame (face tracking still counts video frames:
             ``FaceTracker(frame_step=every)``).
         max_faces: keep at most this many faces per frame (highest scores first).
-        column_style: ``"facebehavior"`` (``AU12_prob``) or ``"openface"`` (``AU12_c``) column names.
+        column_style: ``"facebehavior"``: this package's columns (``AU12_prob``, ``pose_yaw`` in
+            degrees, 0-based ``frame`` …); ``"openface"``: OpenFace 2.0 FeatureExtraction's 714
+            columns, names, order, units and conventions (``io.openface.to_openface``), followed
+            by ``source``.
         redetect_every: with landmarks, run the detector at least every this many frames to pick
             up faces that entered (tracked faces keep their crops in between).
         min_presence: FaceMesh presence below which a tracked face counts as lost.
         min_face_size: drop faces whose box side is smaller than this many pixels.
         max_pixels: largest still image accepted (``None``: ``io.images.DEFAULT_MAX_PIXELS``).
         downscale_huge: shrink larger images to ``max_pixels`` instead of rejecting them.
+        points: landmark columns (``pipeline.stages.Measure``): ``"none"``, ``"68"`` (the 68-point
+            subset in pixels, head position, gaze), ``"openface"`` (also 3-D points and eye-region
+            landmarks), ``"all"`` (also every mesh point); ``None``: ``"68"``, or ``"openface"``
+            with ``column_style="openface"``.
         empty_frames: write one row per analysed video frame without a face (``success`` 0,
             NaN measures, ``face_id`` -1); ``False`` writes face rows only. A still image without
             a face gives no row either way.
@@ -140,10 +148,12 @@ class Analyzer:
             faces,
             Screen(),
             Track(every=self.every),
-            Measure(self.landmark_points, geometry),
+            Measure(
+                self.landmark_points, geometry, points or ("openface" if column_style == "openface" else "68")
+            ),
         ]
         if not (model is None or (isinstance(model, str) and model.lower() == "none")):
-            self.stages.append(Predict(model, device=self.device, column_style=column_style))
+            self.stages.append(Predict(model, device=self.device))
 
     # ------------------------------------------------------------------ introspection
     def stage(self, name: str) -> Any:
@@ -163,6 +173,15 @@ class Analyzer:
     @property
     def columns(self) -> list[str]:
         """Output columns, in order (loads the affect model)."""
+        if self.column_style == "openface":
+            from facebehavior.io.openface import openface_columns
+
+            return openface_columns() + ["source"]
+        return self.canonical_columns
+
+    @property
+    def canonical_columns(self) -> list[str]:
+        """The stages' columns in this package's names (what ``openface`` style is converted from)."""
         cols = schema.face_columns()[:-3]  # the pose columns come from ``Measure``
         for s in self.stages:
             cols += s.columns()
@@ -192,7 +211,12 @@ class Analyzer:
         no_face = int(len(frames) - np.unique(batch.faces.frame_index).size)
         # A still without a face stays without rows (a header-only file); video frames are accounted for.
         empty = self.empty_frames and state.video
-        return to_frame(batch, self.columns, empty_frames=empty), no_face
+        rows = to_frame(batch, self.canonical_columns, empty_frames=empty)
+        if self.column_style == "openface":
+            from facebehavior.io.openface import to_openface
+
+            rows = to_openface(rows, extra_columns=("source",))
+        return rows, no_face
 
     def snapshot(self, state: SourceState) -> dict:
         """JSON-safe state of a source (tracker, geometry baseline) for a resumed run."""

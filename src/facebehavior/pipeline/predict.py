@@ -31,7 +31,6 @@ class Predict:
         model: ``"default"`` (the bundled model, if this installation ships it), a checkpoint
             path, or a ``(model, WeightSpec)`` pair.
         device: torch device.
-        column_style: ``"facebehavior"`` (``AU12_prob``) or ``"openface"`` (``AU12_c``) names.
     """
 
     name = "predict"
@@ -41,11 +40,9 @@ class Predict:
         model: str | Path | tuple[Any, Any] = "default",
         *,
         device: str = "cpu",
-        column_style: schema.ColumnStyle = "facebehavior",
     ) -> None:
         self.model_arg = model
         self.device = device
-        self.column_style = column_style
         self._model: Any = None
         self._spec: Any = None
         self._resolved = False
@@ -57,7 +54,7 @@ class Predict:
         return self._spec
 
     def columns(self) -> list[str]:
-        return [] if self.spec is None else prediction_columns(self.spec, self.column_style)
+        return [] if self.spec is None else prediction_columns(self.spec)
 
     def _resolve(self) -> None:
         if self._resolved:
@@ -102,7 +99,7 @@ class Predict:
             # it were a prediction: the face is dropped and recorded like one that cannot be aligned.
             batch = batch.drop(np.flatnonzero(bad), f"model {spec.name!r} gave non-finite outputs")
             values = {k: v[~bad] for k, v in values.items()}
-        return batch.with_columns(prediction_values(spec, values, self.column_style))
+        return batch.with_columns(prediction_values(spec, values))
 
     def run(self, crops: np.ndarray, blendshapes: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Raw head outputs for (K, S, S, 3) uint8 aligned crops (and their (K, 52) blendshapes)."""
@@ -175,7 +172,7 @@ def _tasks(spec: Any) -> list[tuple[str, tuple[str, ...]]]:
     return sorted(spec.tasks.items(), key=lambda kv: (rank.get(kv[0], len(rank)), kv[0]))
 
 
-def prediction_columns(spec: Any, style: schema.ColumnStyle = "facebehavior") -> list[str]:
+def prediction_columns(spec: Any) -> list[str]:
     """The columns an affect model with ``spec`` writes, in order."""
     cols: list[str] = []
     for task, labels in _tasks(spec):
@@ -183,7 +180,7 @@ def prediction_columns(spec: Any, style: schema.ColumnStyle = "facebehavior") ->
             cols += schema.expression_columns(tuple(labels)) + [schema.EXPRESSION_LABEL_COLUMN]
         elif task in ("au", "au_intensity"):
             kind = "prob" if task == "au" else "intensity"
-            cols += [schema.au_column(_au_number(lb), kind, style) for lb in labels]
+            cols += [schema.au_column(_au_number(lb), kind) for lb in labels]
         elif task == "va":
             cols += [schema.VALENCE_COLUMN, schema.AROUSAL_COLUMN]
         else:
@@ -204,9 +201,7 @@ def _has_compound(spec: Any) -> bool:
     return compound_supported(tuple(spec.tasks["expression"]), [_au_number(lb) for lb in spec.tasks["au"]])
 
 
-def prediction_values(
-    spec: Any, out: dict[str, np.ndarray], style: schema.ColumnStyle
-) -> dict[str, np.ndarray]:
+def prediction_values(spec: Any, out: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Name the model's outputs: probabilities for expressions and AUs, intensities, VA, compound."""
     from facebehavior.models.transforms import postprocess
 
@@ -221,7 +216,7 @@ def prediction_values(
         elif task in ("au", "au_intensity"):
             kind = "prob" if task == "au" else "intensity"
             for k, lb in enumerate(labels):
-                cols[schema.au_column(_au_number(lb), kind, style)] = v[:, k]
+                cols[schema.au_column(_au_number(lb), kind)] = v[:, k]
         elif task == "va":
             cols[schema.VALENCE_COLUMN] = v[:, 0]
             cols[schema.AROUSAL_COLUMN] = v[:, 1]

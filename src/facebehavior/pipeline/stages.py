@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Literal
 
 import numpy as np
 
 from facebehavior import schema
 from facebehavior.pipeline.base import Batch, SourceState, decode_array, encode_array
 
-__all__ = ["Screen", "Track", "Measure"]
+__all__ = ["Screen", "Track", "Measure", "POINT_COLUMNS"]
+
+# Landmark columns written per face (``Measure(points=...)``, ``analyze --points``).
+PointColumns = Literal["none", "68", "openface", "all"]
+POINT_COLUMNS: tuple[str, ...] = ("none", "68", "openface", "all")
 
 
 class Screen:
@@ -88,23 +93,47 @@ class Measure:
 
     Args:
         landmark_points: most landmarks per face the run produces: 478 adds the ``iris_*`` and
-            ``bs_*`` columns (NaN on faces with 468 points), 468 or 0 do not.
+            ``bs_*`` columns and gaze (NaN on faces with 468 points), 468 or 0 do not.
+        points: landmark columns: ``"none"``; ``"68"`` (default): the 68-point iBUG subset in
+            pixels (``x_0 … y_67``), head position ``pose_Tx/Ty/Tz`` in mm and gaze (``gaze_*``);
+            ``"openface"``: also the 68 points in mm (``X_/Y_/Z_*``) and OpenFace's 56 eye-region
+            landmarks (``eye_lmk_*``), everything OpenFace 2 writes; ``"all"``: also every mesh
+            point (``mesh_x/y/z_*``, pixels). See ``docs/pipeline.md`` "Output columns".
         geometry: add the geometric measurement and AU-evidence columns (``face.geometry``); on
             video, against a per-person baseline (``temporal.calibration.PersonCalibrator``).
     """
 
     name = "measure"
 
-    def __init__(self, landmark_points: int = 468, geometry: bool = False) -> None:
+    def __init__(
+        self, landmark_points: int = 468, geometry: bool = False, points: PointColumns = "68"
+    ) -> None:
+        if points not in POINT_COLUMNS:
+            raise ValueError(f"points must be one of {POINT_COLUMNS}, got {points!r}")
         self.landmark_points = int(landmark_points)
         self.geometry = bool(geometry)
+        self.points = points if self.landmark_points else "none"
 
     def columns(self) -> list[str]:
         cols = ["pose_pitch", "pose_yaw", "pose_roll"]
         if self.landmark_points == 478:
             cols += schema.landmark_feature_columns()
+        cols += self._point_columns()
         if self.geometry:
             cols += geometry_columns()
+        return cols
+
+    def _point_columns(self) -> list[str]:
+        if self.points == "none":
+            return []
+        v2 = self.landmark_points == 478
+        cols = schema.landmark68_columns() + list(schema.POSE_TRANSLATION_COLUMNS)
+        cols += schema.gaze_columns() if v2 else []
+        if self.points in ("openface", "all"):
+            cols += schema.landmark68_columns(three_d=True)
+            cols += schema.eye_landmark_columns() + schema.eye_landmark_columns(three_d=True) if v2 else []
+        if self.points == "all":
+            cols += mesh_columns(self.landmark_points)
         return cols
 
     def __call__(self, batch: Batch, state: SourceState) -> Batch:
@@ -120,6 +149,8 @@ class Measure:
         cols["pose_pitch"], cols["pose_yaw"], cols["pose_roll"] = pose[:, 0], pose[:, 1], pose[:, 2]
         if self.landmark_points == 478:
             cols.update(_landmark_features(faces.landmarks, faces.blendshapes, f))
+        if self.points != "none":
+            cols.update(self._points(faces.landmarks, batch.frames.images.shape[1:3], f))
         if self.geometry:
             calibrator = self.calibrator(state) if state.video else None
             mesh = None if faces.landmarks is None else faces.landmarks[:, :468]
@@ -130,6 +161,28 @@ class Measure:
 
                 cols.update(geometry.geometry_columns(mesh, face_ids=faces.face_id, calibrator=calibrator))
         return batch.with_columns(cols)
+
+    def _points(self, pts: np.ndarray | None, image_size: tuple[int, int], f: int) -> dict[str, np.ndarray]:
+        """68-point landmarks (pixels, millimetres), head position, gaze and eye landmarks.
+
+        Gaze and the eye-region landmarks need Face Mesh V2's irises: NaN on faces with 468 points.
+        """
+        names = self._point_columns()
+        if pts is None or f == 0:
+            return {n: np.full(f, np.nan, np.float32) for n in names}
+        from facebehavior.face.camera import landmark_output_columns
+
+        cols = landmark_output_columns(pts, image_size)
+        if pts.shape[1] >= 478 and any(n.startswith(("gaze_", "eye_lmk_")) for n in names):
+            from facebehavior.face.gaze import gaze_output_columns
+
+            cols.update(gaze_output_columns(pts, image_size))
+        if self.points == "all":
+            p = pts.shape[1]
+            for j, axis in enumerate("xyz"):
+                for i in range(self.landmark_points):
+                    cols[f"mesh_{axis}_{i}"] = pts[:, i, j] if i < p else np.full(f, np.nan, np.float32)
+        return {n: cols[n] if n in cols else np.full(f, np.nan, np.float32) for n in names}
 
     def calibrator(self, state: SourceState):  # -> PersonCalibrator
         from facebehavior.temporal.calibration import PersonCalibrator
@@ -160,6 +213,12 @@ class Measure:
                 "count": {int(k): int(v) for k, v in c["count"].items()},
             }
         )
+
+
+def mesh_columns(points: int) -> list[str]:
+    """Columns of the full landmark mesh (``points="all"``): ``mesh_x_0 …, mesh_y_0 …, mesh_z_0 …``
+    in frame pixels (z: relative depth, same scale)."""
+    return [f"mesh_{axis}_{i}" for axis in "xyz" for i in range(points)]
 
 
 def geometry_columns() -> list[str]:
