@@ -22,7 +22,6 @@ from facebehavior.face.detect.blazeface import (
     keypoints5_from_raw,
     letterbox,
     make_anchors,
-    weighted_nms,
 )
 from facebehavior.types import Detections
 
@@ -192,21 +191,6 @@ def test_decode_hand_computed():
     cx, cy, w, h = 0.25 + 0.1, 0.5 - 0.05, 0.25, 0.5
     np.testing.assert_allclose(g[0, :4], [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], atol=1e-6)
     np.testing.assert_allclose(g[0, 4:6], [0.26, 0.52], atol=1e-6)
-
-
-def test_weighted_nms_hand_computed():
-    # Two overlapping boxes (IoU 0.6) merge into their score-weighted mean; a far box stays.
-    boxes = np.array([[0, 0, 10, 10], [0, 2.5, 10, 12.5], [50, 50, 60, 60]], np.float32)
-    extra = np.array([[1.0], [3.0], [7.0]], np.float32)
-    scores = np.array([0.6, 0.9, 0.7], np.float32)
-    s, g = weighted_nms(scores, np.concatenate([boxes, extra], 1), 0.3)
-    np.testing.assert_allclose(s, [0.9, 0.7])
-    w = np.array([0.9, 0.6]) / 1.5
-    np.testing.assert_allclose(g[0, :4], w[0] * boxes[1] + w[1] * boxes[0], atol=1e-5)
-    np.testing.assert_allclose(g[0, 4], w[0] * 3 + w[1] * 1, atol=1e-5)
-    np.testing.assert_allclose(g[1], [50, 50, 60, 60, 7], atol=1e-6)
-    s, g = weighted_nms(scores, np.concatenate([boxes, extra], 1), 0.7)  # IoU 0.6 < 0.7: no merge
-    assert len(s) == 3
 
 
 def test_mouth_corner_approximation():

@@ -1,4 +1,4 @@
-"""MTCNN port: golden comparison with facenet-pytorch 2.6.0, NMS, keypoint order, protocol."""
+"""MTCNN port: golden comparison with facenet-pytorch 2.6.0, keypoint order, protocol (NMS: test_boxes)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,7 @@ import torch
 from PIL import Image
 
 from facebehavior.face.detect import FaceDetector, create_detector, list_detectors
-from facebehavior.face.detect.mtcnn import (
-    MTCNNDetector,
-    batched_nms,
-    load_mtcnn_nets,
-    nms,
-    pyramid_scales,
-)
+from facebehavior.face.detect.mtcnn import MTCNNDetector, load_mtcnn_nets, pyramid_scales
 from facebehavior.models.weights import CheckpointError, packaged_weights_dir, read_spec, sha256_file
 from facebehavior.types import Detections
 
@@ -130,49 +124,6 @@ def test_mirrored_frame_gives_mirrored_boxes(group6_pair):
     assert d.min(1).max() < 8.0
 
 
-# ---------------------------------------------------------------------------------------------- NMS
-def _nms_loop(boxes: np.ndarray, scores: np.ndarray, thr: float, method: str, plus_one: bool) -> list[int]:
-    one = 1.0 if plus_one else 0.0
-    order = sorted(range(len(scores)), key=lambda i: -scores[i])
-    keep: list[int] = []
-    for i in order:
-        ok = True
-        for j in keep:
-            w = max(0.0, min(boxes[i, 2], boxes[j, 2]) - max(boxes[i, 0], boxes[j, 0]) + one)
-            h = max(0.0, min(boxes[i, 3], boxes[j, 3]) - max(boxes[i, 1], boxes[j, 1]) + one)
-            ai = (boxes[i, 2] - boxes[i, 0] + one) * (boxes[i, 3] - boxes[i, 1] + one)
-            aj = (boxes[j, 2] - boxes[j, 0] + one) * (boxes[j, 3] - boxes[j, 1] + one)
-            o = w * h / (min(ai, aj) if method == "min" else ai + aj - w * h)
-            if o > thr:
-                ok = False
-                break
-        if ok:
-            keep.append(i)
-    return keep
-
-
-@pytest.mark.parametrize("method,plus_one", [("union", False), ("min", True), ("union", True)])
-def test_nms_matches_plain_loop(method, plus_one):
-    rng = np.random.default_rng(1)
-    xy = rng.uniform(0, 100, (200, 2))
-    wh = rng.uniform(5, 40, (200, 2))
-    boxes = np.concatenate([xy, xy + wh], 1)
-    scores = rng.uniform(0, 1, 200)
-    got = nms(torch.from_numpy(boxes), torch.from_numpy(scores), 0.4, method=method, plus_one=plus_one)
-    assert got.tolist() == _nms_loop(boxes, scores, 0.4, method, plus_one)
-
-
-def test_batched_nms_is_independent_per_group():
-    boxes = torch.tensor(
-        [[0, 0, 10, 10], [1, 1, 11, 11], [0, 0, 10, 10], [50, 50, 60, 60]], dtype=torch.float32
-    )
-    scores = torch.tensor([0.9, 0.8, 0.7, 0.6])
-    groups = torch.tensor([0, 0, 1, 1])
-    assert batched_nms(boxes, scores, groups, 0.5).tolist() == [0, 2, 3]
-    assert nms(boxes, scores, 0.5).tolist() == [0, 3]
-    assert nms(boxes[:0], scores[:0], 0.5).numel() == 0
-
-
 # ------------------------------------------------------------------------------------- API / errors
 def test_registered_and_follows_protocol(detector):
     assert "mtcnn" in list_detectors()
@@ -195,8 +146,10 @@ def test_bad_input_raises_clear_errors(detector):
         detector(np.zeros((1, 32, 32), np.uint8))
     with pytest.raises(ValueError, match="min_face_size"):
         create_detector("mtcnn", min_face_size=5)
-    with pytest.raises(CheckpointError, match="not found"):
+    with pytest.raises(FileNotFoundError, match="not found.*convert_mtcnn"):
         create_detector("mtcnn", weights="/nonexistent/mtcnn.safetensors")
+    with pytest.raises(CheckpointError, match="'blazeface_short' weights, not 'mtcnn'"):
+        load_mtcnn_nets(packaged_weights_dir() / "blazeface_short.safetensors")
 
 
 def test_weight_file_matches_model_card():

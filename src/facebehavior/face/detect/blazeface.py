@@ -15,8 +15,9 @@ subject's right eye, left eye, nose tip, mouth centre, right ear tragion, left e
 Pre/post-processing follows MediaPipe's face_detection graphs: the frame is letterboxed to a
 centred square (black bars), scaled to the input size, mapped to [-1, 1]; anchors are decoded with
 scale = input size; scores are sigmoid(clip(logit, ±100)); overlapping detections are merged by
-MediaPipe's *weighted* NMS (score-weighted average of box and keypoints of every candidate whose
-IoU with the best one exceeds the threshold; the best score is kept).
+MediaPipe's *weighted* NMS (``face.boxes.weighted_nms``: score-weighted average of box and
+keypoints of every candidate whose IoU with the best one exceeds the threshold; the best score is
+kept).
 
 One deliberate difference: the downscale to the network input is anti-aliased (bilinear with
 antialias) instead of MediaPipe's plain bilinear warp, which aliases badly when a 1080p frame is
@@ -34,6 +35,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from facebehavior.backends import ConvertedWeights, load_runner
+from facebehavior.face.boxes import weighted_nms
 from facebehavior.registry import DETECTORS
 from facebehavior.types import Detections
 
@@ -49,15 +52,10 @@ __all__ = [
     "blazeface_full",
     "make_anchors",
     "decode_boxes",
-    "weighted_nms",
     "keypoints5_from_raw",
     "letterbox",
     "tf_same_pad",
     "check_images",
-    "BACKENDS",
-    "OnnxNet",
-    "make_runner",
-    "TorchNet",
 ]
 
 logger = logging.getLogger(__name__)
@@ -289,7 +287,7 @@ class BlazeFaceFullNet(nn.Module):
 
 
 # --------------------------------------------------------------------------------------------
-# Anchors, decoding, NMS (MediaPipe semantics)
+# Anchors and decoding (MediaPipe semantics); the weighted NMS is face.boxes.weighted_nms
 # --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class BlazeFaceConfig:
@@ -356,55 +354,6 @@ def decode_boxes(raw: np.ndarray, anchors: np.ndarray, input_size: int) -> tuple
     return scores.astype(np.float32), np.concatenate([box, kp.reshape(*kp.shape[:-2], 12)], -1)
 
 
-def _iou_one_to_many(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    ix1 = np.maximum(box[0], boxes[:, 0])
-    iy1 = np.maximum(box[1], boxes[:, 1])
-    ix2 = np.minimum(box[2], boxes[:, 2])
-    iy2 = np.minimum(box[3], boxes[:, 3])
-    inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    union = area + areas - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
-
-
-def weighted_nms(
-    scores: np.ndarray, geometry: np.ndarray, iou_threshold: float = 0.3
-) -> tuple[np.ndarray, np.ndarray]:
-    """MediaPipe's weighted non-maximum suppression (``NonMaxSuppressionCalculator``, WEIGHTED).
-
-    Repeatedly take the best remaining detection and every remaining one whose IoU with it is
-    above ``iou_threshold``; emit the score-weighted mean of their boxes and keypoints with the
-    best one's score; drop them all.
-
-    Args:
-        scores: (K,) scores, already thresholded.
-        geometry: (K, G) x1, y1, x2, y2 followed by any per-detection coordinates to average.
-        iou_threshold: MediaPipe's ``min_suppression_threshold`` (0.3 in the face graphs).
-
-    Returns:
-        (M,) scores and (M, G) merged geometry, best first.
-    """
-    order = np.argsort(-scores, kind="stable")
-    scores, geometry = scores[order], geometry[order]
-    out_s, out_g = [], []
-    remaining = np.arange(len(scores))
-    while remaining.size:
-        best = remaining[0]
-        iou = _iou_one_to_many(geometry[best, :4], geometry[remaining, :4])
-        merged = remaining[iou > iou_threshold]
-        if best not in merged:  # degenerate (zero-area) best box: keep it alone
-            merged = np.concatenate([[best], merged])
-        w = scores[merged]
-        out_s.append(scores[best])
-        out_g.append((geometry[merged] * w[:, None]).sum(0) / w.sum())
-        remaining = np.setdiff1d(remaining, merged, assume_unique=True)
-        remaining = remaining[np.argsort(-scores[remaining], kind="stable")]
-    if not out_s:
-        return np.zeros(0, np.float32), np.zeros((0, geometry.shape[1]), np.float32)
-    return np.asarray(out_s, np.float32), np.stack(out_g).astype(np.float32)
-
-
 def keypoints5_from_raw(raw_kp: np.ndarray, mouth_half_width: float = MOUTH_HALF_WIDTH) -> np.ndarray:
     """Approximate ``schema.KEYPOINTS_5`` from BlazeFace's six keypoints.
 
@@ -458,96 +407,6 @@ def letterbox(images: np.ndarray, size: int) -> tuple[torch.Tensor, np.ndarray]:
 # --------------------------------------------------------------------------------------------
 # Detector
 # --------------------------------------------------------------------------------------------
-BACKENDS = ("torch", "onnx")
-
-
-def _export_onnx(net: nn.Module, input_size: int) -> bytes:
-    import io
-    import warnings
-
-    x = torch.zeros(2, 3, input_size, input_size)
-    buf = io.BytesIO()
-    try:
-        # The TorchScript exporter takes ~1 s; torch.export's (the fallback) ~25 s.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                net,
-                (x,),
-                buf,
-                input_names=["x"],
-                dynamic_axes={"x": {0: "n"}},
-                dynamo=False,
-                opset_version=17,
-            )
-        return buf.getvalue()
-    except Exception as e:  # the legacy exporter is deprecated and may be gone in a future torch
-        logger.info("TorchScript ONNX export unavailable (%s); using torch.export", e)
-        program = torch.onnx.export(net, (x,), dynamo=True, dynamic_shapes={"x": {0: torch.export.Dim("n")}})
-        return program.model_proto.SerializeToString()
-
-
-class OnnxNet:
-    """Runs a ported network in onnxruntime instead of PyTorch (CPU).
-
-    The network is exported to ONNX in memory when built (no files, no network access); outputs
-    match the PyTorch module to float rounding (``tests/test_blazeface.py``). Measured faster on
-    CPU for BlazeFace (``benchmarks/face_models_speed.py``); PyTorch stays the reference.
-    """
-
-    def __init__(self, net: nn.Module, input_size: int, threads: int | None = None) -> None:
-        """Args:
-        net: the PyTorch module (eval mode, CPU).
-        input_size: side of its square input.
-        threads: onnxruntime intra-op threads; ``None`` uses torch's current setting.
-        """
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise ImportError(
-                "backend='onnx' needs onnxruntime; install it with pip install 'facebehavior[onnx]' "
-                "or use backend='torch'"
-            ) from None
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or torch.get_num_threads()
-        opts.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(
-            _export_onnx(net.eval().cpu(), input_size), opts, providers=["CPUExecutionProvider"]
-        )
-        self.input_name = self.session.get_inputs()[0].name
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
-        outs = self.session.run(None, {self.input_name: x.detach().cpu().numpy().astype(np.float32)})
-        tensors = tuple(torch.from_numpy(o) for o in outs)
-        return tensors[0] if len(tensors) == 1 else tensors
-
-
-class TorchNet:
-    """Runs a ported network in PyTorch with channels-last tensors.
-
-    Channels-last lets the CPU use oneDNN for the depthwise convolutions: measured 71 → 31 ms
-    for full-range BlazeFace at batch 1 on one thread, same outputs to float rounding.
-    """
-
-    def __init__(self, net: nn.Module, device: torch.device) -> None:
-        self.net = net.eval().to(device, memory_format=torch.channels_last)
-        self.device = device
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
-        return self.net(x.to(self.device).contiguous(memory_format=torch.channels_last))
-
-
-def make_runner(net: nn.Module, input_size: int, backend: str, device: torch.device) -> TorchNet | OnnxNet:
-    """Wrap a network for inference with PyTorch on ``device`` or onnxruntime (``backend``)."""
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; valid: {list(BACKENDS)}")
-    if backend == "onnx":
-        if device.type != "cpu":
-            raise ValueError(f"backend='onnx' runs on the CPU; got device {device}; use backend='torch'")
-        return OnnxNet(net, input_size)
-    return TorchNet(net, device)
-
-
 @dataclass(frozen=True)
 class RawDetections:
     """BlazeFace detections with all six native keypoints.
@@ -559,19 +418,6 @@ class RawDetections:
 
     detections: Detections
     keypoints6: np.ndarray  # (F, 6, 2) float32 pixels
-
-
-def _load_net(net: nn.Module, path: Path) -> nn.Module:
-    from safetensors.torch import load_file
-
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path}: BlazeFace weights missing from the package; reinstall facebehavior or "
-            "regenerate them with tools/convert_mediapipe.py"
-        )
-    state = {k: v.float() for k, v in load_file(str(path)).items()}
-    net.load_state_dict(state, strict=True)
-    return net.eval()
 
 
 class BlazeFaceDetector:
@@ -602,8 +448,6 @@ class BlazeFaceDetector:
         backend: ``"torch"`` (reference) or ``"onnx"`` (onnxruntime on CPU, exported in memory
             at build time; faster on CPU, see ``benchmarks/face_models_speed.py``).
         """
-        from facebehavior.models.weights import packaged_weights_dir
-
         if not 0.0 <= iou_threshold <= 1.0:
             raise ValueError(f"iou_threshold must be in [0, 1], got {iou_threshold}")
         self.config = config
@@ -614,10 +458,12 @@ class BlazeFaceDetector:
         self.iou_threshold = float(iou_threshold)
         self.device = torch.device(device)
         net = BlazeFaceShortNet() if config.input_size == 128 else BlazeFaceFullNet()
-        path = Path(weights) if weights is not None else packaged_weights_dir() / config.weights
         self.backend = backend
-        self.net = _load_net(net, path)  # the PyTorch module (reference; export source)
-        self.runner = make_runner(self.net, config.input_size, backend, self.device)
+        # self.net is the PyTorch module (the reference and the ONNX export source).
+        source = ConvertedWeights(config.weights, config.name, "BlazeFace", "tools/convert_mediapipe.py")
+        self.net, self.runner = load_runner(
+            net, weights, source, input_size=config.input_size, backend=backend, device=self.device
+        )
         self.anchors = make_anchors(config.grids)
 
     @torch.inference_mode()
@@ -649,7 +495,7 @@ class BlazeFaceDetector:
         fi, sc, gs = [], [], []
         for i in range(raw.shape[0]):
             keep = scores[i] >= self.score_threshold
-            s, g = weighted_nms(scores[i][keep], geom[i][keep], self.iou_threshold)
+            g, s = weighted_nms(geom[i][keep], scores[i][keep], self.iou_threshold)
             fi.append(np.full(len(s), i, np.int64))
             sc.append(s)
             gs.append(g)

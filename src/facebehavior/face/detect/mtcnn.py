@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from facebehavior.backends import ConvertedWeights, load_converted
+from facebehavior.face.boxes import batched_nms
 from facebehavior.registry import DETECTORS
 from facebehavior.types import Detections
 
@@ -35,8 +37,6 @@ __all__ = [
     "MTCNNNets",
     "MTCNNDetector",
     "mtcnn",
-    "nms",
-    "batched_nms",
     "detect_faces",
     "load_mtcnn_nets",
     "WEIGHTS_FILE",
@@ -168,104 +168,30 @@ def load_mtcnn_nets(path: str | Path | None = None) -> MTCNNNets:
     """Build the networks and load the shipped (or given) safetensors weights, strictly.
 
     Raises:
-        facebehavior.models.weights.CheckpointError: missing/corrupt file or mismatched tensors.
+        facebehavior.backends.MissingWeightsError: the file does not exist (a ``FileNotFoundError``).
+        facebehavior.models.weights.CheckpointError: corrupt file, another model's weights or
+            mismatched tensors.
     """
-    from safetensors.torch import load_file
-
-    from facebehavior.models.weights import CheckpointError, packaged_weights_dir
-
-    path = Path(path) if path is not None else packaged_weights_dir() / WEIGHTS_FILE
-    if not path.is_file():
-        raise CheckpointError(
-            f"{path}: MTCNN weights not found; rebuild them with tools/convert_mtcnn.py "
-            "(see src/facebehavior/weights/mtcnn.md)"
-        )
-    nets = MTCNNNets()
-    try:
-        state = load_file(str(path))
-    except Exception as e:  # safetensors raises several types on corrupt files
-        raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None
-    own = nets.state_dict()
-    bad = sorted(set(own) ^ set(state)) + sorted(
-        k for k in set(own) & set(state) if own[k].shape != state[k].shape
+    source = ConvertedWeights(
+        WEIGHTS_FILE, "mtcnn", "MTCNN", "tools/convert_mtcnn.py (see src/facebehavior/weights/mtcnn.md)"
     )
-    if bad:
-        raise CheckpointError(f"{path}: tensors do not match the MTCNN networks: {bad[:5]}")
-    nets.load_state_dict(state, strict=True)
-    return nets.eval()
+    return load_converted(MTCNNNets(), path, source)
 
 
 # --------------------------------------------------------------------------------------------- NMS
-def nms(
+def _nms(
     boxes: torch.Tensor,
     scores: torch.Tensor,
+    frame: torch.Tensor,
     iou_threshold: float,
     *,
     method: str = "union",
     plus_one: bool = False,
 ) -> torch.Tensor:
-    """Greedy non-maximum suppression.
-
-    Each iteration keeps the best remaining box and drops, in one vectorised step, every remaining
-    box overlapping it by more than ``iou_threshold``; the loop runs once per *kept* box.
-
-    Args:
-        boxes: (B, 4) x1, y1, x2, y2.
-        scores: (B,) higher is better; ties keep their input order.
-        iou_threshold: boxes with overlap strictly above this are suppressed.
-        method: ``"union"`` (intersection over union) or ``"min"`` (intersection over the smaller
-            area, MTCNN's last stage).
-        plus_one: measure widths as ``x2 − x1 + 1`` (the original MATLAB/Caffe pixel convention);
-            ``False`` matches torchvision.ops.nms.
-
-    Returns:
-        (K,) int64 indices of kept boxes, by decreasing score.
-    """
-    if method not in ("union", "min"):
-        raise ValueError(f"nms method must be 'union' or 'min', got {method!r}")
-    if boxes.shape[0] == 0:
-        return torch.zeros(0, dtype=torch.long, device=boxes.device)
-    b = boxes.to(torch.float64)
-    one = 1.0 if plus_one else 0.0
-    area = (b[:, 2] - b[:, 0] + one) * (b[:, 3] - b[:, 1] + one)
-    order = torch.sort(scores, descending=True, stable=True)[1]
-    keep = []
-    while order.numel() > 0:
-        i = order[0]
-        keep.append(i)
-        rest = order[1:]
-        w = (torch.minimum(b[i, 2], b[rest, 2]) - torch.maximum(b[i, 0], b[rest, 0]) + one).clamp(min=0)
-        h = (torch.minimum(b[i, 3], b[rest, 3]) - torch.maximum(b[i, 1], b[rest, 1]) + one).clamp(min=0)
-        inter = w * h
-        denom = torch.minimum(area[i], area[rest]) if method == "min" else area[i] + area[rest] - inter
-        # zero-area boxes overlap nothing (as in torchvision) instead of producing 0/0
-        order = rest[inter / denom.clamp(min=1e-12) <= iou_threshold]
-    return torch.stack(keep)
-
-
-def batched_nms(
-    boxes: torch.Tensor,
-    scores: torch.Tensor,
-    groups: torch.Tensor,
-    iou_threshold: float,
-    *,
-    method: str = "union",
-    plus_one: bool = False,
-) -> torch.Tensor:
-    """NMS applied independently within each group (e.g. each frame of a batch).
-
-    Boxes of different groups are shifted apart (in float64, so the shift is exact) and suppressed
-    in one pass. Arguments as in ``nms``; ``groups`` is (B,) int64.
-
-    Returns:
-        (K,) int64 indices of kept boxes, by decreasing score.
-    """
-    if boxes.shape[0] == 0:
-        return torch.zeros(0, dtype=torch.long, device=boxes.device)
-    b = boxes.to(torch.float64)
-    span = float(b.max() - min(float(b.min()), 0.0)) + 2.0
-    shifted = b + (groups.to(torch.float64) * span)[:, None]
-    return nms(shifted, scores, iou_threshold, method=method, plus_one=plus_one)
+    """``face.boxes.batched_nms`` within each frame, on tensors: (K,) int64 kept indices on
+    ``boxes.device``, by decreasing score."""
+    keep = batched_nms(boxes, scores, frame, iou_threshold, method=method, plus_one=plus_one)
+    return torch.from_numpy(keep).to(boxes.device)
 
 
 # ------------------------------------------------------------------------------------------ cascade
@@ -429,14 +355,14 @@ def detect_faces(
         q1 = ((2 * xy + 1) / scale).floor()
         q2 = ((2 * xy + 12) / scale).floor()
         boxes = torch.cat([q1, q2, score[:, None], offs], dim=1)  # (K, 9)
-        keep = batched_nms(boxes[:, :4], boxes[:, 4], idx[:, 0], 0.5)
+        keep = _nms(boxes[:, :4], boxes[:, 4], idx[:, 0], 0.5)
         cand.append(boxes[keep])
         cand_frame.append(idx[keep, 0])
     if not cand:
         return empty
     boxes = torch.cat(cand)
     frame = torch.cat(cand_frame)
-    keep = batched_nms(boxes[:, :4], boxes[:, 4], frame, 0.7)
+    keep = _nms(boxes[:, :4], boxes[:, 4], frame, 0.7)
     boxes, frame = boxes[keep], frame[keep]
     # P-Net offsets are in units of the box side measured without the +1.
     bw = boxes[:, 2] - boxes[:, 0]
@@ -466,7 +392,7 @@ def detect_faces(
     ipass = prob[:, 1] > thresholds[1]
     boxes = torch.cat([boxes[ipass, :4], prob[ipass, 1:2]], dim=1)
     frame, reg = frame[ipass], reg[ipass]
-    keep = batched_nms(boxes[:, :4], boxes[:, 4], frame, 0.7)
+    keep = _nms(boxes[:, :4], boxes[:, 4], frame, 0.7)
     boxes, frame, reg = boxes[keep], frame[keep], reg[keep]
     boxes = _rerec(_bbreg(boxes, reg))
     if return_stages:
@@ -488,7 +414,7 @@ def detect_faces(
     py = bh * lmk[:, 5:] + boxes[:, 1:2] - 1
     points = torch.stack([px, py], dim=2)  # (F, 5, 2)
     boxes = _bbreg(boxes, reg)
-    keep = batched_nms(boxes[:, :4], boxes[:, 4], frame, 0.7, method="min", plus_one=True)
+    keep = _nms(boxes[:, :4], boxes[:, 4], frame, 0.7, method="min", plus_one=True)
     boxes, frame, points = boxes[keep], frame[keep], points[keep]
     # Group by frame, best first within a frame (keep is already by decreasing score).
     order = torch.sort(frame, stable=True)[1]

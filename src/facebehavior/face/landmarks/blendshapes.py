@@ -30,6 +30,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from facebehavior.backends import ConvertedWeights, load_converted
 from facebehavior.face.landmarks import indices as idx
 from facebehavior.schema import BLENDSHAPE_NAMES
 
@@ -44,6 +45,7 @@ __all__ = [
 ]
 
 WEIGHTS = "blendshapes_v2.safetensors"
+_SOURCE = ConvertedWeights(WEIGHTS, "blendshapes_v2", "Blendshape V2", "tools/convert_face_landmarker.py")
 
 # The 146 landmarks the model reads, in input order (kLandmarksSubsetIdxs of MediaPipe's
 # face_blendshapes_graph.cc, Apache-2.0): brows, eyes and lids, nose, lips, jaw line and all ten
@@ -146,9 +148,7 @@ def load_blendshape_net(path: str | Path | None = None) -> BlendshapeNet:
         FileNotFoundError: the weight file is missing (with how to regenerate it).
         facebehavior.models.weights.CheckpointError: the file is not a Blendshape V2 checkpoint.
     """
-    from facebehavior.face.landmarks.facemesh_v2 import load_converted
-
-    return load_converted(BlendshapeNet(), path, WEIGHTS, "blendshapes_v2", "Blendshape V2")
+    return load_converted(BlendshapeNet(), path, _SOURCE)
 
 
 # --------------------------------------------------------------------------------------------

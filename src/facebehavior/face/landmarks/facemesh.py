@@ -28,13 +28,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from facebehavior.face.detect.blazeface import check_images, make_runner, tf_same_pad
+from facebehavior.backends import ConvertedWeights, load_runner, run_batched
+from facebehavior.face.detect.blazeface import check_images, tf_same_pad
 from facebehavior.face.landmarks import indices as idx
 from facebehavior.types import Detections, Landmarks
 
 __all__ = [
     "INPUT_SIZE",
     "ROI_SCALE",
+    "WEIGHTS",
     "FaceMeshNet",
     "FaceRoi",
     "FaceMeshLandmarker",
@@ -49,6 +51,8 @@ __all__ = [
 
 INPUT_SIZE = 192
 ROI_SCALE = 1.5
+WEIGHTS = "facemesh.safetensors"
+_SOURCE = ConvertedWeights(WEIGHTS, "facemesh", "FaceMesh", "tools/convert_mediapipe.py")
 
 
 # --------------------------------------------------------------------------------------------
@@ -450,25 +454,15 @@ class FaceMeshLandmarker:
         backend: ``"torch"`` (reference) or ``"onnx"`` (onnxruntime on CPU, exported in memory
             at build time).
         """
-        from safetensors.torch import load_file
-
-        from facebehavior.models.weights import packaged_weights_dir
-
-        path = Path(weights) if weights is not None else packaged_weights_dir() / "facemesh.safetensors"
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"{path}: FaceMesh weights missing; reinstall facebehavior or regenerate them with "
-                "tools/convert_mediapipe.py"
-            )
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.device = torch.device(device)
         self.batch_size = batch_size
-        net = FaceMeshNet()
-        net.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()}, strict=True)
         self.backend = backend
-        self.net = net.eval()  # the PyTorch module (reference; export source)
-        self.runner = make_runner(self.net, INPUT_SIZE, backend, self.device)
+        # self.net is the PyTorch module (the reference and the ONNX export source).
+        self.net, self.runner = load_runner(
+            FaceMeshNet(), weights, _SOURCE, input_size=INPUT_SIZE, backend=backend, device=self.device
+        )
 
     @torch.inference_mode()
     def raw(self, crops: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -480,16 +474,10 @@ class FaceMeshLandmarker:
         Returns:
             ``(mesh, presence)``: (F, 468, 3) float32 crop pixels and (F,) float32 in [0, 1].
         """
-        meshes, flags = [], []
-        for i in range(0, len(crops), self.batch_size):
-            x = crops[i : i + self.batch_size].to(self.device, torch.float32) / 255.0
-            mesh, logit = self.runner(x)
-            meshes.append(mesh.cpu())
-            flags.append(torch.sigmoid(logit).cpu())
-        if not meshes:
+        if len(crops) == 0:
             return np.zeros((0, idx.NUM_POINTS, 3), np.float32), np.zeros(0, np.float32)
-        mesh = torch.cat(meshes).numpy().reshape(-1, idx.NUM_POINTS, 3)
-        return mesh, torch.cat(flags).numpy()
+        mesh, logit = run_batched(self.runner, crops, self.batch_size, device=self.device, divisor=255.0)
+        return mesh.numpy().reshape(-1, idx.NUM_POINTS, 3), torch.sigmoid(logit).numpy()
 
     def from_rois(self, images: np.ndarray, rois: FaceRoi) -> Landmarks:
         """Landmarks for given ROIs (e.g. ``roi_from_landmarks`` of the previous frame).

@@ -50,7 +50,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from facebehavior.face.detect.blazeface import check_images, make_runner, tf_same_pad
+from facebehavior.backends import ConvertedWeights, load_converted, load_runner, run_batched
+from facebehavior.face.detect.blazeface import check_images, tf_same_pad
 from facebehavior.face.landmarks import indices as idx
 from facebehavior.face.landmarks.facemesh import (
     FaceRoi,
@@ -72,6 +73,7 @@ __all__ = [
 INPUT_SIZE = 256
 ROI_SCALE = 1.5
 WEIGHTS = "facemesh_v2.safetensors"
+_SOURCE = ConvertedWeights(WEIGHTS, "facemesh_v2", "Face Mesh V2", "tools/convert_face_landmarker.py")
 
 
 # --------------------------------------------------------------------------------------------
@@ -150,40 +152,7 @@ def load_facemesh_v2(path: str | Path | None = None) -> FaceMeshV2Net:
         FileNotFoundError: the weight file is missing (with how to regenerate it).
         facebehavior.models.weights.CheckpointError: the file is not a Face Mesh V2 checkpoint.
     """
-    return load_converted(FaceMeshV2Net(), path, WEIGHTS, "facemesh_v2", "Face Mesh V2")
-
-
-def load_converted(
-    net: nn.Module, path: str | Path | None, default: str, architecture: str, label: str
-) -> nn.Module:
-    """Load a ``tools/convert_face_landmarker.py`` checkpoint into ``net`` (float32, eval mode).
-
-    Args:
-        net: the freshly built network.
-        path: the checkpoint; ``None`` for the packaged ``default`` file.
-        default: packaged file name.
-        architecture: the ``WeightSpec.architecture`` the file must declare.
-        label: the model's name in error messages.
-
-    Raises:
-        FileNotFoundError: the weight file is missing (with how to regenerate it).
-        facebehavior.models.weights.CheckpointError: the file holds another model's weights.
-    """
-    from safetensors.torch import load_file
-
-    from facebehavior.models.weights import CheckpointError, packaged_weights_dir, read_spec
-
-    path = Path(path) if path is not None else packaged_weights_dir() / default
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path}: {label} weights missing; reinstall facebehavior or regenerate them with "
-            "tools/convert_face_landmarker.py"
-        )
-    spec = read_spec(path)
-    if spec.architecture != architecture:
-        raise CheckpointError(f"{path}: holds {spec.architecture!r} weights, not {architecture!r}")
-    net.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()}, strict=True)
-    return net.eval()
+    return load_converted(FaceMeshV2Net(), path, _SOURCE)
 
 
 # --------------------------------------------------------------------------------------------
@@ -224,8 +193,10 @@ class FaceMeshV2Landmarker:
         self.device = torch.device(device)
         self.batch_size = batch_size
         self.backend = backend
-        self.net = load_facemesh_v2(weights)  # the PyTorch module (reference; export source)
-        self.runner = make_runner(self.net, INPUT_SIZE, backend, self.device)
+        # self.net is the PyTorch module (the reference and the ONNX export source).
+        self.net, self.runner = load_runner(
+            FaceMeshV2Net(), weights, _SOURCE, input_size=INPUT_SIZE, backend=backend, device=self.device
+        )
 
     @torch.inference_mode()
     def raw(self, crops: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -237,15 +208,10 @@ class FaceMeshV2Landmarker:
         Returns:
             ``(mesh, presence)``: (F, 478, 3) float32 crop pixels and (F,) float32 in [0, 1].
         """
-        meshes, flags = [], []
-        for i in range(0, len(crops), self.batch_size):
-            x = crops[i : i + self.batch_size].to(self.device, torch.float32) / 255.0
-            mesh, logit, _ = self.runner(x)
-            meshes.append(mesh.cpu())
-            flags.append(torch.sigmoid(logit).cpu())
-        if not meshes:
+        if len(crops) == 0:
             return np.zeros((0, idx.NUM_POINTS_V2, 3), np.float32), np.zeros(0, np.float32)
-        return torch.cat(meshes).numpy().reshape(-1, idx.NUM_POINTS_V2, 3), torch.cat(flags).numpy()
+        mesh, logit, _ = run_batched(self.runner, crops, self.batch_size, device=self.device, divisor=255.0)
+        return mesh.numpy().reshape(-1, idx.NUM_POINTS_V2, 3), torch.sigmoid(logit).numpy()
 
     def crop(self, images: np.ndarray, rois: FaceRoi) -> torch.Tensor:
         """MediaPipe-style 256x256 crops of ``rois`` ((F, 3, 256, 256) float pixel values)."""
