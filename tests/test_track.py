@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from facebehavior.face.align import ARCFACE_112
-from facebehavior.face.track import FaceTracker, appearance_descriptors, box_iou
+from facebehavior.face.track import FaceTracker, appearance_descriptors
 from facebehavior.types import Detections
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -133,12 +133,6 @@ def test_descriptor_separates_people_and_matches_same_person(faces):
     same = truth[:, None] == truth[None]
     assert sim[same].min() > 0.9
     assert sim[~same].max() < 0.75
-
-
-def test_box_iou_against_hand_values():
-    a = np.array([[0, 0, 10, 10]])
-    b = np.array([[5, 0, 15, 10], [20, 20, 30, 30], [0, 0, 10, 10]])
-    np.testing.assert_allclose(box_iou(a, b), [[50 / 150, 0.0, 1.0]])
 
 
 def test_bad_input(faces):

@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from facebehavior.data.labels import OPTIONAL_ROW_ARRAYS, ROW_ARRAYS, LabelTable
+from facebehavior.face.boxes import box_iou
 
 __all__ = [
     "CACHE_VERSION",
@@ -498,7 +499,7 @@ def _choose(
         if boxes is None:
             value = (b[2] - b[0]) * (b[3] - b[1])
         else:
-            value = _iou(b, boxes[f].astype(np.float64))
+            value = float(box_iou(b[None], boxes[f][None])[0, 0])
             if value < MIN_BOX_IOU:
                 continue
         if value > key[f]:
@@ -509,14 +510,6 @@ def _choose(
             )
             key[f] = value
     return best
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = w * h
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
 
 
 def _torch_dataset_base() -> type:

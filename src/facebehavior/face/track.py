@@ -33,27 +33,16 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from facebehavior.face.boxes import box_iou
 from facebehavior.types import Detections
 
-__all__ = ["FaceTracker", "appearance_descriptors", "box_iou"]
+__all__ = ["FaceTracker", "appearance_descriptors"]
 
 logger = logging.getLogger(__name__)
 
 _DESC_SIZE = 16  # side of the aligned crop the descriptor is computed from (antialiased warp)
 _DESC_MARGIN = 1.4  # looser than ArcFace: include hair and some background/clothing
 _DESC_DIM = 16 * 16 + 8 * 8 * 3
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of (A, 4) and (B, 4) x1, y1, x2, y2 boxes → (A, B)."""
-    a = np.asarray(a, dtype=np.float64)[:, None]
-    b = np.asarray(b, dtype=np.float64)[None]
-    w = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
-    h = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
-    inter = w * h
-    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
-    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
-    return inter / np.maximum(area_a + area_b - inter, 1e-9)
 
 
 def _zscore(x: np.ndarray) -> np.ndarray:
