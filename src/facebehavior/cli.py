@@ -30,14 +30,32 @@ COMMANDS: dict[str, str] = {
 }
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Shows every option's default, unless its help already says it or there is none to show."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        shown = action.default not in (None, False, argparse.SUPPRESS) and not isinstance(
+            action, (argparse._HelpAction, argparse._VersionAction)
+        )
+        if shown and "default" not in text and (action.option_strings or action.nargs in ("?", "*")):
+            text += " (default: %(default)s)"
+        return text
+
+
 def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     """Build the parser, importing only the sub-command named in ``argv`` (if any)."""
-    parser = argparse.ArgumentParser(prog="facebehavior", description=__doc__.splitlines()[0])
+    from facebehavior import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="facebehavior", description=__doc__.splitlines()[0], formatter_class=_HelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"facebehavior {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     wanted = next((a for a in argv if a in COMMANDS), None)
     for name, help_text in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(name, help=help_text, description=help_text, formatter_class=_HelpFormatter)
         if name == wanted:
             importlib.import_module(f"facebehavior.commands.{name}").add_arguments(p)
     return parser

@@ -55,8 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         default="default",
-        metavar="PATH|none",
-        help="affect model checkpoint (.safetensors); 'none' writes face columns only",
+        metavar="NAME|PATH|none",
+        help="affect model: a bundled one (default = fbn_fusion; fbn_mobile_ferplus = v1, image only), a "
+        "checkpoint (.safetensors), or none for face columns only",
     )
     parser.add_argument(
         "--detector",
@@ -262,6 +263,9 @@ def _analyze(args: argparse.Namespace, analyzer, writer, sources: list, failures
         _say(f"resuming: {len(sources) - len(todo)} of {len(sources)} inputs already done")
 
     quiet = args.no_progress or not sys.stderr.isatty() and not _force_bars()
+    # Without a terminal (nohup, Slurm, pipes) bars would be noise: a plain line every
+    # PROGRESS_SECONDS instead, so a long job shows it is alive and how fast it goes.
+    lines = None if args.no_progress or not quiet else _ProgressLines(len(todo))
     files_bar = tqdm(total=len(todo), unit="file", desc="files", position=0, disable=quiet, file=sys.stderr)
     frame_bar = None
     counts = {"frames": 0, "rows": 0, "no_face": 0}
@@ -318,6 +322,8 @@ def _analyze(args: argparse.Namespace, analyzer, writer, sources: list, failures
             tally[1] += chunk.no_face
             if frame_bar is not None:
                 frame_bar.update(chunk.frames)
+            if lines is not None:
+                lines.update(chunk)
             if chunk.done:
                 files_bar.update(1)
                 prog = writer.progress[chunk.source]
@@ -487,6 +493,36 @@ def _annotate(args: argparse.Namespace, paths: list[str]) -> None:
         df, paths, args.annotate, hold=args.every - 1, on_error=lambda e: _say(f"error: {e}")
     )
     _say(f"{len(done)} annotated file(s) written to {args.annotate}")
+
+
+PROGRESS_SECONDS = 10.0
+
+
+class _ProgressLines:
+    """Periodic one-line progress reports on stderr for runs without a terminal."""
+
+    def __init__(self, files: int, every: float | None = None) -> None:
+        import os
+        import time
+
+        env = os.environ.get("FACEBEHAVIOR_PROGRESS_SECONDS", "")
+        self.every = every if every is not None else float(env) if env else PROGRESS_SECONDS
+        self.files, self.done, self.frames = files, 0, 0
+        self.start = self.last = time.monotonic()
+
+    def update(self, chunk) -> None:
+        import time
+
+        self.frames += chunk.frames
+        self.done += int(chunk.done)
+        now = time.monotonic()
+        if now - self.last >= self.every or (chunk.done and self.done == self.files):
+            self.last = now
+            rate = self.frames / max(now - self.start, 1e-9)
+            _say(
+                f"progress: {self.done}/{self.files} inputs done, {self.frames} frames analysed "
+                f"({rate:.1f} frames/s); now {Path(chunk.source).name}"
+            )
 
 
 def _force_bars() -> bool:

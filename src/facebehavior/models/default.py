@@ -30,6 +30,8 @@ from facebehavior.models.weights import WeightSpec, load_weights, packaged_weigh
 
 __all__ = [
     "APPEARANCE_AUS",
+    "resolve_model",
+    "BUNDLED_MODELS",
     "DEFAULT_WEIGHTS",
     "DEFAULT_AUS",
     "V1_WEIGHTS",
@@ -66,6 +68,33 @@ def default_model_path(name: str = DEFAULT_WEIGHTS) -> Path:
             f"as src/facebehavior/weights/{card} describes"
         )
     return path
+
+
+# Affect models that ship with the package, by the name ``--model`` / ``Analyzer(model=...)`` accepts.
+BUNDLED_MODELS: dict[str, str] = {
+    "default": DEFAULT_WEIGHTS,
+    "fbn_fusion": DEFAULT_WEIGHTS,
+    "fbn_mobile_ferplus": V1_WEIGHTS,
+}
+
+
+def resolve_model(model: str | Path) -> Path:
+    """A bundled model's name (``BUNDLED_MODELS``) or a checkpoint path → the checkpoint's path.
+
+    Raises:
+        FileNotFoundError: a bundled model whose file this installation lacks.
+        ValueError: a bare name that is not a bundled model; the message lists the names.
+    """
+    text = str(model)
+    if text in BUNDLED_MODELS:
+        return default_model_path(BUNDLED_MODELS[text])
+    path = Path(text).expanduser()
+    if path.is_file() or path.suffix or len(path.parts) > 1:
+        return path  # a path: a missing or bad file is reported by load_weights
+    names = ", ".join(sorted(BUNDLED_MODELS))
+    raise ValueError(
+        f"model {text!r}: no such file and not a bundled model ({names}); give a .safetensors path"
+    )
 
 
 def load_default_model(path: str | Path | None = None) -> tuple[torch.nn.Module, WeightSpec]:

@@ -233,7 +233,14 @@ class Analyzer:
                 s.restore(saved, state)
 
     # ------------------------------------------------------------------ public API
-    def analyze(self, inputs: Any, *, errors: Literal["raise", "skip"] = "raise", video: bool = False) -> Any:
+    def analyze(
+        self,
+        inputs: Any,
+        *,
+        errors: Literal["raise", "skip"] = "raise",
+        video: bool = False,
+        progress: bool | Callable[[Chunk], None] = False,
+    ) -> Any:
         """Analyse everything in ``inputs`` and return one DataFrame.
 
         Args:
@@ -246,6 +253,8 @@ class Analyzer:
                 in ``self.failures`` and goes on.
             video: an (N, H, W, 3) stack is the frames of **one video** (source ``"array"``,
                 ``frame`` 0…N-1, faces tracked across frames) instead of N photos.
+            progress: ``True`` shows a ``tqdm`` bar of analysed frames (on stderr); a callable is
+                called with each finished ``Chunk`` (source, frames, rows …), e.g. to feed a GUI.
 
         Returns:
             pandas DataFrame, one row per face and frame (plus one per frame without a face, see
@@ -257,20 +266,38 @@ class Analyzer:
         """
         import pandas as pd
 
-        parts = [df for df in self.stream(inputs, errors=errors, video=video) if len(df)]
+        parts = [df for df in self.stream(inputs, errors=errors, video=video, progress=progress) if len(df)]
         if not parts:
             return empty_frame(self.columns)
         return pd.concat(parts, ignore_index=True)
 
     def stream(
-        self, inputs: Any, *, errors: Literal["raise", "skip"] = "raise", video: bool = False
+        self,
+        inputs: Any,
+        *,
+        errors: Literal["raise", "skip"] = "raise",
+        video: bool = False,
+        progress: bool | Callable[[Chunk], None] = False,
     ) -> Iterator[Any]:
         """Like ``analyze`` but yields one DataFrame per batch of frames (constant memory)."""
         if errors not in ("raise", "skip"):
             raise ValueError(f"errors must be 'raise' or 'skip', got {errors!r}")
         on_error = None if errors == "raise" else _log_failure
-        for chunk in self.iter_chunks(inputs, on_error=on_error, video=video):
-            yield chunk.rows
+        bar = None
+        if progress is True:
+            from tqdm import tqdm
+
+            bar = tqdm(unit="frame", desc="analysed")
+        try:
+            for chunk in self.iter_chunks(inputs, on_error=on_error, video=video):
+                if bar is not None:
+                    bar.update(chunk.frames)
+                elif callable(progress):
+                    progress(chunk)
+                yield chunk.rows
+        finally:
+            if bar is not None:
+                bar.close()
 
     def iter_chunks(
         self,
@@ -440,4 +467,5 @@ def analyze(inputs: Any, **kwargs: Any) -> Any:
     """One-call analysis: ``Analyzer(**kwargs).analyze(inputs)`` (see ``Analyzer``)."""
     errors = kwargs.pop("errors", "raise")
     video = kwargs.pop("video", False)
-    return Analyzer(**kwargs).analyze(inputs, errors=errors, video=video)
+    progress = kwargs.pop("progress", False)
+    return Analyzer(**kwargs).analyze(inputs, errors=errors, video=video, progress=progress)

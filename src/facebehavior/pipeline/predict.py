@@ -28,8 +28,9 @@ class Predict:
     The model loads on first use.
 
     Args:
-        model: ``"default"`` (the bundled model, if this installation ships it), a checkpoint
-            path, or a ``(model, WeightSpec)`` pair.
+        model: ``"default"`` (the bundled model, if this installation ships it), a bundled
+            model's name (``models.default.BUNDLED_MODELS``: ``fbn_fusion``, ``fbn_mobile_ferplus``),
+            a checkpoint path, or a ``(model, WeightSpec)`` pair.
         device: torch device.
     """
 
@@ -65,7 +66,7 @@ class Predict:
         else:
             from facebehavior.models.weights import load_weights
 
-            path = _default_model_path() if isinstance(arg, str) and arg == "default" else Path(arg)
+            path = _default_model_path() if isinstance(arg, str) and arg == "default" else _model_path(arg)
             if path is None:
                 logger.info("no bundled affect model in this installation; writing face columns only")
                 self._resolved = True
@@ -156,6 +157,12 @@ def _default_model_path() -> Path | None:
     except FileNotFoundError as e:
         logger.warning("%s", e)
         return None
+
+
+def _model_path(model: str | Path) -> Path:
+    from facebehavior.models.default import resolve_model
+
+    return resolve_model(model)
 
 
 def _au_number(label: str) -> int | None:
