@@ -111,7 +111,7 @@ CASES: dict[str, tuple[dict, list[tuple[int, ...]], dict[str, tuple[int, ...]]]]
 
 
 def test_every_registered_model_has_a_case():
-    names = fb.list_models()
+    names = fb.list_models(include_tiny=True)
     missing = sorted(set(names) - set(CASES))
     assert not missing, f"add forward-shape cases for {missing}"
     assert sorted(CASES) == names
@@ -231,10 +231,11 @@ def test_registry_lookup_works_in_a_fresh_process():
     # MODELS' loader imports facebehavior.models, which registers every architecture.
     code = (
         "from facebehavior.registry import MODELS; import facebehavior as fb; "
-        "print(MODELS.names() == fb.list_models())"
+        "print(MODELS.names() == fb.list_models(include_tiny=True), "
+        "[n for n in fb.list_models() if n.endswith('_tiny')])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "True"
+    assert out.stdout.strip() == "True []"  # test-width variants are listed only on request
     assert "facebehaviornet_mobile" in MODELS
 
 

@@ -39,7 +39,12 @@ def create_model(name: str, **kwargs: object) -> nn.Module:
     return MODELS.get(name)(**kwargs)  # type: ignore[return-value]
 
 
-def list_models() -> list[str]:
-    """Names of every registered architecture."""
+def list_models(*, include_tiny: bool = False) -> list[str]:
+    """Names of the registered architectures.
+
+    Args:
+        include_tiny: also list the ``*_tiny`` variants: the same architectures at toy width for
+            tests and smoke runs, not for use.
+    """
     _import_architectures()
-    return MODELS.names()
+    return [n for n in MODELS.names() if include_tiny or not n.endswith("_tiny")]
