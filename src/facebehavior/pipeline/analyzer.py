@@ -6,19 +6,24 @@ import dataclasses
 import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from facebehavior import schema
 from facebehavior.io import InputError
-from facebehavior.pipeline.base import Batch, Chunk, SkippedFace, SourceState
+from facebehavior.pipeline.base import Batch, Chunk, SkippedFace, SourceState, Stage
 from facebehavior.pipeline.detect import Detect
 from facebehavior.pipeline.landmarks import TrackLandmarks
 from facebehavior.pipeline.predict import Predict
 from facebehavior.pipeline.rows import empty_frame, to_frame
 from facebehavior.pipeline.stages import Measure, Screen, Track
 from facebehavior.types import Frames
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from facebehavior.models.weights import WeightSpec
 
 __all__ = ["Analyzer", "analyze"]
 
@@ -134,7 +139,7 @@ class Analyzer:
         detect = Detect(detector, device=self.device, max_faces=max_faces, min_face_size=min_face_size)
         if landmarks is True:
             landmarks = "auto"
-        faces: Any = detect
+        faces: Detect | TrackLandmarks = detect
         if landmarks is not False and landmarks is not None:
             faces = TrackLandmarks(
                 landmarks,
@@ -144,7 +149,7 @@ class Analyzer:
                 min_presence=min_presence,
             )
         self.landmark_points = faces.num_points if isinstance(faces, TrackLandmarks) else 0
-        self.stages: list[Any] = [
+        self.stages: list[Stage] = [
             faces,
             Screen(),
             Track(every=self.every),
@@ -156,7 +161,7 @@ class Analyzer:
             self.stages.append(Predict(model, device=self.device))
 
     # ------------------------------------------------------------------ introspection
-    def stage(self, name: str) -> Any:
+    def stage(self, name: str) -> Stage:
         """The stage called ``name`` (``"detect"``, ``"landmarks"``, ``"track"``, ``"predict"`` …)."""
         for s in self.stages:
             if s.name == name:
@@ -166,7 +171,7 @@ class Analyzer:
         raise KeyError(f"no stage {name!r}; stages: {[s.name for s in self.stages]}")
 
     @property
-    def spec(self) -> Any:
+    def spec(self) -> WeightSpec | None:
         """The affect model's ``WeightSpec`` (``None`` without a model); loads the model."""
         return next((s.spec for s in self.stages if s.name == "predict"), None)
 
@@ -188,7 +193,7 @@ class Analyzer:
         return cols
 
     # ------------------------------------------------------------------ the loop
-    def process(self, frames: Frames, state: SourceState | None = None) -> tuple[Any, int]:
+    def process(self, frames: Frames, state: SourceState | None = None) -> tuple[pd.DataFrame, int]:
         """Analyse one batch of frames.
 
         Args:
@@ -240,7 +245,7 @@ class Analyzer:
         errors: Literal["raise", "skip"] = "raise",
         video: bool = False,
         progress: bool | Callable[[Chunk], None] = False,
-    ) -> Any:
+    ) -> pd.DataFrame:
         """Analyse everything in ``inputs`` and return one DataFrame.
 
         Args:
@@ -278,7 +283,7 @@ class Analyzer:
         errors: Literal["raise", "skip"] = "raise",
         video: bool = False,
         progress: bool | Callable[[Chunk], None] = False,
-    ) -> Iterator[Any]:
+    ) -> Iterator[pd.DataFrame]:
         """Like ``analyze`` but yields one DataFrame per batch of frames (constant memory)."""
         if errors not in ("raise", "skip"):
             raise ValueError(f"errors must be 'raise' or 'skip', got {errors!r}")
@@ -463,7 +468,7 @@ def _log_failure(e: InputError) -> None:
     logger.warning("%s", e)
 
 
-def analyze(inputs: Any, **kwargs: Any) -> Any:
+def analyze(inputs: Any, **kwargs: Any) -> pd.DataFrame:
     """One-call analysis: ``Analyzer(**kwargs).analyze(inputs)`` (see ``Analyzer``)."""
     errors = kwargs.pop("errors", "raise")
     video = kwargs.pop("video", False)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from facebehavior import schema
 from facebehavior.pipeline.base import Batch, SourceState, decode_array, encode_array
+
+if TYPE_CHECKING:  # imported where used: both pull in heavier modules than a stage's definition
+    from facebehavior.face.track import FaceTracker
+    from facebehavior.temporal.calibration import PersonCalibrator
 
 __all__ = ["Screen", "Track", "Measure", "POINT_COLUMNS"]
 
@@ -55,7 +59,8 @@ class Track:
     def columns(self) -> list[str]:
         return []
 
-    def tracker(self, state: SourceState):  # -> FaceTracker
+    def tracker(self, state: SourceState) -> FaceTracker:
+        """This source's tracker (created on first use)."""
         from facebehavior.face.track import FaceTracker
 
         if self.name not in state.stages:
@@ -184,7 +189,8 @@ class Measure:
                     cols[f"mesh_{axis}_{i}"] = pts[:, i, j] if i < p else np.full(f, np.nan, np.float32)
         return {n: cols[n] if n in cols else np.full(f, np.nan, np.float32) for n in names}
 
-    def calibrator(self, state: SourceState):  # -> PersonCalibrator
+    def calibrator(self, state: SourceState) -> PersonCalibrator:
+        """This source's per-person geometric baseline (created on first use)."""
         from facebehavior.temporal.calibration import PersonCalibrator
 
         if self.name not in state.stages:
