@@ -287,6 +287,28 @@ def _shard_job(args: tuple) -> dict[str, int]:
     return worker.run_shard(adapter, table, out, shard, rows)
 
 
+@dataclass(frozen=True)
+class _ShardBuffers:
+    """One shard's outputs, filled batch by batch (M = rows of the shard).
+
+    Attributes:
+        rows: (M,) int64 label-table rows of the shard.
+        crops: (M, S, S, 3) uint8 aligned crops.
+        index: per-row arrays written to ``index.npz`` (status, score, box, kp5, kp5_crop, matrix,
+            optionally landmarks and mesh_presence).
+        dense: (N, L, 2) corpus-provided landmarks of the whole table, or None.
+        mesh: (M, 468, 2) float16 FaceMesh points in crop pixels, or None.
+        table_boxes: (N, 4) corpus-provided face boxes of the whole table, or None.
+    """
+
+    rows: np.ndarray
+    crops: np.ndarray
+    index: dict[str, np.ndarray]
+    dense: np.ndarray | None
+    mesh: np.ndarray | None
+    table_boxes: np.ndarray | None
+
+
 class _Worker:
     """Detectors of one process (loaded on first use) and the per-shard work."""
 
@@ -310,7 +332,7 @@ class _Worker:
         cfg = self.config
         m, s = len(rows), cfg.size
         crops = np.zeros((m, s, s, 3), np.uint8)
-        index = {
+        index: dict[str, np.ndarray] = {
             "row": rows.astype(np.int64),
             "status": np.full(m, STATUS_NO_FACE, np.int8),
             "score": np.zeros(m, np.float32),
@@ -327,6 +349,7 @@ class _Worker:
         if cfg.facemesh and cfg.detect:
             index["mesh_presence"] = np.zeros(m, np.float32)
             mesh = np.full((m, 468, 2), np.nan, np.float16)
+        buf = _ShardBuffers(rows, crops, index, dense, mesh, boxes)
         for start in range(0, m, cfg.batch_size):
             pos = np.arange(start, min(start + cfg.batch_size, m))
             images = _read(adapter, table, rows[pos])
@@ -338,9 +361,9 @@ class _Worker:
                     continue
                 batch = np.stack([images[i] for i in ok])
                 if cfg.detect:
-                    self._detect_align(batch, pos[ok], crops, index, dense, rows, mesh, boxes)
+                    self._detect_align(batch, pos[ok], buf)
                 else:
-                    self._resize(batch, pos[ok], crops, index, dense, rows)
+                    self._resize(batch, pos[ok], buf)
         np.save(_shard_path(out, shard, "crops.npy"), crops)
         if mesh is not None:
             np.save(_shard_path(out, shard, "mesh.npy"), mesh)
@@ -350,7 +373,7 @@ class _Worker:
         _shard_path(out, shard, "done").write_text(json.dumps({"rows": m}))
         return {name: int((index["status"] == code).sum()) for code, name in STATUS_NAMES.items()}
 
-    def _resize(self, batch, pos, crops, index, dense, rows) -> None:
+    def _resize(self, batch: np.ndarray, pos: np.ndarray, buf: _ShardBuffers) -> None:
         """Store whole images resized to the crop size (the corpus' own crops, trusted)."""
         import torch
 
@@ -361,7 +384,8 @@ class _Worker:
         x = torch.nn.functional.interpolate(
             x, size=(s, s), mode="bilinear", antialias=True, align_corners=False
         )
-        crops[pos] = x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        buf.crops[pos] = x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        index, dense, rows = buf.index, buf.dense, buf.rows
         h, w = batch.shape[1:3]
         # Pixel-centre convention: frame pixel centre (x + 0.5) * s / w maps to crop (u + 0.5).
         mat = np.array([[s / w, 0, 0.5 * s / w - 0.5], [0, s / h, 0.5 * s / h - 0.5]], np.float32)
@@ -381,12 +405,14 @@ class _Worker:
             self._detectors["facemesh"] = FaceMeshLandmarker(device=self.config.device)
         return self._detectors["facemesh"]
 
-    def _detect_align(self, batch, pos, crops, index, dense, rows, mesh, table_boxes) -> None:
+    def _detect_align(self, batch: np.ndarray, pos: np.ndarray, buf: _ShardBuffers) -> None:
+        """Detect, choose, (FaceMesh-refine) and align one face per image into ``buf`` at ``pos``."""
         from facebehavior.face.align import align_faces, transform_points
         from facebehavior.types import Detections
 
         cfg = self.config
-        boxes = table_boxes[rows[pos]] if table_boxes is not None else None
+        index, dense, rows = buf.index, buf.dense, buf.rows
+        boxes = buf.table_boxes[rows[pos]] if buf.table_boxes is not None else None
         best = _choose(self.detector(cfg.detector)(batch), len(batch), boxes)
         if cfg.fallback:
             missing = [i for i in range(len(batch)) if best[i] is None]
@@ -419,7 +445,7 @@ class _Worker:
                 kp[use] = keypoints5(points[use])
                 det = Detections(det.frame_index, det.boxes, det.scores, kp)
         aligned = align_faces(batch, det, size=cfg.size, template=cfg.template, margin=cfg.margin)
-        crops[p] = aligned.crops
+        buf.crops[p] = aligned.crops
         index["status"][p] = STATUS_OK
         index["score"][p] = det.scores
         index["box"][p] = det.boxes
@@ -429,7 +455,7 @@ class _Worker:
         if dense is not None:
             index["landmarks"][p] = transform_points(dense[rows[p]], aligned.matrices)
         if points is not None:
-            mesh[p] = transform_points(points, aligned.matrices).astype(np.float16)
+            buf.mesh[p] = transform_points(points, aligned.matrices).astype(np.float16)
 
 
 def _corpus_landmarks(table: LabelTable) -> np.ndarray | None:
