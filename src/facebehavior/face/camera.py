@@ -58,16 +58,28 @@ class MetricFit:
     focal: float
 
 
-def _as_mesh(points: Any) -> np.ndarray:
+def as_landmarks(
+    points: Any, sizes: tuple[int, ...] = (NUM_POINTS, NUM_POINTS_V2), need: str = ""
+) -> np.ndarray:
+    """Landmarks as an (F, P, 3) float64 array, checked: P in ``sizes``, all finite.
+
+    Args:
+        points: (F, P, 3) or (P, 3) array or tensor, x, y frame pixels and z relative depth.
+        sizes: accepted point counts.
+        need: what the caller needs them for, added to the error (e.g. why irises are needed).
+
+    Raises:
+        ValueError: another shape, or NaN/inf values.
+    """
     if hasattr(points, "detach"):
         points = points.detach().cpu().numpy()
     arr = np.asarray(points, dtype=np.float64)
     if arr.ndim == 2:
         arr = arr[None]
-    if arr.ndim != 3 or arr.shape[1] not in (NUM_POINTS, NUM_POINTS_V2) or arr.shape[2] != 3:
+    if arr.ndim != 3 or arr.shape[1] not in sizes or arr.shape[2] != 3:
+        counts = " or ".join(str(n) for n in sizes)
         raise ValueError(
-            f"points must be (F, {NUM_POINTS} or {NUM_POINTS_V2}, 3) FaceMesh landmarks (x, y, z pixels), "
-            f"got {arr.shape}"
+            f"points must be (F, {counts}, 3) FaceMesh landmarks (x, y, z pixels), got {arr.shape}{need}"
         )
     if not np.isfinite(arr).all():
         raise ValueError("points contain NaN or inf; drop faces without landmarks before calling")
@@ -112,7 +124,7 @@ def metric_landmarks(
     Returns:
         :class:`MetricFit` with (F, P, 3) millimetre points.
     """
-    pts = _as_mesh(points)
+    pts = as_landmarks(points)
     h, w = (int(v) for v in image_size)
     f = default_focal_length(w, h) if focal_length is None else float(focal_length)
     if not f > 0:
@@ -138,7 +150,7 @@ def landmark_output_columns(
         (millimetres, camera frame) and ``schema.POSE_TRANSLATION_COLUMNS`` (millimetres), each (F,)
         float32.
     """
-    pts = _as_mesh(points)
+    pts = as_landmarks(points)
     fit = metric_landmarks(pts, image_size, focal_length=focal_length)
     px = landmarks68(pts)
     mm = landmarks68(fit.points)

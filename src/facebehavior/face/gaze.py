@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from facebehavior.face.camera import default_focal_length, to_camera_mm
+from facebehavior.face.camera import as_landmarks, default_focal_length, to_camera_mm
 from facebehavior.face.landmarks import indices as idx
 from facebehavior.face.pose import canonical_face, euler_to_rotation, similarity_fit
 from facebehavior.schema import NUM_EYE_LANDMARKS, eye_landmark_columns, gaze_columns
@@ -112,19 +112,8 @@ class GazeEstimate:
 
 
 def _as_v2(points: Any) -> np.ndarray:
-    if hasattr(points, "detach"):
-        points = points.detach().cpu().numpy()
-    arr = np.asarray(points, dtype=np.float64)
-    if arr.ndim == 2:
-        arr = arr[None]
-    if arr.ndim != 3 or arr.shape[1] != idx.NUM_POINTS_V2 or arr.shape[2] != 3:
-        raise ValueError(
-            f"gaze needs Face Mesh V2 landmarks with irises, (F, {idx.NUM_POINTS_V2}, 3) pixels; got "
-            f"{arr.shape} (FaceMesh-468 has no iris points: run with --landmarks v2)"
-        )
-    if not np.isfinite(arr).all():
-        raise ValueError("points contain NaN or inf; drop faces without landmarks before calling")
-    return arr
+    need = "; gaze needs Face Mesh V2's irises (FaceMesh-468 has none: run with --landmarks v2)"
+    return as_landmarks(points, (idx.NUM_POINTS_V2,), need)
 
 
 def gaze_angles(vectors: np.ndarray) -> np.ndarray:

@@ -92,17 +92,11 @@ def _faces(d: Any, max_faces: int) -> list[int]:
     return sorted(int(i) for i in sizes.index[:max_faces])
 
 
-def _legend_outside(ax: Any, n: int) -> None:
+def _legend_outside(ax: Any, n: int, **style: Any) -> None:
+    """A legend right of the axes, so it never covers data (``style``: more ``ax.legend`` options)."""
     if n:
-        ax.legend(
-            loc="upper left",
-            bbox_to_anchor=(1.02, 1.0),
-            borderaxespad=0.0,
-            fontsize=7,
-            ncol=1 if n <= 10 else 2,
-            frameon=False,
-            handlelength=1.2,
-        )
+        options = {"loc": "upper left", "bbox_to_anchor": (1.02, 1.0), "borderaxespad": 0.0, "fontsize": 7}
+        ax.legend(**{**options, "ncol": 1 if n <= 10 else 2, "frameon": False, "handlelength": 1.2, **style})
 
 
 def _pose_limit(d: Any, cols: list[str]) -> float:
@@ -443,18 +437,9 @@ def va_scatter_figure(df: Any, *, max_legend: int = 200) -> Any:
     if len(groups) > max_legend:
         ax.scatter([], [], s=0, label=f"… {len(groups) - max_legend} more")
     draw_circumplex(ax)
-    if groups:
-        ax.legend(
-            loc="upper left",
-            bbox_to_anchor=(1.02, 1.0),
-            borderaxespad=0.0,
-            fontsize=7,
-            ncol=ncol,
-            frameon=False,
-            markerscale=1.5,
-            handletextpad=0.3,
-            columnspacing=0.8,
-        )
+    _legend_outside(
+        ax, len(groups), ncol=ncol, frameon=False, markerscale=1.5, handletextpad=0.3, columnspacing=0.8
+    )
     fig.tight_layout()
     return fig
 
