@@ -109,6 +109,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "PATH is the annotated .mp4/.png for one input, a folder for several",
     )
     parser.add_argument(
+        "--show",
+        action="store_true",
+        help="show each analysed frame in a window with the --annotate overlay and the measured frames/s; "
+        "close it, or press q or Esc, to stop (the results so far are written). Frames appear batch by "
+        "batch: --batch-size 4 makes a webcam view more fluid",
+    )
+    parser.add_argument(
         "--smooth",
         type=_odd,
         default=None,
@@ -132,6 +139,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--column-style openface)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    from facebehavior.scale.cli import add_arguments as add_scale_arguments  # --engine ray & co.
+
+    add_scale_arguments(parser)
 
 
 def _non_negative(text: str) -> int:
@@ -170,11 +180,33 @@ def _say(msg: str) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the analysis; returns the exit code.
 
-    0 ok, 1 some inputs failed (or none was usable), 2 bad options or an output that cannot be
-    written, 130 Ctrl-C, 143 SIGTERM. Everything that can be checked without analysing — options,
-    the output's and plot folder's paths, every input — is checked before the output is touched,
-    and an existing output is replaced only once the new run commits its first chunk.
+    0 ok (also when the ``--show`` window was closed early), 1 some inputs failed (or none was
+    usable) or ``--annotate`` failed, 2 bad options or an output that cannot be written, 130 Ctrl-C,
+    143 SIGTERM. Everything that can be checked without analysing — options, a display for
+    ``--show``, the output's and plot folder's paths, every input — is checked before the output is
+    touched, and an existing output is replaced only once the new run commits its first chunk.
     """
+    window = None
+    if getattr(args, "show", False):
+        from facebehavior.viz.live import DisplayError, LiveWindow
+
+        try:
+            window = LiveWindow()
+        except DisplayError as e:
+            _say(f"error: --show {e}")
+            return EXIT_USAGE
+    try:
+        return _run(args, window)
+    finally:
+        if window is not None:
+            window.close()
+
+
+def _run(args: argparse.Namespace, window) -> int:
+    if getattr(args, "engine", "local") == "ray":  # distributed: facebehavior.scale owns that run
+        from facebehavior.scale.cli import run as run_distributed
+
+        return run_distributed(args)
     from facebehavior._runtime import configure_allocator
     from facebehavior.commands import Terminated
     from facebehavior.io import InputError
@@ -222,9 +254,11 @@ def run(args: argparse.Namespace) -> int:
     for e in errs:
         failures.append(e)
         _say(f"error: {e}")
-    if args.annotate and len(sources) > 1 and Path(args.annotate).suffix:
-        _say(f"error: --annotate {args.annotate}: {len(sources)} inputs need a folder, not a file")
-        return EXIT_USAGE
+    if args.annotate:
+        problem = _annotate_problem(args.annotate, sources)
+        if problem:
+            _say(f"error: --annotate {args.annotate}: {problem}")
+            return EXIT_USAGE
     if not sources:
         kept = " (left unchanged)" if Path(args.output).exists() else ""
         _say(f"error: nothing to analyse; {args.output}{kept} not written")
@@ -241,7 +275,7 @@ def run(args: argparse.Namespace) -> int:
         except OSError as e:  # the output cannot be created (no permission, read-only disk)
             _say(f"error: {args.output}: cannot write the output ({e.strerror or e})")
             return EXIT_USAGE
-        return _analyze(args, analyzer, writer, sources, failures)
+        return _analyze(args, analyzer, writer, sources, failures, window)
     except KeyboardInterrupt as e:  # during start-up or a resume's rebuild (both leave files intact)
         what = "SIGTERM" if isinstance(e, Terminated) else "Ctrl-C"
         _say(f"interrupted ({what}); committed results in {args.output} are kept")
@@ -251,14 +285,15 @@ def run(args: argparse.Namespace) -> int:
             _close(writer, args)
 
 
-def _analyze(args: argparse.Namespace, analyzer, writer, sources: list, failures: list) -> int:
-    """The analysis loop: chunks → writer, progress bars, summary, smoothing and plots."""
+def _analyze(args: argparse.Namespace, analyzer, writer, sources: list, failures: list, window=None) -> int:
+    """The analysis loop: chunks → writer (and the ``--show`` window), progress bars, summary,
+    smoothing, plots and annotated copies."""
     from tqdm import tqdm
 
     from facebehavior.commands import Terminated
     from facebehavior.io import InputError
 
-    todo = [s for s in sources if not (s.path in writer.progress and writer.progress[s.path].done)]
+    todo = [s for s in sources if not _done(writer, s.path)]
     if args.resume and len(todo) < len(sources):
         _say(f"resuming: {len(sources) - len(todo)} of {len(sources)} inputs already done")
 
@@ -296,6 +331,10 @@ def _analyze(args: argparse.Namespace, analyzer, writer, sources: list, failures
 
     interrupted: KeyboardInterrupt | None = None
     write_failed = False
+    stopped = False
+    if window is not None:
+        analyzer.on_batch = window.show
+        window.restart_clock()
     try:
         for chunk in analyzer.iter_chunks(
             [s.path for s in todo],
@@ -329,6 +368,10 @@ def _analyze(args: argparse.Namespace, analyzer, writer, sources: list, failures
                 prog = writer.progress[chunk.source]
                 if prog.frames and prog.no_face == prog.frames:
                     faceless.append(chunk.source)
+            if window is not None and not window.poll():
+                # Closed by the user: stop at this chunk boundary; everything committed is kept.
+                stopped = True
+                break
     except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (commands.Terminated)
         interrupted = e
     except OSError as e:  # disk full, output removed mid-run: stop cleanly, the journal is intact
@@ -350,6 +393,12 @@ def _analyze(args: argparse.Namespace, analyzer, writer, sources: list, failures
         f"; {counts['no_face']} frames had no face" if counts["no_face"] else ""
     )
     _say(summary)
+    if window is not None:
+        _say(f"live window: {window.frames_shown} frames shown, {window.mean_fps:.1f} frames/s analysed")
+    if stopped:
+        unfinished = [s for s in todo if s.kind == "video" and not _done(writer, s.path)]
+        more = "; run again with --resume to finish the videos" if unfinished else ""
+        _say(f"stopped: the live window was closed; the results so far are in {args.output}{more}")
     for src in faceless:
         _say(f"warning: {src}: no face found in any frame")
     if write_failed:
@@ -363,14 +412,20 @@ def _analyze(args: argparse.Namespace, analyzer, writer, sources: list, failures
         _smooth(args)
     if args.plot:
         _plot(args)
+    annotate_failed = 0
     if args.annotate:
-        _annotate(args, [s.path for s in sources if s.kind != "webcam" and s.path not in failed_paths])
+        annotate_failed = _annotate(args, [s.path for s in sources if s.path not in failed_paths])
     if failures:
         _say(f"{len(failures)} input(s) failed:")
         for f in failures:
             _say(f"  {f}")
-        return EXIT_SOME_FAILED
-    return EXIT_OK
+    if annotate_failed:
+        _say(f"--annotate failed for {annotate_failed} input(s); the results in {args.output} are complete")
+    return EXIT_SOME_FAILED if failures or annotate_failed else EXIT_OK
+
+
+def _done(writer, path: str) -> bool:
+    return path in writer.progress and writer.progress[path].done
 
 
 def _close(writer, args: argparse.Namespace) -> bool:
@@ -478,21 +533,48 @@ def _plot(args: argparse.Namespace) -> None:
     _say(f"{len(paths)} plot(s) saved to {args.plot}")
 
 
-def _annotate(args: argparse.Namespace, paths: list[str]) -> None:
-    """Re-read each input and write it with its rows drawn on it (``--annotate``)."""
+def _annotate_problem(annotate: str, sources: list) -> str | None:
+    """Why ``--annotate`` cannot work for these inputs (checked before any analysis), or ``None``."""
+    from facebehavior.viz.overlay import IMAGE_OUT_EXTENSIONS, VIDEO_OUT_EXTENSIONS
+
+    cams = [s.path for s in sources if s.kind == "webcam"]
+    if cams:
+        return (
+            f"{cams[0]} cannot be annotated (camera frames are not kept); watch it live with --show instead"
+        )
+    suffix = Path(annotate).suffix.lower()
+    if not suffix:
+        return None
+    if len(sources) > 1:
+        return f"{len(sources)} inputs need a folder, not a file"
+    kind = sources[0].kind if sources else None
+    allowed = {"video": VIDEO_OUT_EXTENSIONS, "image": IMAGE_OUT_EXTENSIONS}.get(kind)
+    if allowed is not None and suffix not in allowed:
+        return f"an annotated {kind} is written as {', '.join(sorted(allowed))}; change the extension"
+    return None
+
+
+def _annotate(args: argparse.Namespace, paths: list[str]) -> int:
+    """Re-read each input and write it with its rows drawn on it (``--annotate``); returns how many
+    inputs could not be annotated (each reported in one line)."""
     import pandas as pd
 
     from facebehavior.io.writers import read_results
     from facebehavior.viz.overlay import annotate_results
 
+    failed: list[str] = []
+
+    def on_error(e: Exception) -> None:
+        failed.append(str(e))
+        _say(f"error: --annotate: {e}")
+
     out = Path(args.output)
     df = read_results(out) if out.exists() else pd.DataFrame()
     if "source" not in df.columns:  # no face anywhere: the copies are written unannotated
         df = pd.DataFrame({"source": pd.Series(dtype=str), "frame": pd.Series(dtype=int)})
-    done = annotate_results(
-        df, paths, args.annotate, hold=args.every - 1, on_error=lambda e: _say(f"error: {e}")
-    )
+    done = annotate_results(df, paths, args.annotate, hold=args.every - 1, on_error=on_error)
     _say(f"{len(done)} annotated file(s) written to {args.annotate}")
+    return len(failed)
 
 
 PROGRESS_SECONDS = 10.0

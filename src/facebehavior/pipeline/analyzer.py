@@ -133,6 +133,9 @@ class Analyzer:
         self.downscale_huge = downscale_huge
         self.empty_frames = bool(empty_frames)
         self.failures: list[InputError] = []
+        # Called as on_batch(frames, rows) after each batch, rows in this package's column names
+        # whatever column_style is: the hook of the CLI's live window (analyze --show).
+        self.on_batch: Callable[[Frames, pd.DataFrame], None] | None = None
         self.skipped_faces: list[SkippedFace] = []
         self._skip_counts: dict[str, int] = {}
 
@@ -202,7 +205,8 @@ class Analyzer:
 
         Returns:
             ``(rows, no_face)``: the rows (faces, and frames without one unless ``empty_frames`` is
-            off) and the number of frames without a face.
+            off) and the number of frames without a face. ``self.on_batch``, when set, is called
+            with the frames and the rows (this package's columns) before they are returned.
         """
         from facebehavior._runtime import scoped_threads
 
@@ -217,6 +221,8 @@ class Analyzer:
         # A still without a face stays without rows (a header-only file); video frames are accounted for.
         empty = self.empty_frames and state.video
         rows = to_frame(batch, self.canonical_columns, empty_frames=empty)
+        if self.on_batch is not None:
+            self.on_batch(frames, rows)
         if self.column_style == "openface":
             from facebehavior.io.openface import to_openface
 

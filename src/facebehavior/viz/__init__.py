@@ -11,6 +11,8 @@ non-interactive Agg backend itself, so plotting works on servers without a displ
   ``annotate_image``, ``annotate_results`` (``analyze --annotate``).
 * ``viz.report`` — ``write_report``: a self-contained HTML page per source and face
   (``facebehavior report``).
+* ``viz.live`` — ``LiveWindow``: analysed frames with the overlay and the measured rate in a
+  tkinter window (``analyze --show``); imported on use only, it is the one part that needs a display.
 """
 
 from __future__ import annotations

@@ -547,7 +547,9 @@ def annotate_results(
             folder (created) that receives ``annotated_name(source)`` per source (``_2``, ``_3`` …
             added when two sources share a name).
         hold: see :func:`annotate_video`.
-        on_error: called with each ``InputError``/``ValueError`` of a source (default: re-raised).
+        on_error: called with each ``InputError``/``ValueError`` of a source, and with an
+            ``InputError`` naming the source for an ``OSError`` (a full disk) or ``RuntimeError`` (no
+            video encoder); the other sources are still written (default: re-raised).
         **overlay: options of :func:`draw_overlay`.
 
     Returns:
@@ -575,8 +577,11 @@ def annotate_results(
         try:
             src_rows = rows[rows["source"].astype(str) == str(src)] if "source" in rows.columns else rows
             written.append(annotate_source(src, src_rows, target, hold=hold, **overlay))
-        except (InputError, ValueError) as e:
+        except (InputError, ValueError, OSError, RuntimeError) as e:
             if on_error is None:
                 raise
+            if isinstance(e, (OSError, RuntimeError)):
+                reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+                e = InputError(src, f"cannot be annotated ({reason})")
             on_error(e)
     return written
