@@ -65,12 +65,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="trust the corpus' own face crops (e.g. Aff-Wild2 cropped_aligned): resize only",
     )
     parser.add_argument("--overwrite", action="store_true", help="rebuild complete shards too")
+    parser.add_argument(
+        "--flow",
+        choices=("dis", "tvl1"),
+        default=None,
+        help="also cache AUNets' optical-flow image of every face (needs OpenCV: the [flow] extra)",
+    )
     add_option_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     """Build the cache of every requested split; returns the exit code."""
-    from facebehavior.data.cache import CacheConfig, CacheMismatchError, FaceCache, build_cache
+    from facebehavior.data.cache import CacheConfig, CacheMismatchError, FaceCache, build_cache, build_flow
     from facebehavior.data.datasets import DatasetNotFoundError, LabelFormatError, create_dataset
     from facebehavior.registry import DETECTORS
 
@@ -100,13 +106,22 @@ def run(args: argparse.Namespace) -> int:
                 else Path(args.output) / split
             )
             counts = build_cache(adapter, table, out, config, workers=args.workers, overwrite=args.overwrite)
+            if args.flow:
+                build_flow(out, method=args.flow, overwrite=args.overwrite)
             total = FaceCache(out).summary()
             sys.stdout.write(
                 f"{args.dataset}/{split}: {len(table)} rows → {out}: {total['ok']} faces, "
                 f"{total['no_face']} without a face, {total['unreadable']} unreadable "
                 f"({counts['built']} shards built now, {counts['skipped']} were complete)\n"
             )
-    except (DatasetNotFoundError, LabelFormatError, CacheMismatchError, KeyError, ValueError) as e:
+    except (
+        DatasetNotFoundError,
+        LabelFormatError,
+        CacheMismatchError,
+        KeyError,
+        ValueError,
+        ImportError,
+    ) as e:
         logger.error("%s", e.args[0] if isinstance(e, KeyError) and e.args else e)
         return EXIT_USAGE
     return EXIT_OK

@@ -13,6 +13,8 @@ Layout of one cached split (``build_cache`` writes it, ``FaceCache`` reads it)::
                                     # mesh_presence (M,) float32 FaceMesh presence (``facemesh``)
       shard_00000.mesh.npy          # (M, 468, 2) float16 FaceMesh points in crop pixels (``facemesh``)
       shard_00000.done              # written last: the shard is complete (resume skips it)
+      flow.npy, flow.json           # optional (``build_flow``, ``prepare --flow``): (N, S, S, 3) uint8
+                                    # AUNets flow image of every row (``temporal.flow``), + settings
 
 Every table row has an entry: rows whose face was not found (``STATUS_NO_FACE``) or whose image
 could not be read (``STATUS_UNREADABLE``) keep a black crop and their status, so nothing is
@@ -51,6 +53,7 @@ __all__ = [
     "STATUS_OK",
     "STATUS_UNREADABLE",
     "build_cache",
+    "build_flow",
     "load_table",
     "save_table",
 ]
@@ -559,6 +562,7 @@ class FaceCache(_torch_dataset_base()):  # type: ignore[misc]
 
     Attributes:
         table: LabelTable of the rows with a face (what training iterates over).
+        crop_size: side of the crops in pixels.
         full_table: the complete LabelTable of the split.
         status: (N,) int8 status of every row of ``full_table``.
         aligned_keypoints: (F, 5, 2) float32 keypoints of ``table``'s rows in crop pixels.
@@ -601,12 +605,16 @@ class FaceCache(_torch_dataset_base()):  # type: ignore[misc]
         self.table = self.full_table.subset(self.found)
         self.aligned_keypoints = index["kp5_crop"][self.found]
         self.shard_size = int(self.meta["shard_size"])
+        self.crop_size = int(self.meta["config"]["size"])
         self.transform = transform
 
     def _open_arrays(self) -> None:
         """Memory-map the crop (and mesh) shards."""
         shards = range(self._num_shards)
         self._crops = [np.load(_shard_path(self.folder, s, "crops.npy"), mmap_mode="r") for s in shards]
+        self._flow = None
+        if (self.folder / "flow.json").is_file():
+            self._flow = np.load(self.folder / "flow.npy", mmap_mode="r")
         self._mesh = None
         if _shard_path(self.folder, 0, "mesh.npy").is_file():
             self._mesh = [np.load(_shard_path(self.folder, s, "mesh.npy"), mmap_mode="r") for s in shards]
@@ -617,6 +625,7 @@ class FaceCache(_torch_dataset_base()):  # type: ignore[misc]
         state = dict(self.__dict__)
         state.pop("_crops", None)
         state.pop("_mesh", None)
+        state.pop("_flow", None)
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -637,6 +646,38 @@ class FaceCache(_torch_dataset_base()):  # type: ignore[misc]
             return None
         r = int(self.found[i])
         return np.asarray(self._mesh[r // self.shard_size][r % self.shard_size], np.float32)
+
+    def flow_images(self, table: LabelTable, index: Iterable[int]) -> np.ndarray:
+        """(n, S, S, 3) uint8 flow images (``build_flow``) of rows ``index`` of ``self.table``.
+
+        Raises:
+            ValueError: the cache holds no flow images (the message says how to add them).
+        """
+        if self._flow is None:
+            raise ValueError(
+                f"{self.folder} holds no optical-flow images; add them with `facebehavior prepare` and "
+                "--flow dis (same arguments as before: only the flow is computed)"
+            )
+        return np.stack([np.asarray(self._flow[int(self.found[int(i)])]) for i in index])
+
+    def landmarks68(self, table: LabelTable, index: Iterable[int]) -> np.ndarray:
+        """(n, 68, 2) float32 iBUG 68-point landmarks in crop pixels of rows ``index`` of ``self.table``,
+        taken from the cached FaceMesh points (``face.landmarks.indices.landmarks68``).
+
+        Raises:
+            ValueError: the cache was built without FaceMesh, or a requested face has no mesh.
+        """
+        from facebehavior.face.landmarks.indices import landmarks68
+
+        if self._mesh is None:
+            raise ValueError(
+                f"{self.folder} holds no FaceMesh points, so no 68 landmarks; rebuild it with FaceMesh "
+                "(`facebehavior prepare` without --no-facemesh / --no-detect)"
+            )
+        mesh = np.stack([self.mesh(int(i)) for i in index])
+        if not np.isfinite(mesh).all():
+            raise ValueError(f"{self.folder}: some faces have no FaceMesh points; rebuild the cache")
+        return landmarks68(mesh).astype(np.float32)
 
     def read_images(self, table: LabelTable, index: Iterable[int]) -> list[np.ndarray]:
         """Crops of rows ``index`` of ``table`` (which must be ``self.table``): the adapter protocol."""
@@ -689,3 +730,55 @@ class FaceCache(_torch_dataset_base()):  # type: ignore[misc]
         other.__dict__.update(self.__dict__)
         other.transform = transform
         return other
+
+
+def build_flow(
+    folder: str | Path, *, method: str = "dis", overwrite: bool = False, **encoding: float
+) -> dict[str, int]:
+    """Add AUNets' optical-flow image of every face to a built cache (``flow.npy``, ``flow.json``).
+
+    Flow runs between consecutive aligned crops of each video (rows of one ``video`` with a face,
+    in ``frame`` order: a frame without a face is skipped, so its neighbours are paired); the
+    pairing and encoding are ``temporal.flow.track_flow_images``'s. Rows without a face, and still
+    images (no ``video``), get the still field (128, 128, 0).
+
+    Args:
+        folder: a cache written by ``build_cache`` (all shards complete).
+        method: ``"dis"`` or ``"tvl1"`` (``temporal.flow``).
+        overwrite: recompute even when ``flow.json`` says the same settings were used.
+        **encoding: ``flow_to_image`` settings (``clip``, ``min_rms``, ``max_magnitude``).
+
+    Returns:
+        ``{"tracks": videos processed, "rows": faces with flow}`` (both 0 when already built).
+    """
+    from facebehavior.temporal.flow import STILL, track_flow_images
+
+    cache = FaceCache(folder)
+    out = Path(folder)
+    meta = {"method": method, "encoding": encoding, "table": cache.meta["table"]}
+    meta_path = out / "flow.json"
+    if meta_path.is_file() and not overwrite and json.loads(meta_path.read_text()) == meta:
+        return {"tracks": 0, "rows": 0}
+    meta_path.unlink(missing_ok=True)  # flow.json last: its presence means flow.npy is complete
+    s = int(cache.meta["config"]["size"])
+    tmp = out / "flow.tmp.npy"
+    flow = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(cache.full_table), s, s, 3))
+    flow[:] = np.array(STILL, np.uint8)
+    t = cache.table
+    videos = t.video.astype(str)
+    tracks = 0
+    for video in np.unique(videos[videos != ""]):
+        items = np.flatnonzero(videos == video)
+        items = items[np.argsort(t.frame[items], kind="stable")]
+        for start in range(0, len(items), 512):  # chunks bound the memory of long videos
+            first = max(start - 1, 0)  # one frame of overlap: the chunk's first pair is continuous
+            crops = np.stack([cache.crop(int(i)) for i in items[first : start + 512]])
+            images = track_flow_images(crops, method=method, **encoding)
+            flow[cache.found[items[start : start + 512]]] = images[start - first :]
+        tracks += 1
+    flow.flush()
+    del flow
+    os.replace(tmp, out / "flow.npy")
+    meta_path.write_text(json.dumps(meta, indent=1))
+    logger.info("cache %s: %s flow images of %d faces in %d videos", out, method, len(cache), tracks)
+    return {"tracks": tracks, "rows": int((videos != "").sum())}

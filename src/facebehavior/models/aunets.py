@@ -80,6 +80,7 @@ class AUNet(nn.Module):
 
     ``forward(rgb, flow=None)``: ``rgb`` and ``flow`` are ``(B, 3, S, S)``; ``flow`` is required for
     ``"channels"`` / ``"horizontal"``; for ``"alone"`` pass the OF image as ``rgb``.
+    The OF image is ``facebehavior.temporal.flow``'s encoding (``prepare --flow`` caches it).
     Returns ``{"au": (B, 1) log-odds}``.
     """
 
@@ -110,6 +111,11 @@ class AUNet(nn.Module):
             _copy_rgb_to_flow_channels(self.trunk)
         self.fc = VGGFC(self.trunk.flat_features(self.input_size), hidden, dropout)
         self.fc8 = BinaryHead(hidden)
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        """Batch keys of the positional inputs (``facebehavior.train.data.input_names``)."""
+        return {"none": ("image",), "alone": ("flow",)}.get(self.optical_flow, ("image", "flow"))
 
     def combine(self, rgb: torch.Tensor, flow: torch.Tensor | None = None) -> torch.Tensor:
         """The network input built from the RGB and OF images (see the class docstring)."""
@@ -250,6 +256,8 @@ class PiNet(nn.Module):
 
     ``forward(rgb, flow)`` with two ``(B, 3, S, S)`` images returns ``{"au": (B, 1) log-odds}``.
     """
+
+    input_names = ("image", "flow")  # positional inputs as batch keys (train.data.input_names)
 
     def __init__(
         self,

@@ -34,6 +34,13 @@ Label tables can be extended before training by *hooks* (``SetConfig.hooks``): c
 ``(table, adapter) -> LabelTable`` that add targets (e.g. VA from expression votes, geometric AU
 pseudo-labels); whatever they put in the table's ``va``/``au_*`` columns is trained on.
 
+Models with more inputs than the face (``input_names`` on the model, see :func:`input_names`) get
+them from a face-crop cache: ``flow`` ``(B, 3, H, W)`` uint8, AUNets' optical-flow image of the face
+(``prepare --flow``, ``temporal.flow``), and ``landmarks`` ``(B, 68, 2)`` float32, the iBUG 68 points
+from the cached FaceMesh in the crop's coordinates normalised to [-1, 1]
+(``models.affwildnet.normalise_landmarks``). :func:`model_inputs` turns a batch into the model's
+positional arguments; training augments a flow image with the same geometric draw as its face.
+
 Sequence sets (``sequence_length = T > 0``, AffWildNet): a sample is a clip of ``T`` consecutive
 frames of one video (rows ordered by ``video``, ``frame``; non-overlapping windows, a video's
 incomplete tail dropped); every entry above gains a ``T`` axis after ``B``.
@@ -51,7 +58,7 @@ import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
-from facebehavior.data.datasets import DatasetAdapter, create_dataset
+from facebehavior.data.datasets import DatasetAdapter, DatasetNotFoundError, create_dataset
 from facebehavior.data.labels import NUM_EXPRESSIONS, LabelTable
 from facebehavior.data.sampler import (
     MultiTaskBatchSampler,
@@ -67,7 +74,11 @@ __all__ = [
     "union",
     "SetData",
     "collate",
+    "eval_inputs",
     "eval_loader",
+    "input_names",
+    "model_inputs",
+    "recipe_input_names",
     "holdout_groups",
     "holdout_split",
     "load_set",
@@ -161,6 +172,17 @@ class _RowsAdapter:
         arr = self.adapter.image_array(self.base)
         return None if arr is None else arr[self.rows]
 
+    def flow_images(self, table: LabelTable, index: Any) -> np.ndarray:
+        return self.adapter.flow_images(self.base, self.rows[np.asarray(list(index), np.int64)])
+
+    def landmarks68(self, table: LabelTable, index: Any) -> np.ndarray:
+        return self.adapter.landmarks68(self.base, self.rows[np.asarray(list(index), np.int64)])
+
+    def __getattr__(self, name: str) -> Any:  # crop size, folder ... of the wrapped cache
+        if name == "adapter":
+            raise AttributeError(name)
+        return getattr(self.adapter, name)
+
 
 def load_set(cfg: Any) -> SetData:
     """Build the adapter of a ``SetConfig`` (or open its face-crop cache), load its split, apply its
@@ -208,6 +230,8 @@ class LabelledImages(Dataset):
         set_index: position of the task set (carried in the batch for per-set logging).
         attributes: number of attribute outputs of the model (0: none).
         sequence_length: >0 serves clips of that many consecutive frames of one video.
+        inputs: extra model inputs to serve besides ``image``: ``"flow"`` and/or ``"landmarks"``
+            (the adapter must provide them: a face-crop cache, see the module docstring).
     """
 
     def __init__(
@@ -219,8 +243,24 @@ class LabelledImages(Dataset):
         set_index: int = 0,
         attributes: int = 0,
         sequence_length: int = 0,
+        inputs: Sequence[str] = (),
     ) -> None:
         self.adapter, self.table = data.adapter, data.table
+        self.inputs = tuple(i for i in inputs if i != "image")
+        for name in self.inputs:
+            method = {"flow": "flow_images", "landmarks": "landmarks68"}.get(name)
+            if method is None:
+                raise ValueError(f"unknown model input {name!r}; inputs are image, flow, landmarks")
+            if not hasattr(self.adapter, method):
+                raise DatasetNotFoundError(
+                    f"{data.table.corpus}/{data.table.split}: the model needs {name} inputs, which come "
+                    "from a face-crop cache: run `facebehavior prepare` "
+                    f"{'with --flow dis ' if name == 'flow' else ''}and set the set's `cache:` in the recipe"
+                )
+            try:  # a cache built without them fails here, at setup, not in a loader worker
+                getattr(self.adapter, method)(self.table, [0])
+            except ValueError as e:
+                raise DatasetNotFoundError(str(e)) from None
         t, n = self.table, len(self.table)
         self.channels, self.load_size, self.set_index = channels, load_size, set_index
         self.images = self.adapter.image_array(t)
@@ -328,8 +368,22 @@ class LabelledImages(Dataset):
             return {k: v.reshape(*rows.shape, *v.shape[1:]) for k, v in flat.items()}
         return self._rows(idx)
 
+    def _extra(self, idx: np.ndarray) -> dict[str, torch.Tensor]:
+        """The ``inputs`` of rows ``idx``: flow images at ``load_size``, normalised landmarks."""
+        out: dict[str, torch.Tensor] = {}
+        if "flow" in self.inputs:
+            flow = self.adapter.flow_images(self.table, idx)  # (n, S, S, 3) uint8
+            out["flow"] = torch.from_numpy(np.ascontiguousarray(self._convert(flow)))
+        if "landmarks" in self.inputs:
+            from facebehavior.models.affwildnet import normalise_landmarks
+
+            pts = self.adapter.landmarks68(self.table, idx)  # (n, 68, 2) crop pixels
+            out["landmarks"] = torch.from_numpy(normalise_landmarks(pts, int(self.adapter.crop_size)))
+        return out
+
     def _rows(self, idx: np.ndarray) -> dict[str, torch.Tensor]:
         return {
+            **self._extra(idx),
             "image": torch.from_numpy(np.ascontiguousarray(self._pixels(idx))),
             "expression": torch.from_numpy(self.expression[idx]),
             "expression_dist": torch.from_numpy(self.expression_dist[idx]),
@@ -460,3 +514,98 @@ def eval_loader(ds: LabelledImages, batch_size: int, num_workers: int = 0) -> Da
         collate_fn=collate,
         num_workers=num_workers,
     )
+
+
+def input_names(model: torch.nn.Module) -> tuple[str, ...]:
+    """The batch keys a model takes, in the order of its positional arguments.
+
+    Models declare them as ``input_names`` (AUNets' flow variants: ``("image", "flow")`` or
+    ``("flow",)``; AffWildNet and its family: ``("image", "landmarks")``); ``("image",)`` otherwise.
+    """
+    return tuple(getattr(model, "input_names", ("image",)))
+
+
+def recipe_input_names(recipe: Any) -> tuple[str, ...]:
+    """``input_names`` of a recipe's model, built without allocating its weights (meta device)."""
+    from facebehavior.models import create_model
+
+    with torch.device("meta"):
+        model = create_model(recipe.model.name, **recipe.model.kwargs)
+    return input_names(model)
+
+
+def model_inputs(module: Any, batch: dict[str, torch.Tensor], train: bool) -> tuple[torch.Tensor, ...]:
+    """A batch as the positional arguments of ``module.model`` (``input_names``).
+
+    ``image`` goes through ``module.preprocess``. A flow image is preprocessed like a face; in
+    training it gets the same geometric draw as its face (the augmentation's generator is re-seeded
+    to the value ``module.preprocess`` used), mirrored samples get their x motion negated, and no
+    photometric change is applied (it is motion, not light). The flow vectors are not rotated with
+    the image, so flow recipes keep ``rotate_deg: 0``. Landmarks are passed as they are; geometric
+    augmentation would move the face away from them, so it is refused with landmark inputs.
+
+    Args:
+        module: the ``FaceBehaviorModule`` (``model``, ``preprocess``, ``augment``, ``recipe``).
+        batch: a batch of ``LabelledImages``.
+        train: training step (augmentation) or evaluation.
+    """
+    from facebehavior.data.augment import to_float
+    from facebehavior.models.transforms import normalise, preprocess
+
+    args: list[torch.Tensor] = []
+    augment = getattr(module, "augment", None) if train else None
+    for name in input_names(module.model):
+        if name == "image":
+            args.append(module.preprocess(batch["image"], train))
+            continue
+        if name not in batch:
+            raise ValueError(
+                f"{type(module.model).__name__} needs {name} inputs but the batch has none "
+                "(train from a face-crop cache; see facebehavior.train.data)"
+            )
+        x = batch[name]
+        if name == "landmarks":
+            if augment is not None:
+                raise ValueError(
+                    "landmark inputs are not augmented with the face: set `augment: {target: null}`"
+                )
+            args.append(x.float())
+            continue
+        lead = x.shape[:-3]
+        x = x.flatten(0, x.ndim - 4) if x.ndim > 4 else x
+        if augment is not None:
+            if getattr(augment, "gen", None) is not None:
+                augment.gen.manual_seed(module.recipe.seed * 1_000_003 + module.global_step)
+            y, flipped = augment.geometry(to_float(x))
+            mirrored_x = (256.0 / 255.0 - y[:, 0]).clamp(0, 1)  # code 128 (no motion) stays 128
+            y = torch.cat([torch.where(flipped.view(-1, 1, 1), mirrored_x, y[:, 0])[:, None], y[:, 1:]], 1)
+            y = normalise(y, module.recipe.input)
+        else:
+            y = preprocess(x, module.recipe.input)
+        args.append(y.reshape(*lead, *y.shape[1:]))
+    return tuple(args)
+
+
+def eval_inputs(model: torch.nn.Module, batch: dict[str, torch.Tensor], inp: Any) -> tuple[torch.Tensor, ...]:
+    """Lightning-free :func:`model_inputs` for evaluation and inference: every image input (face,
+    flow) through ``models.transforms.preprocess`` with the model's input rule ``inp`` (a
+    ``WeightSpec`` or its ``InputSpec``), landmarks as they are.
+
+    Args:
+        model: a zoo model (``input_names``).
+        batch: a batch of ``LabelledImages`` built with ``inputs=input_names(model)``.
+        inp: anything ``models.transforms.resolve_input`` takes.
+    """
+    from facebehavior.models.transforms import preprocess
+
+    args = []
+    for name in input_names(model):
+        if name not in batch:
+            raise ValueError(f"{type(model).__name__} needs {name} inputs but the batch has none")
+        x = batch[name]
+        if name == "landmarks":
+            args.append(x.float())
+        else:
+            y = preprocess(x.flatten(0, x.ndim - 4) if x.ndim > 4 else x, inp)
+            args.append(y.reshape(*x.shape[:-3], *y.shape[1:]))
+    return tuple(args)

@@ -40,6 +40,8 @@ from facebehavior.train.data import (
     LabelledImages,
     eval_loader,
     load_set,
+    model_inputs,
+    recipe_input_names,
     resolve,
     task_set_loader,
     union,
@@ -175,10 +177,10 @@ class FaceBehaviorModule(L.LightningModule):
             return normalise(self.augment(images)[0], inp)
         return preprocess(images, inp)
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor, *extra: torch.Tensor) -> dict[str, torch.Tensor]:
         if self.channels_last and x.ndim == 4:
             x = x.contiguous(memory_format=torch.channels_last)
-        return self.model(x)
+        return self.model(x, *extra)
 
     # -- losses --------------------------------------------------------------------------------
     def compute_losses(
@@ -320,8 +322,8 @@ class FaceBehaviorModule(L.LightningModule):
         torch.manual_seed(self.recipe.seed * 1_000_003 + self.global_step + 1)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        x = self.preprocess(batch["image"], train=True)
-        out = self(x)
+        x, *extra = model_inputs(self, batch, train=True)  # image (+ flow / landmarks: train.data)
+        out = self(x, *extra)
         self.last_output_keys = tuple(out)  # named by TrainingGuard when nothing is supervised
         terms = self.compute_losses(out, batch, getattr(self, "stage_loss_weights", None))
         bs = int(x.shape[0])
@@ -334,7 +336,7 @@ class FaceBehaviorModule(L.LightningModule):
     def validation_step(
         self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0
     ) -> None:
-        out = self(self.preprocess(batch["image"], train=False))
+        out = self(*model_inputs(self, batch, train=False))
         names = (
             "expression",
             "expression_hard",
@@ -495,6 +497,7 @@ class FaceBehaviorDataModule(L.LightningDataModule):
             set_index=index,
             attributes=self.attributes,
             sequence_length=cfg.sequence_length,
+            inputs=recipe_input_names(self.recipe),
         )
 
     def setup(self, stage: str | None = None) -> None:
