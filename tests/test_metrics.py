@@ -62,6 +62,26 @@ def test_icc_shrout_fleiss_worked_example_and_two_rater_identity():
     assert M.icc(x, x + 1) == pytest.approx(1.0) and M.ccc(x, x + 1) < 0.9
 
 
+def test_icc_3_1_hand_computed_and_pingouin_long_format():
+    # By hand, truth (1, 2, 3) vs prediction (1, 3, 3): grand mean 13/6; row means 1, 2.5, 3 give
+    # SS_rows = 13/3, MS_rows = 13/6; column means 2, 7/3 give SS_cols = 1/6; SS_total = 29/6, so
+    # SS_err = 1/3 and MS_err = 1/3 / ((3 − 1)(2 − 1)) = 1/6; ICC(3,1) = (13/6 − 1/6) / (13/6 + 1/6) = 6/7.
+    assert M.icc([1, 2, 3], [1, 3, 3]) == pytest.approx(6 / 7, rel=1e-12)
+    # pingouin's intraclass_corr, written out on the long format (target, rater, rating): two-way ANOVA
+    # without interaction, ICC3 = (MS_targets − MS_error) / (MS_targets + (k − 1) MS_error).
+    data = rng.normal(size=(12, 3)) + rng.normal(size=(12, 1)) * 2
+    n, k = data.shape
+    target = np.repeat(np.arange(n), k)
+    rater = np.tile(np.arange(k), n)
+    y = data.ravel()
+    grand = y.mean()
+    ss_t = sum(k * (y[target == i].mean() - grand) ** 2 for i in range(n))
+    ss_r = sum(n * (y[rater == j].mean() - grand) ** 2 for j in range(k))
+    ss_e = ((y - grand) ** 2).sum() - ss_t - ss_r
+    ms_t, ms_e = ss_t / (n - 1), ss_e / ((n - 1) * (k - 1))
+    assert M.icc_3_1(data) == pytest.approx((ms_t - ms_e) / (ms_t + (k - 1) * ms_e), rel=1e-12)
+
+
 def test_regression_edge_cases():
     t = np.linspace(0, 1, 10)
     c = np.full(10, 0.3)
