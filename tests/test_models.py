@@ -84,6 +84,7 @@ CASES: dict[str, tuple[dict, list[tuple[int, ...]], dict[str, tuple[int, ...]]]]
     "aunet_of_horizontal_tiny": ({}, [(2, 3, 64, 64), (2, 3, 64, 64)], {"au": (2, 1)}),
     "aunet_pi_tiny": ({}, [(2, 3, 64, 64), (2, 3, 64, 64)], {"au": (2, 1)}),
     "hydranet_tiny": ({}, [(2, 3, 64, 64)], {"au": (2, 3)}),
+    "aunets_view_classifier_tiny": ({}, [(2, 3, 64, 64)], {"view": (2, 9)}),
     "aunets_multiview_tiny": ({}, [(4, 3, 64, 64)], {"au": (4, 2), "view_logits": (4, 9), "view": ()}),
     "fatauva_net": ({}, [(2, 3, 112, 112)], {"attribute": (2, 10), "au": (2, 14), "va": (2, 2)}),
     "fatauva_net_tiny": (

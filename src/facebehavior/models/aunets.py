@@ -484,6 +484,12 @@ def hydranet_tiny(*, aus: Sequence[int] = (1, 2, 12)) -> HydraNet:
     return HydraNet(aus=tuple(aus), **_TINY)
 
 
+@register_model("aunets_view_classifier_tiny")
+def aunets_view_classifier_tiny(*, num_views: int = NUM_VIEWS) -> ViewClassifier:
+    """Tiny view classifier (64 px, 1/16 width, 64-unit fc) for fast tests."""
+    return ViewClassifier(num_views=num_views, **_TINY)
+
+
 @register_model("aunets_multiview_tiny")
 def aunets_multiview_tiny(
     *, aus: Sequence[int] = (1, 12), num_views: int = NUM_VIEWS

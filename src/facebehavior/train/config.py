@@ -31,6 +31,7 @@ the list of valid ones, so a typo never silently falls back to a default)::
       expression: {weight: 1.0, class_weights: null}
       au: {weight: 1.0, weighting: none}              # none | arl (ARL's 1/rate weights)
       va: {weight: 1.0}                                # 1 - CCC averaged over V and A
+      view: {weight: 1.0}                              # cross-entropy on camera views (FERA 2017)
       coupling: {coannotation: 0.0, soft_coannotation: 0.0, distribution_matching: 0.0, table: A,
                  distribution_matching_weighted: false, distribution_matching_normalize: none}
     optim: {name: adamw, lr: 1.0e-3, weight_decay: 0.05, schedule: onecycle, ...}
@@ -298,6 +299,8 @@ class LossConfig:
         expression, au, va: the three FaceBehaviorNet tasks.
         au_intensity: iARL's weighted Euclidean + λ·(1 − cosine) on the model's ``au_intensity``.
         attribute: masked BCE on the model's ``attribute`` log-odds (FATAUVA-Net, CelebA).
+        view: cross-entropy of the model's ``view`` logits (AUNets' 9-way view classifier) against
+            the camera view of each frame (FERA 2017, ``extra["view"]``), over the samples with a view.
         outputs: model outputs added to the loss as ``weight · out[key].sum(-1).mean()`` —
             ARL's ``crf_energy: 1.0`` (Σ_i E_i^crf).
         coupling: FaceBehaviorNet's coupling losses.
@@ -308,6 +311,7 @@ class LossConfig:
     va: TaskLossConfig = field(default_factory=TaskLossConfig)
     au_intensity: TaskLossConfig = field(default_factory=TaskLossConfig)
     attribute: TaskLossConfig = field(default_factory=TaskLossConfig)
+    view: TaskLossConfig = field(default_factory=TaskLossConfig)
     outputs: dict[str, float] = field(default_factory=dict)
     coupling: CouplingConfig = field(default_factory=CouplingConfig)
 
@@ -607,7 +611,7 @@ def _validate(r: Recipe) -> None:
             raise ConfigError(f"stages[{i}].sets: {unknown} are not task sets ({sorted(r.data.sets)})")
         if st.mode is not None and st.mode not in ("max", "min"):
             raise ConfigError(f"stages[{i}].mode must be max or min, got {st.mode!r}")
-        valid = ("expression", "au", "va", "au_intensity", "attribute")
+        valid = ("expression", "au", "va", "au_intensity", "attribute", "view")
         bad = sorted(set(st.loss) - set(valid))
         if bad:
             raise ConfigError(f"stages[{i}].loss: unknown task(s) {bad}; valid: {list(valid)}")

@@ -20,6 +20,8 @@ key                       shape            meaning
 ``au_intensity_mask``     (B, A)           float32 1 where that intensity is annotated
 ``attribute``             (B, K)           float32 0/1 facial attributes (``table.extra["attributes"]``)
 ``attribute_mask``        (B, K)           float32 1 where attributes are annotated
+``view``                  (B,)             int64 camera view 0..V-1 (``table.extra["view"]``; 0 where absent)
+``view_mask``             (B,)             float32 1 where the view is known
 ``set_index``             (B,)             int64 position of the sample's task set
 ========================  ===============  =========================================================
 
@@ -302,6 +304,9 @@ class LabelledImages(Dataset):
                 raise ValueError(f"{t.corpus}: {attrs.shape[1]} attributes, the model has {attributes}")
             self.attribute[:] = attrs
             self.attribute_mask[:] = 1.0
+        view = getattr(t, "extra", {}).get("view")
+        view = np.full(n, -1, np.int64) if view is None else np.asarray(view, np.int64)
+        self.view, self.view_mask = np.maximum(view, 0), (view >= 0).astype(np.float32)
         self.clips = self._clips(sequence_length) if sequence_length else None
 
     def _clips(self, T: int) -> np.ndarray:
@@ -397,6 +402,8 @@ class LabelledImages(Dataset):
             "au_intensity_mask": torch.from_numpy(self.au_intensity_mask[idx]),
             "attribute": torch.from_numpy(self.attribute[idx]),
             "attribute_mask": torch.from_numpy(self.attribute_mask[idx]),
+            "view": torch.from_numpy(self.view[idx]),
+            "view_mask": torch.from_numpy(self.view_mask[idx]),
             "set_index": torch.full((len(idx),), self.set_index, dtype=torch.int64),
         }
 

@@ -11,6 +11,8 @@ Losses (``facebehavior.losses``), each over its own labelled samples only (masks
 - AU: masked BCE averaged over the annotated AUs (FaceBehaviorNet eq. 1), or ARL's
   rate-weighted BCE (``loss.au.weighting: arl``);
 - VA: ``1 - CCC`` averaged over valence and arousal, over the VA-labelled samples of the batch;
+- view: cross-entropy of ``view`` logits (AUNets' view classifier) over the samples with a camera
+  view (FERA 2017's ``extra["view"]``);
 - coupling (switchable, weights in the recipe): co-annotation, soft co-annotation, distribution
   matching.
 
@@ -49,7 +51,7 @@ from facebehavior.train.data import (
 
 __all__ = ["FaceBehaviorDataModule", "FaceBehaviorModule", "model_aus", "model_tasks"]
 
-TASK_TERMS = ("expression", "au", "va", "au_intensity", "attribute")
+TASK_TERMS = ("expression", "au", "va", "au_intensity", "attribute", "view")
 
 logger = logging.getLogger(__name__)
 
@@ -237,6 +239,11 @@ class FaceBehaviorModule(L.LightningModule):
                 out["attribute"], batch["attribute"], batch["attribute_mask"]
             )
             total = total + w["attribute"] * terms["attribute"]
+        if "view" in out and w["view"] > 0:
+            m = batch["view_mask"]
+            ce = F.cross_entropy(out["view"], batch["view"], reduction="none")
+            terms["view"] = (ce * m).sum() / m.sum().clamp(min=1)
+            total = total + w["view"] * terms["view"]
         for key, weight in self.recipe.loss.outputs.items():
             if key not in out:
                 raise KeyError(f"loss.outputs: the model has no output {key!r}; outputs: {sorted(out)}")
@@ -350,6 +357,8 @@ class FaceBehaviorModule(L.LightningModule):
             "au_intensity_mask",
             "attribute",
             "attribute_mask",
+            "view",
+            "view_mask",
         )
         keep = {k: batch[k] for k in names if k in batch}
         rec = {**{f"pred_{k}": v.detach().float().cpu() for k, v in out.items()},
@@ -437,6 +446,9 @@ def summary_metrics(cat: dict[str, torch.Tensor], num_expressions: int) -> dict[
         m = cat["attribute_mask"] > 0
         hit = ((cat["pred_attribute"] > 0) == (cat["attribute"] >= 0.5)) & m
         out["attribute/accuracy"] = float(hit.sum() / m.sum())
+    if "pred_view" in cat and "view_mask" in cat and cat["view_mask"].sum() > 0:
+        m = cat["view_mask"] > 0
+        out["view/accuracy"] = float((cat["pred_view"][m].argmax(1) == cat["view"][m]).float().mean())
     if "pred_au" in cat and cat["au_mask"].sum() > 0:
         cols = (cat["au_mask"].sum(0) > 0).numpy()
         prob = torch.sigmoid(cat["pred_au"]).numpy()[:, cols]

@@ -81,7 +81,7 @@ class TrainingGuard(L.Callback):
 
 def labelled_counts(dm: FaceBehaviorDataModule) -> dict[str, int]:
     """Labelled training samples per supervised task over the data module's training sets."""
-    keys = {"expression": "expression_mask", "au": "au_mask", "va": "va_mask",
+    keys = {"expression": "expression_mask", "au": "au_mask", "va": "va_mask", "view": "view_mask",
             "au_intensity": "au_intensity_mask", "attribute": "attribute_mask"}  # fmt: skip
 
     def arrays(ds: Any, key: str) -> list[Any]:

@@ -27,7 +27,14 @@ are found by name, so the release's folder names do not matter::
 Rows of an occurrence file label the video's frames in order (row ``i`` → frame ``i``), as the
 challenge's readers align them. Splits ``train``/``valid``: occurrence of the 10 AUs of
 ``schema.au_subset("fera2017")`` and intensity of AUs 1, 4, 6, 10, 12, 14, 17; ``pose`` (default
-6, the near-frontal view most papers train on) picks the video.
+6, the near-frontal view most papers train on) picks the video, ``pose="all"`` (or a list) serves
+the same labelled frames once per view.
+
+View labels: the last number of a video's name is its camera view (``_1`` … ``_9``: the 9 poses
+the organisers rendered from BP4D's 3-D models, the challenge paper's view numbering), stored as
+``extra["view"]`` (N,) int64 0..8 (view − 1), the target of AUNets' view classifier
+(``aunets_view_classifier``, task ``view``). With several views a row's ``video`` is
+``<subject>_<task>_<view>`` so that clips never mix views; its ``subject`` stays the person.
 """
 
 from __future__ import annotations
@@ -141,7 +148,8 @@ class FERA2017(VideoFramesMixin, DatasetAdapter):
 
     Args:
         root: folder holding the release (searched recursively for ``FERA17_*`` files).
-        pose: head pose 1..9 whose videos serve the frames.
+        pose: head pose 1..9 whose videos serve the frames, a list of poses, or ``"all"`` (1..9);
+            every row carries its view in ``extra["view"]`` (pose − 1).
         aus: AU columns (default ``schema.au_subset("fera2017")``).
     """
 
@@ -152,12 +160,15 @@ class FERA2017(VideoFramesMixin, DatasetAdapter):
     hint = "FERA 2017 data come from the BP4D owners; see docs/datasets.md#fera-2015-and-fera-2017."
 
     def __init__(
-        self, root: str | Path, *, pose: int = 6, aus: Sequence[int] = au_subset("fera2017")
+        self,
+        root: str | Path,
+        *,
+        pose: int | str | Sequence[int] = 6,
+        aus: Sequence[int] = au_subset("fera2017"),
     ) -> None:
         super().__init__(root)
-        if not 1 <= int(pose) <= 9:
-            raise ValueError(f"FERA 2017 has poses 1..9, got {pose}")
-        self.pose = int(pose)
+        self.poses = _poses(pose)
+        self.pose = self.poses[0]
         self.aus = tuple(int(a) for a in aus)
         if not self.root.is_dir():
             raise DatasetNotFoundError(
@@ -180,20 +191,30 @@ class FERA2017(VideoFramesMixin, DatasetAdapter):
         tables = []
         for name in occ:
             seq = name[len(prefix) : -len(".csv")]
-            video = next(
-                (files[f"{prefix}{seq}_{self.pose}{ext}"] for ext in VIDEO_SUFFIXES
-                 if f"{prefix}{seq}_{self.pose}{ext}" in files),
-                None,
-            )  # fmt: skip
-            if video is None:
-                raise DatasetNotFoundError(
-                    f"fera2017: no pose-{self.pose} video {prefix}{seq}_{self.pose}.mp4 for {files[name]}. "
-                    f"{self.hint}"
+            labels = self._sequence(files, prefix, seq, files[name], split)
+            for pose in self.poses:
+                video = next(
+                    (files[f"{prefix}{seq}_{pose}{ext}"] for ext in VIDEO_SUFFIXES
+                     if f"{prefix}{seq}_{pose}{ext}" in files),
+                    None,
+                )  # fmt: skip
+                if video is None:
+                    raise DatasetNotFoundError(
+                        f"fera2017: no pose-{pose} video {prefix}{seq}_{pose}.mp4 for {files[name]}. "
+                        f"{self.hint}"
+                    )
+                n = len(labels)
+                tables.append(
+                    replace(
+                        labels,
+                        image=np.full(n, str(video.relative_to(self.root)), dtype=object),
+                        video=np.full(n, seq if len(self.poses) == 1 else f"{seq}_{pose}", dtype=object),
+                        extra={"view": np.full(n, pose - 1, np.int64)},
+                    )
                 )
-            tables.append(self._sequence(files, prefix, seq, files[name], video, split))
         return concat_tables(tables, split)
 
-    def _sequence(self, files, prefix: str, seq: str, occ_path: Path, video: Path, split: str) -> LabelTable:
+    def _sequence(self, files, prefix: str, seq: str, occ_path: Path, split: str) -> LabelTable:
         frames, codes = read_au_occ(occ_path, self.aus)
         n, na = len(frames), len(self.aus)
         occ = np.zeros((n, na), np.float32)
@@ -214,9 +235,22 @@ class FERA2017(VideoFramesMixin, DatasetAdapter):
                 inten[:, j] = np.where(v == UNCODED, 0, v)
                 imask[:, j] = v != UNCODED
         subject = seq.split("_")[0]
-        rel = str(video.relative_to(self.root))
         return table_from_rows(
-            self.name, split, self.root, image=[rel] * n, subject=[subject] * n, video=[seq] * n,
+            self.name, split, self.root, image=[""] * n, subject=[subject] * n, video=[seq] * n,
             frame=np.arange(n), aus=self.aus, au_occurrence=occ, au_mask=mask,
             au_intensity=inten, au_intensity_mask=imask,
         )  # fmt: skip
+
+
+def _poses(pose: int | str | Sequence[int]) -> tuple[int, ...]:
+    """FERA 2017 view numbers (1..9) from the ``pose`` option: one number, a list, or ``"all"``."""
+    if isinstance(pose, str) and pose.strip().lower() == "all":
+        return tuple(range(1, 10))
+    values = [pose] if isinstance(pose, (int, str)) else list(pose)
+    try:
+        poses = tuple(int(p) for p in values)
+    except (TypeError, ValueError):
+        raise ValueError(f"fera2017: pose must be 1..9, a list of them or 'all', got {pose!r}") from None
+    if not poses or any(not 1 <= p <= 9 for p in poses) or len(set(poses)) != len(poses):
+        raise ValueError(f"FERA 2017 has poses 1..9 (distinct), got {pose!r}")
+    return poses
