@@ -543,3 +543,37 @@ def test_detection_aligns_like_prepare_and_counts_rows_without_a_face(tmp_path, 
     model.fed.clear()
     evaluate.evaluate_checkpoint("unused", cfg, detect=False)
     assert torch.cat(model.fed).shape[0] == 5
+
+
+def test_affwildnet_gets_facemesh_landmarks_in_clips(tmp_path, monkeypatch):
+    """AffWildNet's second input: the 68 points of each cached face, normalised to [-1, 1]."""
+    from facebehavior.data.cache import FaceCache
+    from facebehavior.face.landmarks.indices import MESH_TO_68
+    from facebehavior.models import create_model
+
+    manifest = face_manifest(tmp_path / "corpus")
+    torch.manual_seed(0)
+    model = create_model("affwildnet_tiny").eval()
+    inp = InputSpec(size=96, channels=3, mean=(0.5,) * 3, std=(0.5,) * 3, template="arcface")
+    spec = WeightSpec("a", "affwildnet_tiny", input=inp, tasks={"va": ("valence", "arousal")})
+    seen: list[torch.Tensor] = []
+    forward = model.forward
+
+    def spy(clip: torch.Tensor, landmarks: torch.Tensor) -> dict[str, torch.Tensor]:
+        seen.append(landmarks.clone())
+        return forward(clip, landmarks)
+
+    monkeypatch.setattr(model, "forward", spy)
+    use(monkeypatch, model, spec)
+    cfg = SetConfig(dataset="manifest", root=str(manifest), split="test")
+    res, pred = evaluate.evaluate_checkpoint("unused", cfg, sequence_length=2, save_cache=tmp_path / "c")
+    assert res["dataset"]["sequence_length"] == 2 and np.isfinite(pred["pred_va"][pred["scored"]]).all()
+    cache = FaceCache(tmp_path / "c")
+    mesh = cache.mesh(0)  # left.jpg, the first frame of the video
+    want = (np.stack([mesh[list(ix)].mean(0) for ix in MESH_TO_68]) + 0.5) / 96 * 2 - 1
+    # one batch of two clips in track order: the still group photo (padded), the video (rows 0 and 2)
+    assert [tuple(x.shape[:2]) for x in seen] == [(2, 2)]
+    np.testing.assert_allclose(seen[0][1, 0].numpy(), want, atol=1e-5)
+    assert (torch.cat(seen).abs() <= 1.2).all()
+    with pytest.raises(ValueError, match="68 landmarks"):
+        evaluate.evaluate_checkpoint("unused", cfg, sequence_length=2, detect=False)
