@@ -139,6 +139,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--column-style openface)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    from facebehavior.scale.cli import add_arguments as add_scale_arguments  # --engine ray & co.
+
+    add_scale_arguments(parser)
 
 
 def _non_negative(text: str) -> int:
@@ -200,6 +203,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, window) -> int:
+    if getattr(args, "engine", "local") == "ray":  # distributed: facebehavior.scale owns that run
+        from facebehavior.scale.cli import run as run_distributed
+
+        return run_distributed(args)
     from facebehavior._runtime import configure_allocator
     from facebehavior.commands import Terminated
     from facebehavior.io import InputError
