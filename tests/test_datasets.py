@@ -546,6 +546,7 @@ EXPECTED = {
     "bp4d": "AU_OCC",
     "bp4d_plus": "AU_OCC",
     "celeba": "list_attr_celeba.txt",
+    "cfee": "<subject>_<category",
     "disfa": "ActionUnit_Labels",
     "emotionet": "emotionet_manual.csv",
     "fera2015": "BP4D-training/F001/T1",
@@ -553,6 +554,7 @@ EXPECTED = {
     "manifest": "manifest.csv",
     "rafdb": "list_patition_label.txt",
     "rafdb_compound": "list_patition_label.txt",
+    "semaine": "SEMAINE-Sessions/rec1",
     "facial_expressions": "legend.csv",
 }
 
