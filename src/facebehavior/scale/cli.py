@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 # Local-engine options that post-process one results file; on a dataset they are separate steps.
-_LOCAL_ONLY = {"plot": "--plot", "annotate": "--annotate", "smooth": "--smooth"}
+_LOCAL_ONLY = {"plot": "--plot", "annotate": "--annotate", "smooth": "--smooth", "show": "--show"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

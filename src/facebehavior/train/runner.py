@@ -18,6 +18,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_only
 
 from facebehavior._runtime import configure_threads
 from facebehavior.models.weights import InputSpec, WeightSpec, save_checkpoint
@@ -63,13 +64,19 @@ class TrainingGuard(L.Callback):
         if loss is None:
             return
         value = float(loss.detach())
-        if not math.isfinite(value):
+        finite, nonzero = math.isfinite(value), value != 0.0
+        if trainer.world_size > 1:
+            # Each rank sees its own shard's loss: decide together, or the rank that stops leaves
+            # the others waiting in the next gradient all-reduce until the DDP timeout.
+            finite = not trainer.strategy.reduce_boolean_decision(not finite, all=False)
+            nonzero = trainer.strategy.reduce_boolean_decision(nonzero, all=False)
+        if not finite:
             raise FloatingPointError(
                 f"training loss is {value} at step {trainer.global_step} (epoch {trainer.current_epoch}); "
                 "the run diverged — lower optim.lr or check the loss terms' weights"
             )
         self.seen += 1
-        self.nonzero = self.nonzero or value != 0.0
+        self.nonzero = self.nonzero or nonzero
         limit = min(self.zero_steps, max(1, int(trainer.num_training_batches)))
         if self.seen >= limit and not self.nonzero:
             raise UnsupervisedTrainingError(
@@ -77,6 +84,26 @@ class TrainingGuard(L.Callback):
                 "labelled sample (check data.sets and the loss weights) or the model has no output for the "
                 f"weighted tasks (outputs: {sorted(getattr(pl_module, 'last_output_keys', []))})"
             )
+
+
+class ShardLog(L.Callback):
+    """Logs, per rank, what the multi-task sampler gives it: steps per epoch and per-set batch sizes.
+
+    Under DDP every rank must run the same number of steps (else the last all-reduce waits
+    forever) with the same per-set batch sizes on disjoint samples; this line shows it per rank.
+    """
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        loader = trainer.train_dataloader
+        sampler = getattr(loader, "batch_sampler", None)
+        sizes = getattr(sampler, "batch_sizes", None)
+        if sizes is None:
+            return
+        logger.info(
+            "rank %d of %d: %d steps per epoch, per-set batch sizes %s, shard %d of %d",
+            trainer.global_rank, trainer.world_size, len(sampler), dict(sizes),
+            sampler.rank, sampler.num_replicas,
+        )  # fmt: skip
 
 
 def labelled_counts(dm: FaceBehaviorDataModule) -> dict[str, int]:
@@ -131,7 +158,7 @@ def build_trainer(
     from lightning.pytorch.loggers import CSVLogger
 
     t, c = recipe.trainer, recipe.checkpoint
-    callbacks = [EpochLog(), TrainingGuard(), *(callbacks or [])]
+    callbacks = [EpochLog(), TrainingGuard(), ShardLog(), *(callbacks or [])]
     if recipe.data.val:
         callbacks.append(
             ModelCheckpoint(
@@ -276,7 +303,11 @@ def fit(
     L.seed_everything(recipe.seed, workers=True, verbose=False)
     out = Path(recipe.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=1))
+    # Under DDP every rank runs this function; files shared by the run are written by rank 0 only
+    # (concurrent writers of one file can leave it torn).
+    rank0 = rank_zero_only.rank == 0
+    if rank0:
+        (out / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=1))
     stages = recipe.stages or [StageConfig(name="", max_epochs=recipe.trainer.max_epochs)]
     if resume and len(stages) > 1:
         raise ValueError("resume is supported for single-stage recipes; rerun the remaining stages instead")
@@ -309,7 +340,7 @@ def fit(
         dm.setup("fit")
         if module is None:
             module = FaceBehaviorModule(recipe, au_rates=dm.au_rates())
-            if module.init_report is not None and not resume:
+            if module.init_report is not None and not resume and rank0:
                 (out / "init_report.json").write_text(json.dumps(module.init_report.to_dict(), indent=1))
         module.stage_loss_weights = dict(st.loss)
         module.stage_lr = st.lr
@@ -334,6 +365,8 @@ def fit(
         p.requires_grad_(True)
     path = out / recipe.checkpoint.export
     extra = {"train_wall_s": round(time.perf_counter() - t0, 1), "val_metrics": val_metrics}
-    sha = export_model(module, path, extra)
-    logger.info("exported %s (sha256 %s) after %.0f s; %s", path, sha, extra["train_wall_s"], val_metrics)
+    if trainer.is_global_zero:  # DDP keeps the replicas identical: one rank writes the file
+        sha = export_model(module, path, extra)
+        logger.info("exported %s (sha256 %s) after %.0f s; %s", path, sha, extra["train_wall_s"], val_metrics)
+    trainer.strategy.barrier("export")  # the other ranks return once the file exists
     return path
