@@ -166,3 +166,13 @@ def test_flow_model_without_flow_cache_is_a_clear_error(tmp_path, caplog):
     recipe = _recipe(tmp_path / "r2.yaml", tmp_path / "run2", {"name": "aunet_of_horizontal_tiny"}, raw, [])
     assert main(["train", str(recipe)]) != 0
     assert "face-crop cache" in caplog.text
+
+
+def test_flow_recipe_declares_flow_inputs(monkeypatch, tmp_path):
+    from facebehavior.train.config import load_recipe
+    from facebehavior.train.data import recipe_input_names
+
+    monkeypatch.setenv("FACEBEHAVIOR_DATA", str(tmp_path))
+    monkeypatch.setenv("FACEBEHAVIOR_CACHE", str(tmp_path))
+    r = load_recipe(Path(__file__).resolve().parents[1] / "recipes" / "aunets_of_horizontal_bp4d.yaml")
+    assert recipe_input_names(r) == ("image", "flow") and r.augment.config["rotate_deg"] == 0.0

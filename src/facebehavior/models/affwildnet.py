@@ -17,7 +17,8 @@ Architectures, and Beyond", IJCV 2019, and the Aff-Wild review (§V). Code: Apac
   proportional to each network's validation CCC, per dimension (paper eq. 3).
 
 Inputs: ``clip`` ``(B, T, 3, 96, 96)`` aligned faces in [-1, 1] and ``landmarks`` ``(B, T, 68, 2)``
-(or ``(B, T, 136)``) — the 68 dlib/iBUG points in the crop's coordinates, normalised to [-1, 1].
+(or ``(B, T, 136)``) — the 68 dlib/iBUG points in the crop's coordinates, normalised to [-1, 1]
+(``normalise_landmarks``; training takes them from FaceMesh's 68-point subset in the face-crop cache).
 Output: ``{"va": (B, T, 2)}`` per-frame valence and arousal in [-1, 1] (tanh-bounded); the paper
 takes the median over a sequence's frames as the sequence estimate (``facebehavior.temporal``).
 """
@@ -27,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -42,9 +44,28 @@ __all__ = [
     "ModelLevelFusion",
     "DecisionLevelFusion",
     "NUM_LANDMARKS",
+    "normalise_landmarks",
 ]
 
 NUM_LANDMARKS = 68
+
+
+def normalise_landmarks(points: np.ndarray, size: int) -> np.ndarray:
+    """Landmarks in crop pixels → the networks' input range [-1, 1] (pixel centres: the crop's
+    edges map to ±1), so the same face gives the same input at any crop size.
+
+    Args:
+        points: (..., 68, 2) x, y in pixels of a ``size`` × ``size`` crop (FaceMesh's 68-point
+            subset, ``face.landmarks.indices.landmarks68``).
+        size: crop side in pixels.
+
+    Returns:
+        float32 array of the same shape.
+    """
+    p = np.asarray(points, np.float32)
+    if p.shape[-2:] != (NUM_LANDMARKS, 2):
+        raise ValueError(f"expected (..., 68, 2) landmarks, got {p.shape}")
+    return ((p + 0.5) * (2.0 / size) - 1.0).astype(np.float32)
 
 
 def _check_clip(clip: torch.Tensor, input_size: tuple[int, int]) -> None:
@@ -106,6 +127,8 @@ class AffWildNet(nn.Module):
     ``forward(clip, landmarks)`` → ``{"va": (B, T, 2)}``.
     """
 
+    input_names = ("image", "landmarks")  # positional inputs as batch keys (train.data.input_names)
+
     def __init__(
         self,
         *,
@@ -156,6 +179,8 @@ class CNNMultiRNN(nn.Module):
     concatenated RNN outputs ``(B, T, num_rnns·gru_hidden)`` used by model-level fusion.
     """
 
+    input_names = ("image", "landmarks")  # positional inputs as batch keys (train.data.input_names)
+
     FEATURES = ("pool2", "pool5", "fc")
 
     def __init__(
@@ -203,6 +228,8 @@ class ModelLevelFusion(nn.Module):
     ``forward(clip, landmarks)`` → ``{"va": (B, T, 2)}``.
     """
 
+    input_names = ("image", "landmarks")  # positional inputs as batch keys (train.data.input_names)
+
     def __init__(
         self, networks: Sequence[CNNMultiRNN], mode: Literal["rnn", "fc"] = "rnn", hidden: int = 128
     ) -> None:
@@ -239,6 +266,8 @@ class DecisionLevelFusion(nn.Module):
 
     ``forward(clip, landmarks)`` → ``{"va": (B, T, 2)}``. Only the networks learn; the weights are buffers.
     """
+
+    input_names = ("image", "landmarks")  # positional inputs as batch keys (train.data.input_names)
 
     def __init__(
         self, networks: Sequence[nn.Module], ccc: torch.Tensor | Sequence[Sequence[float]] | None = None
