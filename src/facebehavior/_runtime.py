@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import os
+import sys
 from collections.abc import Iterator
 
 logger = logging.getLogger(__name__)
@@ -12,6 +14,11 @@ logger = logging.getLogger(__name__)
 # Measured on 2-core VMs: small convnets ran 10-100x slower and erratically with torch's
 # default intra-op threading than with one thread (see benchmarks/pipeline_speed.py).
 DEFAULT_THREADS = 1
+
+# The count ``scoped_threads`` applies, for runtimes that take it per session (onnxruntime).
+_ACTIVE_THREADS: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "facebehavior_threads", default=None
+)
 
 
 def configure_threads(threads: int | None = None) -> int:
@@ -63,16 +70,18 @@ def resolve_threads(threads: int | None = None) -> int:
 
 @contextlib.contextmanager
 def scoped_threads(threads: int) -> Iterator[None]:
-    """Run a block with torch using ``threads`` intra-op threads, then restore the caller's count.
+    """Run a block with ``threads`` intra-op threads, then restore the caller's count.
 
     This is how the library applies its speed default without reconfiguring its host process: a
     training script that embeds ``Analyzer`` keeps its own thread count between calls. Switching
-    costs a few microseconds per batch. ``threads == 0`` leaves the count alone.
+    costs a few microseconds per batch. ``threads == 0`` leaves the count alone. torch's count is
+    set only when torch is already imported (the onnxruntime path never imports it); onnxruntime
+    sessions read the count from ``active_threads``.
     """
-    import torch
-
-    before = torch.get_num_threads()
-    change = threads > 0 and threads != before
+    token = _ACTIVE_THREADS.set(threads)
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch is not None else 0
+    change = torch is not None and threads > 0 and threads != before
     if change:
         torch.set_num_threads(threads)
     try:
@@ -80,6 +89,14 @@ def scoped_threads(threads: int) -> Iterator[None]:
     finally:
         if change:
             torch.set_num_threads(before)
+        _ACTIVE_THREADS.reset(token)
+
+
+def active_threads() -> int:
+    """The intra-op thread count the library runs with now: ``scoped_threads``' count inside one,
+    else ``resolve_threads()``; ``0`` means the runtime's own default."""
+    active = _ACTIVE_THREADS.get()
+    return resolve_threads() if active is None else active
 
 
 def check_device(device: str) -> str:
@@ -95,6 +112,8 @@ def check_device(device: str) -> str:
         ValueError: an unknown device name, or a device this torch build or machine lacks; the
             message says which devices are available.
     """
+    if device == "cpu":  # always there; checking it would import torch for nothing
+        return device
     import torch
 
     try:

@@ -88,7 +88,21 @@ def _import(*modules: str) -> Callable[[], None]:
     return load
 
 
-MODELS: Registry[Callable[..., object]] = Registry("model", _import("facebehavior.models"))
-DETECTORS: Registry[Callable[..., object]] = Registry("detector", _import("facebehavior.face.detect"))
+def _load_models() -> None:
+    import importlib
+
+    importlib.import_module("facebehavior.models")._import_architectures()
+
+
+MODELS: Registry[Callable[..., object]] = Registry("model", _load_models)
+
+
+def _load_detectors() -> None:
+    import importlib
+
+    importlib.import_module("facebehavior.face.detect")._import_detectors()
+
+
+DETECTORS: Registry[Callable[..., object]] = Registry("detector", _load_detectors)
 DATASETS: Registry[Callable[..., object]] = Registry("dataset", _import("facebehavior.data.datasets"))
 METRICS: Registry[Callable[..., object]] = Registry("metric", _import("facebehavior.metrics"))

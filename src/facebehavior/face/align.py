@@ -12,10 +12,12 @@ convention); a matrix ``M`` (2, 3) maps frame pixels to crop pixels as ``M @ [x,
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 from facebehavior.schema import KEYPOINTS_5
 from facebehavior.types import AlignedFaces, Detections
@@ -30,6 +32,7 @@ __all__ = [
     "transform_points",
     "crop_matrices",
     "warp_faces",
+    "warp_faces_numpy",
     "align_faces",
     "points_to_crop",
     "points_to_frame",
@@ -266,6 +269,8 @@ def _sample_positions(size: int, k: int) -> torch.Tensor:
     Returns:
         (size*k,) float32: pixel j's sub-samples at ``j + (i + 0.5) / k - 0.5``, i = 0..k-1.
     """
+    import torch
+
     return ((torch.arange(size * k, dtype=torch.float64) + 0.5) / k - 0.5).to(torch.float32)
 
 
@@ -301,6 +306,8 @@ def warp_faces(
     Returns:
         (F, size, size, 3) uint8 crops.
     """
+    import torch
+
     if border not in ("constant", "replicate"):
         raise ValueError(f"border must be 'constant' or 'replicate', got {border!r}")
     is_torch = isinstance(images, torch.Tensor)
@@ -386,6 +393,101 @@ def warp_faces(
     return out.permute(0, 2, 3, 1).round_().clamp_(0, 255).to(torch.uint8).cpu().numpy()
 
 
+def warp_faces_numpy(
+    images: np.ndarray,
+    frame_index: np.ndarray,
+    matrices: np.ndarray,
+    size: int,
+    *,
+    border: BorderMode = "constant",
+    antialias: bool = True,
+) -> np.ndarray:
+    """``warp_faces`` in numpy (the onnxruntime path, no torch): same arguments and sampling.
+
+    The sample positions are computed in float64 where ``grid_sample`` uses float32 normalised
+    ones, so a crop value within ~1e-4 of .5 may round the other way: measured at most 1 grey level
+    on a few pixels per crop (``tests/test_numpy_twins.py``).
+
+    Returns:
+        (F, size, size, 3) uint8 crops.
+    """
+    if border not in ("constant", "replicate"):
+        raise ValueError(f"border must be 'constant' or 'replicate', got {border!r}")
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+        raise ValueError(f"images must be (N, H, W, 3) uint8, got {tuple(images.shape)} {images.dtype}")
+    n, h, w, _ = images.shape
+    fi = np.asarray(frame_index, dtype=np.int64)
+    mats = np.asarray(matrices, dtype=np.float64)
+    f = fi.shape[0]
+    if f == 0:
+        return np.zeros((0, size, size, 3), np.uint8)
+    if mats.shape != (f, 2, 3):
+        raise ValueError(f"matrices must be (F, 2, 3) = ({f}, 2, 3), got {mats.shape}")
+    if fi.min() < 0 or fi.max() >= n:
+        raise IndexError(f"frame_index must be in [0, {n}), got values in [{fi.min()}, {fi.max()}]")
+    if not np.isfinite(mats).all():
+        raise ValueError("matrices contain NaN or inf")
+    inv = invert_affine(mats)
+    if antialias:
+        scale = np.sqrt(np.abs(np.linalg.det(mats[:, :, :2])))
+        ks = np.clip(np.ceil(1.0 / np.maximum(scale, 1e-6) - 1e-9), 1, 4).astype(np.int64)
+    else:
+        ks = np.ones(f, np.int64)
+    out = np.empty((f, size, size, 3), np.float32)
+    for i in range(f):
+        k = int(ks[i])
+        q = (np.arange(size * k, dtype=np.float64) + 0.5) / k - 0.5
+        # Frame pixel-index position of every sample (grid_sample with align_corners=False over
+        # the region is the same bilinear interpolation at these positions).
+        gx = (inv[i, 0, 0] * q[None, :] + inv[i, 0, 1] * q[:, None]) + inv[i, 0, 2]
+        gy = (inv[i, 1, 0] * q[None, :] + inv[i, 1, 1] * q[:, None]) + inv[i, 1, 2]
+        x0, y0 = np.floor(gx), np.floor(gy)
+        a, b, c, d = _bilinear_taps(images[fi[i]], x0, y0, border == "replicate")
+        fx = (gx - x0).astype(np.float32)[..., None]
+        fy = (gy - y0).astype(np.float32)[..., None]
+        top = a + (b - a) * fx
+        crop = top + ((c + (d - c) * fx) - top) * fy
+        if k > 1:
+            crop = crop.reshape(size, k, size, k, 3).mean(axis=(1, 3), dtype=np.float32)
+        out[i] = crop
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+
+def _bilinear_taps(
+    image: np.ndarray, x0: np.ndarray, y0: np.ndarray, replicate: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The four bilinear taps, (..., 3) float32, at integer positions ``(x0, y0)`` and +1.
+
+    Only the frame part the taps reach is read, padded with zeros (or edge pixels) outside the
+    frame; pixels are gathered as packed RGBX uint32 words (one 1-D take per tap: 2x faster than
+    gathering float rows).
+    """
+    h, w = image.shape[:2]
+    # Taps far outside the frame read padding only; clipping bounds the region.
+    ix = np.clip(x0, -2, w + 1).astype(np.intp)
+    iy = np.clip(y0, -2, h + 1).astype(np.intp)
+    lx, hx, ly, hy = int(ix.min()), int(ix.max()) + 1, int(iy.min()), int(iy.max()) + 1
+    rw, rh = hx - lx + 1, hy - ly + 1
+    reg = np.zeros((rh, rw, 4), np.uint8)
+    if replicate:
+        ys = np.clip(np.arange(ly, hy + 1), 0, h - 1)
+        xs = np.clip(np.arange(lx, hx + 1), 0, w - 1)
+        reg[..., :3] = image[ys[:, None], xs[None, :]]
+    else:
+        sx0, sy0, sx1, sy1 = max(lx, 0), max(ly, 0), min(hx + 1, w), min(hy + 1, h)
+        if sx1 > sx0 and sy1 > sy0:
+            reg[sy0 - ly : sy1 - ly, sx0 - lx : sx1 - lx, :3] = image[sy0:sy1, sx0:sx1]
+    flat = reg.view(np.uint32).reshape(-1)
+    base = (iy - ly) * rw + (ix - lx)
+    shape = (*ix.shape, 4)
+
+    def tap(o: int) -> np.ndarray:
+        return flat.take(base + o).view(np.uint8).reshape(shape)[..., :3].astype(np.float32)
+
+    return tap(0), tap(1), tap(rw), tap(rw + 1)
+
+
 def align_faces(
     images: np.ndarray | torch.Tensor,
     detections: Detections,
@@ -395,6 +497,7 @@ def align_faces(
     margin: float | None = None,
     border: BorderMode = "constant",
     antialias: bool = True,
+    numpy: bool = False,
 ) -> AlignedFaces:
     """Align every detected face to the template (one batched warp).
 
@@ -406,6 +509,8 @@ def align_faces(
         margin: looseness (``None``: the template's own; 1.5 shows 1.5× more around the face).
         border: what lies outside the frame: ``"constant"`` black or ``"replicate"`` edges.
         antialias: supersample when a face is shrunk (see ``warp_faces``).
+        numpy: warp with ``warp_faces_numpy`` (no torch; the onnxruntime path) instead of the
+            PyTorch reference ``warp_faces``.
 
     Returns:
         AlignedFaces with crops (F, size, size, 3) uint8, frame → crop ``matrices`` and their
@@ -419,7 +524,8 @@ def align_faces(
     t = _template(template)
     m = t.margin if margin is None else float(margin)
     mats = crop_matrices(detections.keypoints, size, t, m)
-    crops = warp_faces(images, detections.frame_index, mats, size, border=border, antialias=antialias)
+    warp = warp_faces_numpy if numpy else warp_faces
+    crops = warp(images, detections.frame_index, mats, size, border=border, antialias=antialias)
     name = t.name if m == TEMPLATES.get(t.name, t).margin else f"{t.name}@{m:g}"
     return AlignedFaces(
         crops=crops,

@@ -71,7 +71,7 @@ def _thumbnails(images: np.ndarray, detections: Detections) -> tuple[np.ndarray,
         thumbs (F, 16, 16, 3) float32 (NaN rows where keypoints cannot be aligned) and visible
         (F, 16, 16) bool.
     """
-    from facebehavior.face.align import alignable, crop_matrices, invert_affine, warp_faces
+    from facebehavior.face.align import alignable, crop_matrices, invert_affine, warp_faces_numpy
 
     f = len(detections)
     thumbs = np.full((f, _DESC_SIZE, _DESC_SIZE, 3), np.nan, np.float32)
@@ -82,7 +82,10 @@ def _thumbnails(images: np.ndarray, detections: Detections) -> tuple[np.ndarray,
     if not ok.any():
         return thumbs, visible
     mats = crop_matrices(kp[ok], _DESC_SIZE, "arcface", _DESC_MARGIN)
-    thumbs[ok] = warp_faces(images, detections.frame_index[ok], mats, _DESC_SIZE, border="replicate")
+    # The numpy warp (no torch: the onnxruntime path); same sampling as ``warp_faces``, values may
+    # differ by 1 grey level where float32 and float64 positions round apart.
+    fi = detections.frame_index[ok]
+    thumbs[ok] = warp_faces_numpy(images, fi, mats, _DESC_SIZE, border="replicate")
     inv = invert_affine(mats)
     v, u = np.mgrid[0:_DESC_SIZE, 0:_DESC_SIZE].astype(np.float64)
     x = inv[:, 0, 0, None, None] * u + inv[:, 0, 1, None, None] * v + inv[:, 0, 2, None, None]

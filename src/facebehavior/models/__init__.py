@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-
-import torch.nn as nn
+from typing import TYPE_CHECKING
 
 from facebehavior.registry import MODELS
+
+if TYPE_CHECKING:
+    import torch.nn as nn
 
 __all__ = ["create_model", "list_models", "register_model"]
 
@@ -24,9 +26,10 @@ def _import_architectures() -> None:
             importlib.import_module(f"{__name__}.{info.name}")
 
 
-# ``MODELS``' loader imports this package before its first lookup; registering the builders here
-# (definitions only, nothing is built) makes ``MODELS.get(name)`` work without ``create_model``.
-_import_architectures()
+# ``MODELS``' loader calls ``_import_architectures`` before its first lookup (registering the
+# builders: definitions only, nothing is built). Not at import: ``facebehavior.models.weights`` and
+# ``.transforms`` are used by the torch-free onnxruntime path, and importing them imports this
+# package first.
 
 
 def create_model(name: str, **kwargs: object) -> nn.Module:

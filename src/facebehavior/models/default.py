@@ -20,13 +20,16 @@ Nothing is loaded at import; :func:`load_default_model` does the work when calle
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from facebehavior import schema
 from facebehavior.models.transforms import postprocess, preprocess
 from facebehavior.models.weights import WeightSpec, load_weights, packaged_weights_dir
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "APPEARANCE_AUS",
@@ -125,6 +128,8 @@ def model_features(
     Raises:
         ValueError: the spec names a feature this package cannot supply, or a shape mismatch.
     """
+    import torch
+
     out: list[torch.Tensor | None] = []
     for name in spec.input.features:
         if name != "blendshapes":
@@ -141,7 +146,6 @@ def model_features(
     return out
 
 
-@torch.no_grad()
 def predict(
     model: torch.nn.Module,
     spec: WeightSpec,
@@ -164,12 +168,15 @@ def predict(
         (the tasks of ``spec.tasks``, in its label orders; values from
         :func:`~facebehavior.models.transforms.postprocess`, as the Analyzer reports them).
     """
+    import torch
+
     out: dict[str, list[np.ndarray]] = {}
     n = len(faces)
     feats = model_features(spec, n, blendshapes)
     for i in range(0, n, batch_size):
         extra = [None if f is None else f[i : i + batch_size] for f in feats]
-        y = postprocess(spec, model(preprocess(faces[i : i + batch_size], spec), *extra))
+        with torch.no_grad():
+            y = postprocess(spec, model(preprocess(faces[i : i + batch_size], spec), *extra))
         for task, v in y.items():
             out.setdefault(task, []).append(v)
     return {k: np.concatenate(v) for k, v in out.items()}

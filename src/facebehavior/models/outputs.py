@@ -10,10 +10,12 @@ and ``load_weights`` refuse such files).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch  # noqa: F401  (torch is imported only where tensors are handled)
 
 __all__ = ["NonFiniteError", "check_finite_outputs", "nonfinite_rows", "nonfinite_tensors"]
 
@@ -23,7 +25,7 @@ class NonFiniteError(ValueError):
 
 
 def _as_array(v: Any) -> np.ndarray:
-    if isinstance(v, torch.Tensor):
+    if hasattr(v, "detach"):  # a tensor; no torch import for numpy outputs (the onnxruntime path)
         v = v.detach().float().cpu().numpy()
     return np.asarray(v)
 
@@ -74,6 +76,8 @@ def check_finite_outputs(outputs: Mapping[str, Any], *, where: str = "model") ->
 
 def nonfinite_tensors(state_dict: Mapping[str, Any]) -> list[str]:
     """Names of the floating tensors of a state dict holding NaN or ±Inf, in order."""
+    import torch
+
     out = []
     for k, v in state_dict.items():
         if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all()):

@@ -30,16 +30,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from facebehavior.models.weights import InputSpec, WeightSpec, read_spec
 
+if TYPE_CHECKING:
+    import torch
+
 __all__ = [
     "LUMA_BT601",
+    "preprocess_numpy",
     "TASK_ACTIVATIONS",
     "match_channels",
     "normalise",
@@ -122,6 +124,8 @@ def _as_nchw(crops: np.ndarray | torch.Tensor) -> torch.Tensor:
     A 4-D input is channels-last when its last axis is 1 or 3 and its second is not: the aligner
     and the numpy corpora give ``(N, S, S, 3)``, training batches ``(N, C, S, S)``.
     """
+    import torch
+
     x = crops if isinstance(crops, torch.Tensor) else torch.as_tensor(np.asarray(crops))
     if x.ndim == 3:
         x = x.unsqueeze(1)
@@ -140,6 +144,8 @@ def to_unit(x: torch.Tensor) -> torch.Tensor:
     Raises:
         ValueError: another dtype, or float values outside [0, 1] (e.g. pixels still in [0, 255]).
     """
+    import torch
+
     if x.dtype == torch.uint8:
         return x.float() / 255.0
     if not x.is_floating_point():
@@ -170,6 +176,8 @@ def resize(x: torch.Tensor, size: int) -> torch.Tensor:
     """
     if tuple(x.shape[-2:]) == (size, size):
         return x
+    import torch.nn.functional as F
+
     down = max(x.shape[-2:]) > size
     return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=down)
 
@@ -221,6 +229,47 @@ def preprocess(crops: np.ndarray | torch.Tensor, inp: Any) -> torch.Tensor:
     return normalise(x, inp)
 
 
+def preprocess_numpy(crops: np.ndarray, inp: Any) -> np.ndarray:
+    """``preprocess`` without torch, for crops already at the model's size (what the aligner gives).
+
+    The same float32 operations in the same order (``/ 255``, BT.601 luma as a left-to-right sum
+    of the three weighted channels, or grey replication, then ``(x - mean) / std``), so the result
+    is bit-identical to ``preprocess`` (``tests/test_numpy_twins.py``). Crops of another size need
+    the resize: use ``preprocess``.
+
+    Args:
+        crops: ``(N, S, S, 3)`` RGB or ``(N, S, S)`` / ``(N, S, S, 1)`` grey uint8 pixels, ``S``
+            = ``inp.size``.
+        inp: anything :func:`resolve_input` takes.
+
+    Returns:
+        ``(N, inp.channels, S, S)`` float32, normalised.
+
+    Raises:
+        ValueError: another dtype, shape or size.
+    """
+    inp = resolve_input(inp)
+    x = np.asarray(crops)
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4 or x.shape[-1] not in (1, 3) or x.shape[1:3] != (inp.size, inp.size):
+        raise ValueError(
+            f"preprocess_numpy takes (N, {inp.size}, {inp.size}[, 1|3]) crops at the model size; got "
+            f"{x.shape}; use preprocess to resize"
+        )
+    if x.dtype != np.uint8:
+        raise ValueError(f"preprocess_numpy takes uint8 pixels, got {x.dtype}")
+    x = x.transpose(0, 3, 1, 2).astype(np.float32) / np.float32(255.0)
+    if inp.channels == 1 and x.shape[1] == 3:
+        w = np.asarray(LUMA_BT601, np.float32)
+        x = (x[:, 0:1] * w[0] + x[:, 1:2] * w[1]) + x[:, 2:3] * w[2]
+    elif inp.channels == 3 and x.shape[1] == 1:
+        x = np.repeat(x, 3, axis=1)
+    mean = np.asarray(inp.mean, np.float32).reshape(1, -1, 1, 1)
+    std = np.asarray(inp.std, np.float32).reshape(1, -1, 1, 1)
+    return (x - mean) / std
+
+
 def _labels_of(spec: Any) -> Mapping[str, tuple[str, ...]]:
     tasks = getattr(spec, "tasks", None)
     if not isinstance(tasks, Mapping):
@@ -258,7 +307,9 @@ def postprocess(spec: Any, raw: Mapping[str, np.ndarray | torch.Tensor]) -> dict
         if task not in raw:
             raise KeyError(f"model {name!r} returned no {task!r} output (it returned {sorted(raw)})")
         v = raw[task]
-        v = v.detach().float().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v, np.float32)
+        if hasattr(v, "detach"):  # a tensor (torch is imported only if the model gave tensors)
+            v = v.detach().float().cpu().numpy()
+        v = np.asarray(v, np.float32)
         v = v.astype(np.float32, copy=False)
         if v.ndim == 0 or v.shape[-1] != len(labels):
             raise ValueError(

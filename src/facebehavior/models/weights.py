@@ -156,7 +156,7 @@ def read_spec(path: str | Path) -> WeightSpec:
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
     try:
-        with safe_open(str(path), framework="pt") as f:
+        with safe_open(str(path), framework="numpy") as f:
             meta = f.metadata() or {}
     except Exception as e:  # safetensors raises several types on corrupt headers
         raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None

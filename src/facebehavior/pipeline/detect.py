@@ -30,6 +30,8 @@ class Detect:
             which it found nothing or only small faces, BlazeFace full-range (then tiles, see
             ``_tiled``); a ``DETECTORS`` name; or a ``FaceDetector`` object (``images → Detections``).
         device: torch device of the detector networks.
+        backend: runtime of the BlazeFace networks: ``"auto"``, ``"onnx"`` or ``"torch"``
+            (``backends.resolve_backend``).
         max_faces: keep at most this many faces per frame (highest scores first).
         min_face_size: drop faces whose box side is smaller than this many pixels.
     """
@@ -43,13 +45,19 @@ class Detect:
         device: str = "cpu",
         max_faces: int | None = None,
         min_face_size: float = 0.0,
+        backend: str = "auto",
     ) -> None:
+        from facebehavior.backends import resolve_backend
+
         if isinstance(detector, str) and detector != "auto":
             from facebehavior.registry import DETECTORS
 
             DETECTORS.get(detector)  # an unknown name fails now, listing the valid ones
         self.detector = detector
         self.device = device
+        self.backend = resolve_backend(backend, device)
+        if self.backend == "torch":
+            import torch  # noqa: F401  (imported before the first batch so its thread scope applies)
         self.max_faces = max_faces
         self.min_face_size = float(min_face_size)
         self._nets: dict[str, Any] = {}
@@ -74,9 +82,15 @@ class Detect:
 
     def _net(self, name: str) -> Any:
         if name not in self._nets:
-            from facebehavior.face.detect import create_detector
+            if name in ("blazeface_short", "blazeface_full"):
+                # Built directly: the registry would import every detector module (MTCNN: torch).
+                from facebehavior.face.detect import blazeface
 
-            self._nets[name] = create_detector(name, device=self.device)
+                self._nets[name] = getattr(blazeface, name)(device=self.device, backend=self.backend)
+            else:
+                from facebehavior.face.detect import create_detector
+
+                self._nets[name] = create_detector(name, device=self.device)
         return self._nets[name]
 
     def _cascade(self, images: np.ndarray, det: Detections) -> Detections:

@@ -29,6 +29,8 @@ class TrackLandmarks:
             landmarker object (``from_rois(images, rois) → Landmarks``, with ``num_points``).
         detect: the detection stage used on key frames and for lost faces.
         device: torch device of the landmark networks.
+        backend: runtime of the landmark and blendshape networks: ``"auto"``, ``"onnx"`` or
+            ``"torch"`` (``backends.resolve_backend``); ``detect`` keeps its own.
         redetect_every: run the detector at least every this many frames.
         min_presence: face presence below which a tracked face counts as lost.
     """
@@ -43,7 +45,10 @@ class TrackLandmarks:
         device: str = "cpu",
         redetect_every: int = 8,
         min_presence: float = 0.5,
+        backend: str = "auto",
     ) -> None:
+        from facebehavior.backends import resolve_backend
+
         if isinstance(landmarks, str) and landmarks not in ("auto", "v1", "v2"):
             raise ValueError(f"landmarks must be 'auto', 'v1', 'v2' or a landmarker; got {landmarks!r}")
         if redetect_every < 1:
@@ -51,6 +56,9 @@ class TrackLandmarks:
         self.landmarks = landmarks
         self.detect = detect if detect is not None else Detect(device=device)
         self.device = device
+        self.backend = resolve_backend(backend, device)
+        if self.backend == "torch":
+            import torch  # noqa: F401  (imported before the first batch so its thread scope applies)
         self.redetect_every = int(redetect_every)
         self.min_presence = float(min_presence)
         self._models: dict[str, Any] = {}
@@ -81,11 +89,11 @@ class TrackLandmarks:
             if version == "v2":
                 from facebehavior.face.landmarks.facemesh_v2 import FaceMeshV2Landmarker
 
-                self._models[version] = FaceMeshV2Landmarker(device=self.device)
+                self._models[version] = FaceMeshV2Landmarker(device=self.device, backend=self.backend)
             else:
                 from facebehavior.face.landmarks.facemesh import FaceMeshLandmarker
 
-                self._models[version] = FaceMeshLandmarker(device=self.device)
+                self._models[version] = FaceMeshLandmarker(device=self.device, backend=self.backend)
         return self._models[version]
 
     def blendshapes(self, points: np.ndarray) -> np.ndarray | None:
@@ -95,7 +103,7 @@ class TrackLandmarks:
         if self._blendshaper is None:
             from facebehavior.face.landmarks.blendshapes import FaceBlendshapes
 
-            self._blendshaper = FaceBlendshapes(device=self.device)
+            self._blendshaper = FaceBlendshapes(device=self.device, backend=self.backend)
         return self._blendshaper(points)
 
     def find(self, images: np.ndarray, video: bool = True) -> Faces:

@@ -32,6 +32,10 @@ class Predict:
             model's name (``models.default.BUNDLED_MODELS``: ``fbn_fusion``, ``fbn_mobile_ferplus``),
             a checkpoint path, or a ``(model, WeightSpec)`` pair.
         device: torch device.
+        backend: ``"auto"`` (``backends.resolve_backend``: onnxruntime on the CPU when it is
+            installed), ``"onnx"`` or ``"torch"``. onnxruntime runs a bundled model's shipped
+            ``.onnx`` export (no torch import); a checkpoint without one, or a ``(model, spec)``
+            pair, runs in PyTorch.
     """
 
     name = "predict"
@@ -41,9 +45,16 @@ class Predict:
         model: str | Path | tuple[Any, Any] = "default",
         *,
         device: str = "cpu",
+        backend: str = "auto",
     ) -> None:
+        from facebehavior.backends import resolve_backend
+
         self.model_arg = model
         self.device = device
+        self.backend = resolve_backend(backend, device)
+        if self.backend == "torch":
+            import torch  # noqa: F401  (imported before the first batch so its thread scope applies)
+        self._onnx: Any = None
         self._model: Any = None
         self._spec: Any = None
         self._resolved = False
@@ -69,6 +80,20 @@ class Predict:
             path = _default_model_path() if isinstance(arg, str) and arg == "default" else _model_path(arg)
             if path is None:
                 logger.info("no bundled affect model in this installation; writing face columns only")
+                self._resolved = True
+                return
+            onnx = Path(path).with_suffix(".onnx")
+            if self.backend == "onnx" and onnx.is_file():
+                from facebehavior.backends import OnnxNet
+                from facebehavior.models.weights import read_spec
+
+                spec = read_spec(path)
+                self._onnx, self._spec = OnnxNet(onnx), spec
+                if _onnx_source_sha(self._onnx) not in (None, spec.sha256):
+                    raise ValueError(
+                        f"{onnx} was exported from another version of {Path(path).name}; re-export it "
+                        "with tools/export_onnx.py"
+                    )
                 self._resolved = True
                 return
             model, spec = load_weights(path)
@@ -104,6 +129,21 @@ class Predict:
 
     def run(self, crops: np.ndarray, blendshapes: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Raw head outputs for (K, S, S, 3) uint8 aligned crops (and their (K, 52) blendshapes)."""
+        spec = self.spec
+        if self._onnx is not None:
+            from facebehavior.models.transforms import preprocess_numpy
+
+            x = preprocess_numpy(crops, spec.input)
+            feats = []
+            for name in spec.input.features:  # the graph's inputs after the crop (tools/export_onnx.py)
+                if name != "blendshapes":
+                    raise ValueError(f"model {spec.name!r} asks for an unknown input feature {name!r}")
+                # NaN rows = no blendshapes: the fused model's image-only path, as ``None`` in torch.
+                b = np.full((len(x), 52), np.nan, np.float32) if blendshapes is None else blendshapes
+                feats.append(np.asarray(b, np.float32))
+            outs = self._onnx(x, *feats)
+            outs = outs if isinstance(outs, tuple) else (outs,)
+            return dict(zip(self._onnx.output_names, outs, strict=True))
         import torch
 
         from facebehavior.models.default import model_features
@@ -131,14 +171,15 @@ class Predict:
         from facebehavior.face.align import align_faces
 
         images, faces = batch.frames.images, batch.faces
+        kw = {"size": inp.size, "template": inp.template, "numpy": self._onnx is not None}
         try:
-            return align_faces(images, faces.detections(), size=inp.size, template=inp.template).crops, batch
+            return align_faces(images, faces.detections(), **kw).crops, batch
         except _PER_FACE_ERRORS:
             pass
         crops, bad, reasons = [], [], []
         for i in range(len(faces)):
             try:
-                one = align_faces(images, faces.take([i]).detections(), size=inp.size, template=inp.template)
+                one = align_faces(images, faces.take([i]).detections(), **kw)
             except _PER_FACE_ERRORS as e:
                 bad.append(i)
                 reasons.append(f"alignment failed: {type(e).__name__}: {e}")
@@ -146,6 +187,11 @@ class Predict:
             crops.append(one.crops)
         empty = np.zeros((0, inp.size, inp.size, 3), np.uint8)
         return (np.concatenate(crops) if crops else empty), batch.drop(np.asarray(bad, np.int64), reasons)
+
+
+def _onnx_source_sha(net: Any) -> str | None:
+    """The sha256 of the safetensors file an export was made from (its metadata), if recorded."""
+    return net.session.get_modelmeta().custom_metadata_map.get("facebehavior.source_sha256")
 
 
 def _default_model_path() -> Path | None:

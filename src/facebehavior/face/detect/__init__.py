@@ -10,9 +10,13 @@ from facebehavior.registry import DETECTORS
 
 __all__ = ["FaceDetector", "create_detector", "list_detectors"]
 
-for _info in pkgutil.iter_modules(__path__):
-    if _info.name != "base" and not _info.name.startswith("_"):
-        importlib.import_module(f"{__name__}.{_info.name}")
+
+def _import_detectors() -> None:
+    """Import the detector modules (they register their builders). Called by ``DETECTORS``' loader,
+    not at import: MTCNN needs torch, the onnxruntime path imports ``.blazeface`` alone."""
+    for info in pkgutil.iter_modules(__path__):
+        if info.name != "base" and not info.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{info.name}")
 
 
 def create_detector(name: str, **kwargs: object) -> FaceDetector:

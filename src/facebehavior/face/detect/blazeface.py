@@ -29,23 +29,22 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
 
-from facebehavior.backends import ConvertedWeights, load_runner
+from facebehavior.backends import ConvertedWeights, load_runner, resolve_backend
 from facebehavior.face.boxes import weighted_nms
 from facebehavior.registry import DETECTORS
 from facebehavior.types import Detections
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "RAW_KEYPOINTS",
     "MOUTH_HALF_WIDTH",
     "BlazeFaceConfig",
-    "BlazeFaceShortNet",
-    "BlazeFaceFullNet",
     "BlazeFaceDetector",
     "RawDetections",
     "blazeface_short",
@@ -54,7 +53,7 @@ __all__ = [
     "decode_boxes",
     "keypoints5_from_raw",
     "letterbox",
-    "tf_same_pad",
+    "letterbox_numpy",
     "check_images",
 ]
 
@@ -74,216 +73,6 @@ RAW_KEYPOINTS: tuple[str, ...] = (
 # has median 0.848 (IQR 0.78-0.95) over the 22 fixture faces (benchmarks/face_detect_recall.py);
 # the ArcFace 5-point template's ratio is 0.83.
 MOUTH_HALF_WIDTH = 0.424
-
-
-# --------------------------------------------------------------------------------------------
-# TF-compatible building blocks
-# --------------------------------------------------------------------------------------------
-def tf_same_pad(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
-    """Zero-pad an NCHW tensor the way TensorFlow's ``SAME`` padding does.
-
-    TF puts the odd pixel of the total padding at the bottom/right (PyTorch's symmetric
-    ``padding=`` cannot express that, which shifts every stride-2 layer by half a pixel).
-    """
-    h, w = x.shape[-2:]
-
-    def amount(n: int) -> tuple[int, int]:
-        out = -(-n // stride)
-        total = max((out - 1) * stride + kernel - n, 0)
-        return total // 2, total - total // 2
-
-    top, bottom = amount(h)
-    left, right = amount(w)
-    if top == bottom == left == right == 0:
-        return x
-    return F.pad(x, (left, right, top, bottom))
-
-
-class _SameConv(nn.Conv2d):
-    """Conv2d (or depthwise when ``groups == in_ch``) with TF ``SAME`` padding."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        k, s = self.kernel_size[0], self.stride[0]
-        if s == 1 and k % 2 == 1:
-            # Stride 1: SAME is symmetric, so the convolution pads itself (no padded copy).
-            return F.conv2d(x, self.weight, self.bias, 1, k // 2, 1, self.groups)
-        x = tf_same_pad(x, k, s)
-        return F.conv2d(x, self.weight, self.bias, self.stride, 0, 1, self.groups)
-
-
-def _channel_pad(x: torch.Tensor, channels: int) -> torch.Tensor:
-    extra = channels - x.shape[1]
-    return F.pad(x, (0, 0, 0, 0, 0, extra)) if extra > 0 else x
-
-
-def _to_anchor_major(t: torch.Tensor, per_anchor: int) -> torch.Tensor:
-    """(N, A*K, H, W) → (N, H*W*A, K), i.e. TF's NHWC reshape order."""
-    n = t.shape[0]
-    return t.permute(0, 2, 3, 1).reshape(n, -1, per_anchor)
-
-
-class _BlazeBlock(nn.Module):
-    """Short-range block: depthwise 3x3 (no bias) → 1x1 (bias) + skip → ReLU.
-
-    The skip is 2x2 max-pooled on stride 2 and zero-padded in channels when widening.
-    """
-
-    def __init__(self, cin: int, cout: int, stride: int) -> None:
-        super().__init__()
-        self.stride = stride
-        self.cout = cout
-        self.dw = _SameConv(cin, cin, 3, stride, groups=cin, bias=False)
-        self.pw = nn.Conv2d(cin, cout, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.pw(self.dw(x))
-        skip = F.max_pool2d(x, 2, 2) if self.stride == 2 else x
-        return F.relu(_channel_pad(skip, self.cout) + y)
-
-
-class BlazeFaceShortNet(nn.Module):
-    """BlazeFace short-range network: (N, 3, 128, 128) in [-1, 1] → (N, 896, 17) raw outputs."""
-
-    input_size = 128
-    # (cin, cout, stride) of the 16 blocks; heads read after block 11 (16x16) and 16 (8x8).
-    _BLOCKS = (
-        (24, 24, 1), (24, 28, 1), (28, 32, 2), (32, 36, 1), (36, 42, 1), (42, 48, 2), (48, 56, 1),
-        (56, 64, 1), (64, 72, 1), (72, 80, 1), (80, 88, 1),
-        (88, 96, 2), (96, 96, 1), (96, 96, 1), (96, 96, 1), (96, 96, 1),
-    )  # fmt: skip
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.stem = _SameConv(3, 24, 5, 2)
-        self.blocks = nn.ModuleList(_BlazeBlock(*b) for b in self._BLOCKS)
-        self.cls16 = nn.Conv2d(88, 2, 1)
-        self.reg16 = nn.Conv2d(88, 32, 1)
-        self.cls8 = nn.Conv2d(96, 6, 1)
-        self.reg8 = nn.Conv2d(96, 96, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Args:
-            x: (N, 3, 128, 128) float RGB in [-1, 1].
-
-        Returns:
-            (N, 896, 17): logit, then 16 regressors in input pixels (anchor order: 16x16 grid x 2
-            anchors, then 8x8 grid x 6 anchors, row-major).
-        """
-        x = F.relu(self.stem(x))
-        for i, block in enumerate(self.blocks):
-            x = block(x)
-            if i == 10:
-                f16 = x
-        cls = torch.cat([_to_anchor_major(self.cls16(f16), 1), _to_anchor_major(self.cls8(x), 1)], 1)
-        reg = torch.cat([_to_anchor_major(self.reg16(f16), 16), _to_anchor_major(self.reg8(x), 16)], 1)
-        return torch.cat([cls, reg], 2)
-
-
-class _Residual(nn.Module):
-    """Full-range residual bottleneck: relu(x + pw2(dw2(relu(pw1(dw1(x)))))), dw with bias.
-
-    Padding is explicit and symmetric (the TF graph has ``ZeroPadding2D(1)`` + ``VALID``).
-    """
-
-    def __init__(self, ch: int, mid: int) -> None:
-        super().__init__()
-        self.dw1 = nn.Conv2d(ch, ch, 3, padding=1, groups=ch)
-        self.pw1 = nn.Conv2d(ch, mid, 1)
-        self.dw2 = nn.Conv2d(mid, mid, 3, padding=1, groups=mid)
-        self.pw2 = nn.Conv2d(mid, ch, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.pw2(self.dw2(F.relu(self.pw1(self.dw1(x)))))
-        return F.relu(x + y)
-
-
-class _Down(nn.Module):
-    """Full-range stride-2 stage entry: dw s2 → 1x1 (ReLU) → dw → 1x1 (ReLU), no skip."""
-
-    def __init__(self, cin: int, mid: int, cout: int) -> None:
-        super().__init__()
-        self.dw1 = nn.Conv2d(cin, cin, 3, stride=2, padding=1, groups=cin)
-        self.pw1 = nn.Conv2d(cin, mid, 1)
-        self.dw2 = nn.Conv2d(mid, mid, 3, padding=1, groups=mid)
-        self.pw2 = nn.Conv2d(mid, cout, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.pw2(self.dw2(F.relu(self.pw1(self.dw1(x))))))
-
-
-def _depth_to_space_tf(x: torch.Tensor, block: int) -> torch.Tensor:
-    """TF ``DepthToSpace`` (DCR order: channel = (dy * block + dx) * C + c) on NCHW."""
-    n, c, h, w = x.shape
-    oc = c // (block * block)
-    x = x.view(n, block, block, oc, h, w).permute(0, 3, 4, 1, 5, 2)
-    return x.reshape(n, oc, h * block, w * block)
-
-
-class _Head(nn.Module):
-    """Full-range head: 1x1 conv at 48x48, depthwise 3x3 s2 (bias) to 24x24, DepthToSpace(2)."""
-
-    def __init__(self, cin: int, cout: int) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(cin, 4 * cout, 1)
-        self.dw = nn.Conv2d(4 * cout, 4 * cout, 3, stride=2, padding=1, groups=4 * cout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _depth_to_space_tf(self.dw(self.conv(x)), 2)
-
-
-class BlazeFaceFullNet(nn.Module):
-    """BlazeFace full-range network: (N, 3, 192, 192) in [-1, 1] → (N, 2304, 17) raw outputs.
-
-    A stride-2 backbone down to 6x6 with an FPN back up to 48x48 (bilinear x2 upsampling with
-    half-pixel centres, lateral 1x1 convs), one anchor per 48x48 cell (stride 4). The graph also
-    has a "person" head, which MediaPipe's face pipeline ignores; it is not ported.
-    """
-
-    input_size = 192
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.stem = nn.Conv2d(3, 32, 3, stride=2, padding=1)  # 96x96
-        self.s96 = nn.Sequential(_Residual(32, 8), _Residual(32, 8))
-        self.s48 = nn.Sequential(_Down(32, 16, 64), _Residual(64, 16), _Residual(64, 16))
-        self.s24 = nn.Sequential(_Down(64, 32, 128), _Residual(128, 32), _Residual(128, 32))
-        self.s12 = nn.Sequential(_Down(128, 48, 192), _Residual(192, 48), _Residual(192, 48))
-        self.s6 = nn.Sequential(
-            _Down(192, 96, 384), _Residual(384, 96), _Residual(384, 96), _Residual(384, 96)
-        )
-        self.top12 = nn.Conv2d(384, 96, 1)
-        self.lat12 = nn.Conv2d(192, 96, 1)
-        self.fpn12 = nn.Sequential(_Residual(96, 48), _Residual(96, 48))
-        self.top24 = nn.Conv2d(96, 64, 1)
-        self.lat24 = nn.Conv2d(128, 64, 1)
-        self.fpn24 = nn.Sequential(_Residual(64, 32), _Residual(64, 32))
-        self.top48 = nn.Conv2d(64, 48, 1)
-        self.lat48 = nn.Conv2d(64, 48, 1)
-        self.fpn48 = nn.Sequential(_Residual(48, 24))
-        self.cls = _Head(48, 1)
-        self.reg = _Head(48, 16)
-
-    @staticmethod
-    def _merge(top: torch.Tensor, lateral: torch.Tensor) -> torch.Tensor:
-        up = F.interpolate(F.relu(top), scale_factor=2, mode="bilinear", align_corners=False)
-        return F.relu(lateral) + up
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Args:
-            x: (N, 3, 192, 192) float RGB in [-1, 1].
-
-        Returns:
-            (N, 2304, 17): logit then 16 regressors in input pixels, anchors row-major on 48x48.
-        """
-        x = self.s96(F.relu(self.stem(x)))
-        c48 = self.s48(x)
-        c24 = self.s24(c48)
-        c12 = self.s12(c24)
-        c6 = self.s6(c12)
-        p = self.fpn12(self._merge(self.top12(c6), self.lat12(c12)))
-        p = self.fpn24(self._merge(self.top24(p), self.lat24(c24)))
-        p = self.fpn48(self._merge(self.top48(p), self.lat48(c48)))
-        return torch.cat([_to_anchor_major(self.cls(p), 1), _to_anchor_major(self.reg(p), 16)], 2)
 
 
 # --------------------------------------------------------------------------------------------
@@ -376,11 +165,20 @@ def keypoints5_from_raw(raw_kp: np.ndarray, mouth_half_width: float = MOUTH_HALF
 # --------------------------------------------------------------------------------------------
 # Pre-processing
 # --------------------------------------------------------------------------------------------
+def _letterbox_layout(h: int, w: int, size: int) -> tuple[int, int, int, int, np.ndarray]:
+    scale = size / max(h, w)
+    nw, nh = max(1, min(size, round(w * scale))), max(1, min(size, round(h * scale)))
+    px, py = (size - nw) // 2, (size - nh) // 2
+    sx, sy = w / nw, h / nh
+    return nw, nh, px, py, np.array([size * sx, size * sy, px * sx, py * sy], np.float64)
+
+
 def letterbox(images: np.ndarray, size: int) -> tuple[torch.Tensor, np.ndarray]:
     """Scale frames to fit a ``size`` square (anti-aliased) and centre them on black bars.
 
     The resize runs on uint8 (torch's fast path; 0.3 ms for a 960x640 frame against 20 ms for
     padding a float copy first), so the network input is integer-valued like MediaPipe's CPU path.
+    The PyTorch reference of ``letterbox_numpy``.
 
     Args:
         images: (N, H, W, 3) uint8 RGB.
@@ -391,17 +189,41 @@ def letterbox(images: np.ndarray, size: int) -> tuple[torch.Tensor, np.ndarray]:
         (4,) float64 ``gain_x, gain_y, offset_x, offset_y`` with frame ``x = u * gain_x - offset_x``
         for ``u`` in [0, 1] units of the square input (likewise y).
     """
+    import torch
+    import torch.nn.functional as F
+
     n, h, w, _ = images.shape
-    scale = size / max(h, w)
-    nw, nh = max(1, min(size, round(w * scale))), max(1, min(size, round(h * scale)))
-    px, py = (size - nw) // 2, (size - nh) // 2
+    nw, nh, px, py, geometry = _letterbox_layout(h, w, size)
     x = torch.from_numpy(np.array(images, dtype=np.uint8, copy=True)).permute(0, 3, 1, 2)
     if (nh, nw) != (h, w):
         x = F.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False, antialias=True)
     out = torch.zeros(n, 3, size, size)
     out[:, :, py : py + nh, px : px + nw] = x.float()
-    sx, sy = w / nw, h / nh
-    return out, np.array([size * sx, size * sy, px * sx, py * sy], np.float64)
+    return out, geometry
+
+
+def letterbox_numpy(images: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``letterbox`` without torch: (N, size, size, 3) uint8 pixels and the same geometry.
+
+    The anti-aliased bilinear resize is Pillow's (``Image.resize(BILINEAR)``), whose fixed-point
+    uint8 arithmetic torch's uint8 ``antialias=True`` path was ported from: on the fixture photos
+    and the sample video the two agree bit for bit (``tests/test_numpy_twins.py``).
+
+    Returns:
+        ``(pixels, geometry)``: (N, size, size, 3) uint8 (channels last: the ONNX exports take
+        NHWC... no: the caller transposes) and (4,) float64 geometry as ``letterbox``.
+    """
+    from PIL import Image
+
+    n, h, w, _ = images.shape
+    nw, nh, px, py, geometry = _letterbox_layout(h, w, size)
+    out = np.zeros((n, size, size, 3), np.uint8)
+    for i in range(n):
+        img = images[i]
+        if (nh, nw) != (h, w):
+            img = np.asarray(Image.fromarray(np.ascontiguousarray(img)).resize((nw, nh), Image.BILINEAR))
+        out[i, py : py + nh, px : px + nw] = img
+    return out, geometry
 
 
 # --------------------------------------------------------------------------------------------
@@ -445,8 +267,9 @@ class BlazeFaceDetector:
         iou_threshold: weighted-NMS merge IoU (MediaPipe: 0.3).
         device: torch device for the network.
         weights: override the packaged weight file.
-        backend: ``"torch"`` (reference) or ``"onnx"`` (onnxruntime on CPU, exported in memory
-            at build time; faster on CPU, see ``benchmarks/face_models_speed.py``).
+        backend: ``"torch"`` (reference), ``"onnx"`` (onnxruntime on CPU: the shipped export,
+            or one made in memory for ``weights``; faster on CPU, see
+            ``benchmarks/face_models_speed.py``) or ``"auto"`` (``backends.resolve_backend``).
         """
         if not 0.0 <= iou_threshold <= 1.0:
             raise ValueError(f"iou_threshold must be in [0, 1], got {iou_threshold}")
@@ -456,28 +279,52 @@ class BlazeFaceDetector:
         if not 0.0 <= self.score_threshold <= 1.0:
             raise ValueError(f"score_threshold must be in [0, 1], got {self.score_threshold}")
         self.iou_threshold = float(iou_threshold)
-        self.device = torch.device(device)
-        net = BlazeFaceShortNet() if config.input_size == 128 else BlazeFaceFullNet()
-        self.backend = backend
-        # self.net is the PyTorch module (the reference and the ONNX export source).
-        source = ConvertedWeights(config.weights, config.name, "BlazeFace", "tools/convert_mediapipe.py")
-        self.net, self.runner = load_runner(
-            net, weights, source, input_size=config.input_size, backend=backend, device=self.device
+        self.backend = resolve_backend(backend, device)
+        self.device = device if self.backend == "onnx" else _torch_device(device)
+        self._weights = weights
+        self.source = ConvertedWeights(config.weights, config.name, "BlazeFace", "tools/convert_mediapipe.py")
+        net, self.runner = load_runner(
+            self._build,
+            weights,
+            self.source,
+            input_size=config.input_size,
+            backend=self.backend,
+            device=device,
         )
+        self._net = net
         self.anchors = make_anchors(config.grids)
 
-    @torch.inference_mode()
-    def raw(self, pixels: torch.Tensor) -> np.ndarray:
+    def _build(self) -> Any:
+        from facebehavior.face.detect._blazeface_net import BlazeFaceFullNet, BlazeFaceShortNet
+
+        return BlazeFaceShortNet() if self.config.input_size == 128 else BlazeFaceFullNet()
+
+    @property
+    def net(self) -> Any:
+        """The PyTorch module (the reference; loaded on first access with the ONNX backend)."""
+        if self._net is None:
+            from facebehavior.backends import load_converted
+
+            self._net = load_converted(self._build(), self._weights, self.source)
+        return self._net
+
+    def raw(self, pixels: Any) -> np.ndarray:
         """Run the network on letterboxed pixels.
 
         Args:
-            pixels: (N, 3, S, S) float pixel values in [0, 255].
+            pixels: (N, 3, S, S) float pixel values in [0, 255] (tensor or array).
 
         Returns:
             (N, A, 17) float32 raw outputs.
         """
-        x = pixels.to(self.device, torch.float32) / 127.5 - 1.0
-        return self.runner(x).cpu().numpy()
+        if self.backend == "onnx":
+            x = np.asarray(pixels, np.float32) / np.float32(127.5) - np.float32(1.0)
+            return np.asarray(self.runner(x), np.float32)
+        import torch
+
+        with torch.inference_mode():
+            x = torch.as_tensor(pixels).to(self.device, torch.float32) / 127.5 - 1.0
+            return self.runner(x).cpu().numpy()
 
     def decode(
         self, raw: np.ndarray, geometry: np.ndarray
@@ -522,8 +369,13 @@ class BlazeFaceDetector:
         images = check_images(images)
         if images.shape[0] == 0:
             return RawDetections(Detections.empty(), np.zeros((0, 6, 2), np.float32))
-        pixels, geometry = letterbox(images, self.config.input_size)
-        fi, sc, boxes, kp6 = self.decode(self.raw(pixels), geometry)
+        if self.backend == "onnx":
+            nhwc, geometry = letterbox_numpy(images, self.config.input_size)
+            raw = self.raw(nhwc.transpose(0, 3, 1, 2))
+        else:
+            pixels, geometry = letterbox(images, self.config.input_size)
+            raw = self.raw(pixels)
+        fi, sc, boxes, kp6 = self.decode(raw, geometry)
         det = Detections(frame_index=fi, boxes=boxes, scores=sc, keypoints=keypoints5_from_raw(kp6))
         return RawDetections(det, kp6)
 
@@ -531,6 +383,12 @@ class BlazeFaceDetector:
         """Detect faces (see ``FaceDetector``); mouth corners are approximated, see
         ``keypoints5_from_raw``."""
         return self.detect(images).detections
+
+
+def _torch_device(device: Any) -> torch.device:
+    import torch
+
+    return torch.device(device)
 
 
 def check_images(images: np.ndarray) -> np.ndarray:
@@ -595,3 +453,16 @@ def blazeface_full(
         weights=weights,
         backend=backend,
     )
+
+
+# The PyTorch networks live in ``facebehavior.face.detect._blazeface_net`` so that this module
+# imports without torch (the onnxruntime path); they stay importable from here.
+_NETS = ("BlazeFaceShortNet", "BlazeFaceFullNet", "tf_same_pad")
+
+
+def __getattr__(name: str) -> object:
+    if name in _NETS:
+        import importlib
+
+        return getattr(importlib.import_module("facebehavior.face.detect._blazeface_net"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -25,23 +25,23 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-import torch.nn as nn
 
-from facebehavior.backends import ConvertedWeights, load_converted
+from facebehavior.backends import ConvertedWeights, load_converted, load_runner, resolve_backend
 from facebehavior.face.landmarks import indices as idx
 from facebehavior.schema import BLENDSHAPE_NAMES
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "LANDMARK_SUBSET",
     "BLENDSHAPE_NAMES",
     "WEIGHTS",
-    "BlendshapeNet",
     "FaceBlendshapes",
     "blendshapes",
-    "load_blendshape_net",
 ]
 
 WEIGHTS = "blendshapes_v2.safetensors"
@@ -66,108 +66,21 @@ LN_EPS = float(np.float16(1e-6))
 
 
 # --------------------------------------------------------------------------------------------
-# Network
-# --------------------------------------------------------------------------------------------
-class _MixerBlock(nn.Module):
-    """x + token_mlp(LN(x)ᵀ)ᵀ, then x + channel_mlp(LN(x)); LayerNorms scale only (no bias)."""
-
-    def __init__(self, tokens: int, dim: int, token_hidden: int, channel_hidden: int) -> None:
-        super().__init__()
-        self.norm1 = nn.LayerNorm(dim, eps=LN_EPS, bias=False)
-        self.token_mlp = nn.Sequential(
-            nn.Linear(tokens, token_hidden), nn.ReLU(), nn.Linear(token_hidden, tokens)
-        )
-        self.norm2 = nn.LayerNorm(dim, eps=LN_EPS, bias=False)
-        self.channel_mlp = nn.Sequential(
-            nn.Linear(dim, channel_hidden), nn.ReLU(), nn.Linear(channel_hidden, dim)
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.token_mlp(self.norm1(x).transpose(1, 2)).transpose(1, 2)
-        return x + self.channel_mlp(self.norm2(x))
-
-
-class BlendshapeNet(nn.Module):
-    """Blendshape V2: (N, 146, 2) landmark x, y (pixels) → (N, 52) scores in [0, 1]."""
-
-    def __init__(
-        self,
-        *,
-        num_points: int = len(LANDMARK_SUBSET),
-        num_tokens: int = 96,
-        dim: int = 64,
-        depth: int = 4,
-        token_hidden: int = 384,
-        channel_hidden: int = 256,
-        num_outputs: int = len(BLENDSHAPE_NAMES),
-    ) -> None:
-        super().__init__()
-        self.point_mix = nn.Linear(num_points, num_tokens)
-        self.embed = nn.Linear(2, dim)
-        self.extra_token = nn.Parameter(torch.zeros(1, 1, dim))
-        self.blocks = nn.Sequential(
-            *(_MixerBlock(num_tokens + 1, dim, token_hidden, channel_hidden) for _ in range(depth))
-        )
-        self.head = nn.Linear(dim, num_outputs)
-
-    @staticmethod
-    def normalize(points: torch.Tensor) -> torch.Tensor:
-        """The graph's own input normalisation: centred, unit mean radius, x 0.5.
-
-        Args:
-            points: (N, 146, 2) x, y.
-
-        Returns:
-            (N, 146, 2).
-        """
-        centred = points - points.mean(1, keepdim=True)
-        radius = centred.norm(dim=2, keepdim=True).mean(1, keepdim=True)
-        return centred / radius * 0.5
-
-    def forward_features(self, points: torch.Tensor) -> torch.Tensor:
-        """(N, 146, 2) → (N, 64): the extra token after the Mixer blocks."""
-        x = self.normalize(points)
-        tokens = self.embed(self.point_mix(x.transpose(1, 2)).transpose(1, 2))  # (N, 96, 64)
-        x = torch.cat([self.extra_token.expand(len(tokens), -1, -1), tokens], 1)
-        return self.blocks(x)[:, 0]
-
-    def forward(self, points: torch.Tensor) -> torch.Tensor:
-        """Args:
-            points: (N, 146, 2) float x, y of ``LANDMARK_SUBSET`` in image pixels.
-
-        Returns:
-            (N, 52) scores in [0, 1], ``BLENDSHAPE_NAMES`` order.
-        """
-        return torch.sigmoid(self.head(self.forward_features(points)))
-
-
-def load_blendshape_net(path: str | Path | None = None) -> BlendshapeNet:
-    """Build ``BlendshapeNet`` with the packaged (or given) converted weights, in eval mode.
-
-    Raises:
-        FileNotFoundError: the weight file is missing (with how to regenerate it).
-        facebehavior.models.weights.CheckpointError: the file is not a Blendshape V2 checkpoint.
-    """
-    return load_converted(BlendshapeNet(), path, _SOURCE)
-
-
-# --------------------------------------------------------------------------------------------
 # Scoring
 # --------------------------------------------------------------------------------------------
-def _subset_xy(landmarks_px: np.ndarray | torch.Tensor) -> torch.Tensor:
-    pts = torch.as_tensor(
-        np.asarray(landmarks_px) if not isinstance(landmarks_px, torch.Tensor) else landmarks_px
-    )
+def _subset_xy(landmarks_px: Any) -> np.ndarray:
+    """(N, 146, 2) float32 x, y of the model's landmark subset (numpy or tensor input)."""
+    pts = np.asarray(landmarks_px)
     if pts.ndim != 3 or pts.shape[1] != idx.NUM_POINTS_V2 or pts.shape[2] not in (2, 3):
         raise ValueError(
             f"landmarks must be (N, {idx.NUM_POINTS_V2}, 2|3) Face Mesh V2 points in pixels, got "
             f"{tuple(pts.shape)}; FaceMesh-468 has no irises, run FaceMeshV2Landmarker"
         )
-    return pts[:, list(LANDMARK_SUBSET), :2].to(torch.float32)
+    return np.ascontiguousarray(pts[:, list(LANDMARK_SUBSET), :2], dtype=np.float32)
 
 
 class FaceBlendshapes:
-    """Blendshape V2 scorer holding its network (explicit device and batch size).
+    """Blendshape V2 scorer holding its network (explicit device, batch size and runtime).
 
     Example:
         >>> scorer = FaceBlendshapes()  # doctest: +SKIP
@@ -177,21 +90,52 @@ class FaceBlendshapes:
     names: tuple[str, ...] = BLENDSHAPE_NAMES
 
     def __init__(
-        self, *, device: str | torch.device = "cpu", weights: str | Path | None = None, batch_size: int = 1024
+        self,
+        *,
+        device: str | torch.device = "cpu",
+        weights: str | Path | None = None,
+        batch_size: int = 1024,
+        backend: str = "torch",
     ) -> None:
         """Args:
         device: torch device for the network.
         weights: override the packaged ``blendshapes_v2.safetensors``.
         batch_size: faces per network call.
+        backend: ``"torch"`` (reference), ``"onnx"`` (onnxruntime on CPU) or ``"auto"``
+            (``backends.resolve_backend``).
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.device = torch.device(device)
+        self.backend = resolve_backend(backend, device)
         self.batch_size = batch_size
-        self.net = load_blendshape_net(weights).to(self.device)
+        self._weights = weights
+        if self.backend == "onnx":
+            self.device = device
+            self._net, self.runner = load_runner(
+                _net, weights, _SOURCE, input_size=0, backend="onnx", device=device
+            )
+            if self._net is not None:  # a given checkpoint: export it with its point input
+                import torch
 
-    @torch.inference_mode()
-    def __call__(self, landmarks_px: np.ndarray | torch.Tensor) -> np.ndarray:
+                from facebehavior.backends import OnnxNet, export_onnx
+
+                x = torch.zeros(2, len(LANDMARK_SUBSET), 2)
+                self.runner = OnnxNet(export_onnx(self._net, inputs=(x,), input_names=("points",)))
+        else:
+            import torch
+
+            self.device = torch.device(device)
+            self._net = load_converted(_net(), weights, _SOURCE).to(self.device)
+            self.runner = None
+
+    @property
+    def net(self) -> Any:
+        """The PyTorch module (the reference; loaded on first access with the ONNX backend)."""
+        if self._net is None:
+            self._net = load_converted(_net(), self._weights, _SOURCE)
+        return self._net
+
+    def __call__(self, landmarks_px: Any) -> np.ndarray:
         """Scores for a batch of faces.
 
         Args:
@@ -202,18 +146,34 @@ class FaceBlendshapes:
             (N, 52) float32 scores in [0, 1], ``BLENDSHAPE_NAMES`` order.
         """
         xy = _subset_xy(landmarks_px)
-        out = [
-            self.net(xy[i : i + self.batch_size].to(self.device)).cpu()
-            for i in range(0, len(xy), self.batch_size)
-        ]
-        return torch.cat(out).numpy() if out else np.zeros((0, len(BLENDSHAPE_NAMES)), np.float32)
+        if len(xy) == 0:
+            return np.zeros((0, len(BLENDSHAPE_NAMES)), np.float32)
+        if self.backend == "onnx":
+            from facebehavior.backends import run_batched_numpy
+
+            return run_batched_numpy(self.runner, xy, self.batch_size)[0]
+        import torch
+
+        with torch.inference_mode():
+            t = torch.from_numpy(xy)
+            out = [
+                self.net(t[i : i + self.batch_size].to(self.device)).cpu()
+                for i in range(0, len(t), self.batch_size)
+            ]
+        return torch.cat(out).numpy()
+
+
+def _net() -> Any:
+    from facebehavior.face.landmarks._blendshapes_net import BlendshapeNet
+
+    return BlendshapeNet()
 
 
 _DEFAULT: FaceBlendshapes | None = None
 _DEFAULT_LOCK = threading.Lock()
 
 
-def blendshapes(landmarks_px: np.ndarray | torch.Tensor) -> np.ndarray:
+def blendshapes(landmarks_px: Any) -> np.ndarray:
     """52 blendshape scores per face from Face Mesh V2 landmarks (CPU; weights load on first call).
 
     Args:
@@ -227,3 +187,16 @@ def blendshapes(landmarks_px: np.ndarray | torch.Tensor) -> np.ndarray:
         if _DEFAULT is None:
             _DEFAULT = FaceBlendshapes()
     return _DEFAULT(landmarks_px)
+
+
+# The PyTorch networks live in ``facebehavior.face.landmarks._blendshapes_net`` so that this module
+# imports without torch (the onnxruntime path); they stay importable from here.
+_NETS = ("BlendshapeNet", "load_blendshape_net")
+
+
+def __getattr__(name: str) -> object:
+    if name in _NETS:
+        import importlib
+
+        return getattr(importlib.import_module("facebehavior.face.landmarks._blendshapes_net"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

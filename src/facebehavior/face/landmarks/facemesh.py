@@ -22,28 +22,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
 
-from facebehavior.backends import ConvertedWeights, load_runner, run_batched
-from facebehavior.face.detect.blazeface import check_images, tf_same_pad
+from facebehavior.backends import ConvertedWeights, load_converted, load_runner, resolve_backend, run_batched
+from facebehavior.face.detect.blazeface import check_images
 from facebehavior.face.landmarks import indices as idx
 from facebehavior.types import Detections, Landmarks
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "INPUT_SIZE",
     "ROI_SCALE",
     "WEIGHTS",
-    "FaceMeshNet",
     "FaceRoi",
     "FaceMeshLandmarker",
     "roi_from_detections",
     "roi_from_landmarks",
     "roi_matrices",
     "crop_rois",
+    "crop_rois_numpy",
     "project_landmarks",
     "keypoints5",
     "refine_detections",
@@ -53,87 +54,6 @@ INPUT_SIZE = 192
 ROI_SCALE = 1.5
 WEIGHTS = "facemesh.safetensors"
 _SOURCE = ConvertedWeights(WEIGHTS, "facemesh", "FaceMesh", "tools/convert_mediapipe.py")
-
-
-# --------------------------------------------------------------------------------------------
-# Network
-# --------------------------------------------------------------------------------------------
-class _Block(nn.Module):
-    """Depthwise 3x3 (TF SAME, no bias) → 1x1 (bias) + skip → PReLU.
-
-    On stride 2 the skip is a 2x2 VALID max-pool; it is zero-padded in channels when widening.
-    """
-
-    def __init__(self, cin: int, cout: int, stride: int = 1) -> None:
-        super().__init__()
-        self.stride = stride
-        self.cout = cout
-        self.dw = nn.Conv2d(cin, cin, 3, stride, groups=cin, bias=False)
-        self.pw = nn.Conv2d(cin, cout, 1)
-        self.act = nn.PReLU(cout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.stride == 1:
-            # Stride 1: TF SAME is symmetric (1 px), so the convolution pads itself (no padded copy).
-            y = self.pw(F.conv2d(x, self.dw.weight, None, 1, 1, 1, self.dw.groups))
-        else:
-            y = self.pw(self.dw(tf_same_pad(x, 3, self.stride)))
-        skip = F.max_pool2d(x, 2, 2) if self.stride == 2 else x
-        if skip.shape[1] < self.cout:
-            skip = F.pad(skip, (0, 0, 0, 0, 0, self.cout - skip.shape[1]))
-        return self.act(skip + y)
-
-
-class _ConvAct(nn.Module):
-    """1x1 conv (bias) → PReLU."""
-
-    def __init__(self, cin: int, cout: int) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(cin, cout, 1)
-        self.act = nn.PReLU(cout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.conv(x))
-
-
-class FaceMeshNet(nn.Module):
-    """FaceMesh network: (N, 3, 192, 192) RGB in [0, 1] → 468 x (x, y, z) and a presence logit.
-
-    MediaPipe's TF.js graph also computes a 266-value "contours" head that MediaPipe's own
-    face_landmark graph never reads (the TFLite model has no such output); it is not ported.
-    """
-
-    _BACKBONE = (
-        (16, 16, 1), (16, 16, 1), (16, 32, 2), (32, 32, 1), (32, 32, 1), (32, 64, 2), (64, 64, 1),
-        (64, 64, 1), (64, 128, 2), (128, 128, 1), (128, 128, 1), (128, 128, 2), (128, 128, 1),
-        (128, 128, 1),
-    )  # fmt: skip
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.stem = nn.Conv2d(3, 16, 3, 2)
-        self.stem_act = nn.PReLU(16)
-        self.backbone = nn.Sequential(*(_Block(*b) for b in self._BACKBONE))
-        self.mesh = nn.Sequential(_Block(128, 128, 2), _Block(128, 128), _Block(128, 128))
-        self.mesh_tail = nn.Sequential(_ConvAct(128, 32), _Block(32, 32))
-        self.mesh_out = nn.Conv2d(32, 1404, 3, 3)
-        self.flag = nn.Sequential(_Block(128, 128, 2))
-        self.flag_tail = nn.Sequential(_ConvAct(128, 32), _Block(32, 32))
-        self.flag_out = nn.Conv2d(32, 1, 3, 3)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Args:
-            x: (N, 3, 192, 192) float RGB in [0, 1].
-
-        Returns:
-            ``(mesh, logit)``: (N, 1404) = 468 x (x, y, z) in crop pixels, and (N,) face-presence
-            logit (the TF.js graph applies the sigmoid inside; the TFLite model does not).
-        """
-        x = self.stem_act(self.stem(tf_same_pad(x, 3, 2)))
-        x = self.backbone(x)
-        mesh = self.mesh_out(self.mesh_tail(self.mesh(x))).flatten(1)
-        logit = self.flag_out(self.flag_tail(self.flag(x))).flatten(1)[:, 0]
-        return mesh, logit
 
 
 # --------------------------------------------------------------------------------------------
@@ -260,10 +180,10 @@ def crop_rois(
     Returns:
         (F, 3, size, size) float32 pixel values in [0, 255] (integers).
     """
-    if sampling not in ("center", "mediapipe"):
-        raise ValueError(f"unknown sampling {sampling!r}; valid: ['center', 'mediapipe']")
-    if border not in ("zero", "replicate"):
-        raise ValueError(f"unknown border {border!r}; valid: ['replicate', 'zero']")
+    import torch
+    import torch.nn.functional as F
+
+    _check_crop_args(sampling, border)
     n, h, w, _ = images.shape
     f = len(rois)
     out = torch.zeros(f, 3, size, size)
@@ -345,6 +265,9 @@ def _crop_opencv_fixed_point(
     One face at a time: the per-face arrays stay in cache (a batch of 8 at once was 2x slower
     per face).
     """
+    import torch
+    import torch.nn.functional as F
+
     _, h, w, _ = images.shape
     origin, right, down = _opencv_box_corners(rois)
     t = np.arange(size, dtype=np.float64) / size
@@ -381,6 +304,110 @@ def _crop_opencv_fixed_point(
         bottom = (p11 - p10).mul_(fx).add_(p10, alpha=32)
         out[f] = (bottom - top).mul_(fy).add_(top, alpha=32).add_(512).div_(1024).floor_()
     return out
+
+
+def _check_crop_args(sampling: str, border: str) -> None:
+    if sampling not in ("center", "mediapipe"):
+        raise ValueError(f"unknown sampling {sampling!r}; valid: ['center', 'mediapipe']")
+    if border not in ("zero", "replicate"):
+        raise ValueError(f"unknown border {border!r}; valid: ['replicate', 'zero']")
+
+
+def crop_rois_numpy(
+    images: np.ndarray,
+    rois: FaceRoi,
+    size: int = INPUT_SIZE,
+    *,
+    sampling: str = "center",
+    border: str = "zero",
+) -> np.ndarray:
+    """``crop_rois`` in numpy (the onnxruntime path, no torch): same arguments, same crops.
+
+    ``"mediapipe"`` sampling is integer arithmetic and bit-identical to ``crop_rois``. ``"center"``
+    computes the bilinear taps from float64 sample positions where ``grid_sample`` uses float32
+    normalised ones, so a value that lands within ~1e-4 of .5 may round the other way: measured
+    at most 1 grey level on a few pixels per crop (``tests/test_numpy_twins.py``).
+
+    Returns:
+        (F, 3, size, size) float32 pixel values in [0, 255] (integers).
+    """
+    _check_crop_args(sampling, border)
+    n = images.shape[0]
+    f = len(rois)
+    out = np.zeros((f, 3, size, size), np.float32)
+    if f == 0:
+        return out
+    if rois.frame_index.min() < 0 or rois.frame_index.max() >= n:
+        raise ValueError(f"roi frame_index out of range for a batch of {n} frames")
+    if sampling == "mediapipe":
+        origin, right, down = _opencv_box_corners(rois)
+        t = np.arange(size, dtype=np.float64) / size
+        for i in range(f):
+            q = []
+            for c, extent in ((0, images.shape[2]), (1, images.shape[1])):
+                g = (origin[i, c] + (right[i, c] - origin[i, c]) * t[None, :]) + (
+                    down[i, c] - origin[i, c]
+                ) * t[:, None]
+                q.append(np.rint(np.clip(g, -1.0, extent) * 32.0).astype(np.int32))
+            a, b, c, d, fx, fy = _taps(
+                images[rois.frame_index[i]], q[0] >> 5, q[1] >> 5, border == "replicate"
+            )
+            fx = (q[0] & 31).astype(np.float32)[..., None]
+            fy = (q[1] & 31).astype(np.float32)[..., None]
+            # OpenCV's 10-bit blend as in ``_crop_opencv_fixed_point`` (exact in float32).
+            top = (b - a) * fx + a * 32
+            bottom = (d - c) * fx + c * 32
+            out[i] = np.floor(((bottom - top) * fy + top * 32 + 512) / 1024).transpose(2, 0, 1)
+        return out
+    m = roi_matrices(rois, size)
+    t = np.arange(size, dtype=np.float64) + 0.5
+    for i in range(f):
+        # Sample positions in pixel-index units (grid_sample, align_corners=False: centres at +0.5).
+        gx = (m[i, 0, 0] * t[None, :] + m[i, 0, 1] * t[:, None]) + (m[i, 0, 2] - 0.5)
+        gy = (m[i, 1, 0] * t[None, :] + m[i, 1, 1] * t[:, None]) + (m[i, 1, 2] - 0.5)
+        x0, y0 = np.floor(gx), np.floor(gy)
+        a, b, c, d, _, _ = _taps(
+            images[rois.frame_index[i]], x0.astype(np.intp), y0.astype(np.intp), border == "replicate"
+        )
+        fx = (gx - x0).astype(np.float32)[..., None]
+        fy = (gy - y0).astype(np.float32)[..., None]
+        top = a + (b - a) * fx
+        bottom = c + (d - c) * fx
+        out[i] = (top + (bottom - top) * fy).transpose(2, 0, 1)
+    np.clip(np.round(out, out=out), 0, 255, out=out)
+    return out
+
+
+def _taps(
+    image: np.ndarray, ix: np.ndarray, iy: np.ndarray, replicate: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, None, None]:
+    """The four bilinear taps (S, S, 3) float32 at integer positions ``(ix, iy)`` and +1.
+
+    Only the frame part the taps reach is read, padded with zeros (or edge pixels) where it leaves
+    the frame; pixels are gathered as packed RGBX uint32 words (one 1-D take per tap, 2x faster
+    than gathering float rows).
+    """
+    h, w = image.shape[:2]
+    lx, hx, ly, hy = int(ix.min()), int(ix.max()) + 1, int(iy.min()), int(iy.max()) + 1
+    rw, rh = hx - lx + 1, hy - ly + 1
+    if replicate:
+        ys = np.clip(np.arange(ly, hy + 1), 0, h - 1)
+        xs = np.clip(np.arange(lx, hx + 1), 0, w - 1)
+        reg = np.zeros((rh, rw, 4), np.uint8)
+        reg[..., :3] = image[ys[:, None], xs[None, :]]
+    else:
+        reg = np.zeros((rh, rw, 4), np.uint8)
+        sx0, sy0, sx1, sy1 = max(lx, 0), max(ly, 0), min(hx + 1, w), min(hy + 1, h)
+        if sx1 > sx0 and sy1 > sy0:
+            reg[sy0 - ly : sy1 - ly, sx0 - lx : sx1 - lx, :3] = image[sy0:sy1, sx0:sx1]
+    flat = reg.view(np.uint32).reshape(-1)
+    base = (iy - ly).astype(np.intp) * rw + (ix - lx).astype(np.intp)
+    shape = (*ix.shape, 4)
+
+    def tap(o: int) -> np.ndarray:
+        return flat.take(base + o).view(np.uint8).reshape(shape)[..., :3].astype(np.float32)
+
+    return tap(0), tap(1), tap(rw), tap(rw + 1), None, None
 
 
 def project_landmarks(mesh: np.ndarray, rois: FaceRoi, size: int = INPUT_SIZE) -> np.ndarray:
@@ -451,33 +478,44 @@ class FaceMeshLandmarker:
         device: torch device for the network.
         weights: override the packaged ``facemesh.safetensors``.
         batch_size: faces per network call (bounds memory on crowded frames).
-        backend: ``"torch"`` (reference) or ``"onnx"`` (onnxruntime on CPU, exported in memory
-            at build time).
+        backend: ``"torch"`` (reference), ``"onnx"`` (onnxruntime on CPU: the shipped export, or
+            one made in memory for ``weights``) or ``"auto"`` (``backends.resolve_backend``).
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.device = torch.device(device)
+        self.backend = resolve_backend(backend, device)
+        self.device = device if self.backend == "onnx" else _torch_device(device)
         self.batch_size = batch_size
-        self.backend = backend
-        # self.net is the PyTorch module (the reference and the ONNX export source).
-        self.net, self.runner = load_runner(
-            FaceMeshNet(), weights, _SOURCE, input_size=INPUT_SIZE, backend=backend, device=self.device
+        self._weights = weights
+        self._net, self.runner = load_runner(
+            _facemesh_net, weights, _SOURCE, input_size=INPUT_SIZE, backend=self.backend, device=device
         )
 
-    @torch.inference_mode()
-    def raw(self, crops: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    @property
+    def net(self) -> Any:
+        """The PyTorch module (the reference; loaded on first access with the ONNX backend)."""
+        if self._net is None:
+            self._net = load_converted(_facemesh_net(), self._weights, _SOURCE)
+        return self._net
+
+    def raw(self, crops: Any) -> tuple[np.ndarray, np.ndarray]:
         """Run the network on crops.
 
         Args:
-            crops: (F, 3, 192, 192) float pixel values in [0, 255].
+            crops: (F, 3, 192, 192) float pixel values in [0, 255] (tensor or array).
 
         Returns:
             ``(mesh, presence)``: (F, 468, 3) float32 crop pixels and (F,) float32 in [0, 1].
         """
         if len(crops) == 0:
             return np.zeros((0, idx.NUM_POINTS, 3), np.float32), np.zeros(0, np.float32)
-        mesh, logit = run_batched(self.runner, crops, self.batch_size, device=self.device, divisor=255.0)
-        return mesh.numpy().reshape(-1, idx.NUM_POINTS, 3), torch.sigmoid(logit).numpy()
+        mesh, logit = _run(self, crops)[:2]
+        return mesh.reshape(-1, idx.NUM_POINTS, 3), _sigmoid(logit)
+
+    def crop(self, images: np.ndarray, rois: FaceRoi) -> Any:
+        """The network's input crops of ``rois`` (numpy on the ONNX backend, torch otherwise)."""
+        crop = crop_rois_numpy if self.backend == "onnx" else crop_rois
+        return crop(check_images(images), rois)
 
     def from_rois(self, images: np.ndarray, rois: FaceRoi) -> Landmarks:
         """Landmarks for given ROIs (e.g. ``roi_from_landmarks`` of the previous frame).
@@ -489,8 +527,7 @@ class FaceMeshLandmarker:
         Returns:
             ``Landmarks`` with (F, 468, 3) points in frame pixels and (F,) presence.
         """
-        images = check_images(images)
-        mesh, presence = self.raw(crop_rois(images, rois))
+        mesh, presence = self.raw(self.crop(images, rois))
         return Landmarks(points=project_landmarks(mesh, rois), presence=presence)
 
     def __call__(self, images: np.ndarray, detections: Detections) -> Landmarks:
@@ -501,6 +538,39 @@ class FaceMeshLandmarker:
             detections: faces with ``frame_index`` into ``images``.
         """
         return self.from_rois(images, roi_from_detections(detections))
+
+
+def _facemesh_net() -> Any:
+    from facebehavior.face.landmarks._facemesh_net import FaceMeshNet
+
+    return FaceMeshNet()
+
+
+def _torch_device(device: Any) -> Any:
+    import torch
+
+    return torch.device(device)
+
+
+def _sigmoid(logit: np.ndarray) -> np.ndarray:
+    """float32 logistic, as ``torch.sigmoid`` (no overflow warning for very negative logits)."""
+    x = np.asarray(logit, np.float32)
+    with np.errstate(over="ignore"):
+        return (1.0 / (1.0 + np.exp(-x))).astype(np.float32)
+
+
+def _run(lm: Any, crops: Any) -> tuple[np.ndarray, ...]:
+    """A landmarker's network on (F, 3, S, S) pixel crops in chunks of ``lm.batch_size``: its
+    outputs as float32 numpy arrays (onnxruntime on numpy, or the torch reference)."""
+    if lm.backend == "onnx":
+        from facebehavior.backends import run_batched_numpy
+
+        return run_batched_numpy(lm.runner, crops, lm.batch_size, divisor=255.0)
+    import torch
+
+    with torch.inference_mode():
+        outs = run_batched(lm.runner, torch.as_tensor(crops), lm.batch_size, device=lm.device, divisor=255.0)
+    return tuple(o.float().numpy() for o in outs)
 
 
 def refine_detections(detections: Detections, landmarks: Landmarks) -> Detections:
@@ -522,3 +592,16 @@ def refine_detections(detections: Detections, landmarks: Landmarks) -> Detection
         keypoints=keypoints5(landmarks.points),
         face_id=detections.face_id,
     )
+
+
+# The PyTorch networks live in ``facebehavior.face.landmarks._facemesh_net`` so that this module
+# imports without torch (the onnxruntime path); they stay importable from here.
+_NETS = ("FaceMeshNet",)
+
+
+def __getattr__(name: str) -> object:
+    if name in _NETS:
+        import importlib
+
+        return getattr(importlib.import_module("facebehavior.face.landmarks._facemesh_net"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

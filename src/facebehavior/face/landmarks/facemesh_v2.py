@@ -44,29 +44,33 @@ ROI's x axis in *normalised* image units, i.e. by sqrt(cos² + (W/H)² sin²) x 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
 
-from facebehavior.backends import ConvertedWeights, load_converted, load_runner, run_batched
-from facebehavior.face.detect.blazeface import check_images, tf_same_pad
+from facebehavior.backends import ConvertedWeights, load_converted, load_runner, resolve_backend
+from facebehavior.face.detect.blazeface import check_images
 from facebehavior.face.landmarks import indices as idx
 from facebehavior.face.landmarks.facemesh import (
     FaceRoi,
+    _run,
+    _sigmoid,
+    _torch_device,
     crop_rois,
+    crop_rois_numpy,
     project_landmarks,
     roi_from_detections,
     roi_from_landmarks,
 )
 from facebehavior.types import Detections, Landmarks
 
+if TYPE_CHECKING:
+    import torch
+
 __all__ = [
     "INPUT_SIZE",
     "ROI_SCALE",
     "WEIGHTS",
-    "FaceMeshV2Net",
     "FaceMeshV2Landmarker",
 ]
 
@@ -76,83 +80,10 @@ WEIGHTS = "facemesh_v2.safetensors"
 _SOURCE = ConvertedWeights(WEIGHTS, "facemesh_v2", "Face Mesh V2", "tools/convert_face_landmarker.py")
 
 
-# --------------------------------------------------------------------------------------------
-# Network
-# --------------------------------------------------------------------------------------------
-class _Residual(nn.Module):
-    """PReLU bottleneck: 1x1 reduce → PReLU → depthwise 3x3 → 1x1 expand, + input → PReLU.
+def _net() -> Any:
+    from facebehavior.face.landmarks._facemesh_v2_net import FaceMeshV2Net
 
-    With ``down=True`` the reduce is a 2x2 stride-2 convolution and the skip a 2x2 max-pool,
-    zero-padded in channels to ``cout``. The depthwise convolution has no bias (the TFLite graph
-    feeds it an all-zero one).
-    """
-
-    def __init__(self, cin: int, mid: int, cout: int, down: bool = False) -> None:
-        super().__init__()
-        self.down = down
-        self.cout = cout
-        self.reduce = nn.Conv2d(cin, mid, 2 if down else 1, 2 if down else 1)
-        self.reduce_act = nn.PReLU(mid)
-        self.dw = nn.Conv2d(mid, mid, 3, 1, 1, groups=mid, bias=False)
-        self.expand = nn.Conv2d(mid, cout, 1)
-        self.act = nn.PReLU(cout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.expand(self.dw(self.reduce_act(self.reduce(x))))
-        skip = F.max_pool2d(x, 2, 2) if self.down else x
-        if skip.shape[1] < self.cout:
-            skip = F.pad(skip, (0, 0, 0, 0, 0, self.cout - skip.shape[1]))
-        return self.act(skip + y)
-
-
-class FaceMeshV2Net(nn.Module):
-    """Face Mesh V2: (N, 3, 256, 256) RGB in [0, 1] → 478 x (x, y, z), presence and aux logits."""
-
-    # (cin, mid, cout) of each stage's first block (a downsampling one except in stage 0); every
-    # stage then has four more identity blocks of width cout (reduce to ``mid``).
-    _STAGES = ((16, 8, 16), (16, 16, 32), (32, 32, 64), (64, 64, 128), (128, 64, 128), (128, 64, 128),
-               (128, 64, 128))  # fmt: skip
-    _BLOCKS_PER_STAGE = 4
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.stem = nn.Conv2d(3, 16, 3, 2)
-        self.stem_act = nn.PReLU(16)
-        blocks: list[nn.Module] = []
-        for s, (cin, mid, cout) in enumerate(self._STAGES):
-            if s > 0:
-                blocks.append(_Residual(cin, mid, cout, down=True))
-            blocks += [_Residual(cout, mid, cout) for _ in range(self._BLOCKS_PER_STAGE)]
-        self.blocks = nn.Sequential(*blocks)
-        self.mesh = nn.Conv2d(128, 3 * idx.NUM_POINTS_V2, 2)
-        self.presence = nn.Conv2d(128, 1, 2)
-        self.aux = nn.Conv2d(128, 1, 2)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 3, 256, 256) → (N, 128, 2, 2)."""
-        return self.blocks(self.stem_act(self.stem(tf_same_pad(x, 3, 2))))
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Args:
-            x: (N, 3, 256, 256) float RGB in [0, 1].
-
-        Returns:
-            ``(mesh, presence_logit, aux_logit)``: (N, 1434) = 478 x (x, y, z) in crop pixels,
-            (N,) face-presence logit (sigmoid gives MediaPipe's presence score) and (N,) logit of
-            the unused second score.
-        """
-        f = self.forward_features(x)
-        return self.mesh(f).flatten(1), self.presence(f).flatten(1)[:, 0], self.aux(f).flatten(1)[:, 0]
-
-
-def load_facemesh_v2(path: str | Path | None = None) -> FaceMeshV2Net:
-    """Build ``FaceMeshV2Net`` with the packaged (or given) converted weights, in eval mode.
-
-    Raises:
-        FileNotFoundError: the weight file is missing (with how to regenerate it).
-        facebehavior.models.weights.CheckpointError: the file is not a Face Mesh V2 checkpoint.
-    """
-    return load_converted(FaceMeshV2Net(), path, _SOURCE)
+    return FaceMeshV2Net()
 
 
 # --------------------------------------------------------------------------------------------
@@ -185,37 +116,45 @@ class FaceMeshV2Landmarker:
         device: torch device for the network.
         weights: override the packaged ``facemesh_v2.safetensors``.
         batch_size: faces per network call (bounds memory on crowded frames).
-        backend: ``"torch"`` (reference) or ``"onnx"`` (onnxruntime on CPU, exported in memory
-            at build time).
+        backend: ``"torch"`` (reference), ``"onnx"`` (onnxruntime on CPU: the shipped export, or
+            one made in memory for ``weights``) or ``"auto"`` (``backends.resolve_backend``).
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.device = torch.device(device)
+        self.backend = resolve_backend(backend, device)
+        self.device = device if self.backend == "onnx" else _torch_device(device)
         self.batch_size = batch_size
-        self.backend = backend
-        # self.net is the PyTorch module (the reference and the ONNX export source).
-        self.net, self.runner = load_runner(
-            FaceMeshV2Net(), weights, _SOURCE, input_size=INPUT_SIZE, backend=backend, device=self.device
+        self._weights = weights
+        self._net, self.runner = load_runner(
+            _net, weights, _SOURCE, input_size=INPUT_SIZE, backend=self.backend, device=device
         )
 
-    @torch.inference_mode()
-    def raw(self, crops: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    @property
+    def net(self) -> Any:
+        """The PyTorch module (the reference; loaded on first access with the ONNX backend)."""
+        if self._net is None:
+            self._net = load_converted(_net(), self._weights, _SOURCE)
+        return self._net
+
+    def raw(self, crops: Any) -> tuple[np.ndarray, np.ndarray]:
         """Run the network on crops.
 
         Args:
-            crops: (F, 3, 256, 256) float pixel values in [0, 255].
+            crops: (F, 3, 256, 256) float pixel values in [0, 255] (tensor or array).
 
         Returns:
             ``(mesh, presence)``: (F, 478, 3) float32 crop pixels and (F,) float32 in [0, 1].
         """
         if len(crops) == 0:
             return np.zeros((0, idx.NUM_POINTS_V2, 3), np.float32), np.zeros(0, np.float32)
-        mesh, logit, _ = run_batched(self.runner, crops, self.batch_size, device=self.device, divisor=255.0)
-        return mesh.numpy().reshape(-1, idx.NUM_POINTS_V2, 3), torch.sigmoid(logit).numpy()
+        mesh, logit = _run(self, crops)[:2]
+        return mesh.reshape(-1, idx.NUM_POINTS_V2, 3), _sigmoid(logit)
 
-    def crop(self, images: np.ndarray, rois: FaceRoi) -> torch.Tensor:
-        """MediaPipe-style 256x256 crops of ``rois`` ((F, 3, 256, 256) float pixel values)."""
-        return crop_rois(check_images(images), rois, INPUT_SIZE, sampling="mediapipe", border="replicate")
+    def crop(self, images: np.ndarray, rois: FaceRoi) -> Any:
+        """MediaPipe-style 256x256 crops of ``rois`` ((F, 3, 256, 256) float pixel values; numpy on
+        the ONNX backend, a tensor otherwise; the same values either way)."""
+        crop = crop_rois_numpy if self.backend == "onnx" else crop_rois
+        return crop(check_images(images), rois, INPUT_SIZE, sampling="mediapipe", border="replicate")
 
     def from_rois(self, images: np.ndarray, rois: FaceRoi) -> Landmarks:
         """Landmarks for given ROIs (e.g. ``roi_from_landmarks`` of the previous frame).
@@ -254,3 +193,16 @@ class FaceMeshV2Landmarker:
         for _ in range(refine):
             out = self.from_rois(images, roi_from_landmarks(out.points, detections.frame_index))
         return out
+
+
+# The PyTorch networks live in ``facebehavior.face.landmarks._facemesh_v2_net`` so that this module
+# imports without torch (the onnxruntime path); they stay importable from here.
+_NETS = ("FaceMeshV2Net", "load_facemesh_v2")
+
+
+def __getattr__(name: str) -> object:
+    if name in _NETS:
+        import importlib
+
+        return getattr(importlib.import_module("facebehavior.face.landmarks._facemesh_v2_net"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
