@@ -587,8 +587,17 @@ class _ProgressLines:
         import os
         import time
 
-        env = os.environ.get("FACEBEHAVIOR_PROGRESS_SECONDS", "")
-        self.every = every if every is not None else float(env) if env else PROGRESS_SECONDS
+        if every is None:
+            env = os.environ.get("FACEBEHAVIOR_PROGRESS_SECONDS", "").strip()
+            try:
+                every = float(env) if env else PROGRESS_SECONDS
+            except ValueError:
+                every = -1.0
+            if not every >= 0:  # a typo must not stop a long batch job: say so, use the default
+                _say(f"warning: FACEBEHAVIOR_PROGRESS_SECONDS={env!r} is not a number of seconds >= 0; "
+                     f"reporting every {PROGRESS_SECONDS:g} s")  # fmt: skip
+                every = PROGRESS_SECONDS
+        self.every = every
         self.files, self.done, self.frames = files, 0, 0
         self.start = self.last = time.monotonic()
 
