@@ -101,7 +101,10 @@ class ARL(nn.Module):
             raise ValueError(f"attention must be one of {ATTENTION_MODES}, got {attention!r}")
         n = len(aus)
         self.aus = tuple(aus)
-        self.task_labels = {"au": tuple(schema.get_au(a).code for a in aus)}
+        codes = tuple(schema.get_au(a).code for a in aus)
+        self.task_labels = {"au": codes}
+        if max_intensity is not None:  # iARL: its intensity head is a task of the exported spec too
+            self.task_labels["au_intensity"] = codes
         self.input_size = input_size
         self.in_channels = in_channels
         self.max_intensity = max_intensity
