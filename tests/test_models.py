@@ -34,6 +34,12 @@ CASES: dict[str, tuple[dict, list[tuple[int, ...]], dict[str, tuple[int, ...]]]]
         [(2, 1, 48, 48), (2, 52)],
         {"expression": (2, 8), "au": (2, 18), "va": (2, 2)},
     ),
+    "fbn_fusion_compound": ({}, [(2, 1, 48, 48), (2, 52)], {"au": (2, 18), "compound_prob": (2, 2)}),
+    "fbn_fusion_compound_tiny": (
+        {},
+        [(2, 1, 48, 48), (2, 52)],
+        {"expression": (2, 8), "au": (2, 18), "va": (2, 2), "compound_logits": (2, 2)},
+    ),
     "resnet50": ({}, [(2, 3, 224, 224)], {"logits": (2, 1000)}),
     "resnet50_tiny": ({}, [(2, 3, 96, 96)], {"logits": (2, 10)}),
     "facebehaviornet": ({}, [(2, 3, 96, 96)], {"expression": (2, 7), "au": (2, 17), "va": (2, 2)}),

@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "prepare": "Detect and align faces once over a corpus into a training cache.",
     "train": "Train a model from a YAML recipe.",
     "evaluate": "Evaluate a checkpoint on a dataset split with the papers' metrics.",
+    "finetune": "Few-shot compound-expression head on the default model (FaceBehaviorNet 4.5), exported.",
     "report": "Write a self-contained HTML report (per source and face) of an analyze results file.",
 }
 
