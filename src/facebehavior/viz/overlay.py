@@ -14,6 +14,7 @@ of a results table (``facebehavior analyze --annotate``).
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -32,9 +33,9 @@ from facebehavior.viz._common import (
     expression_columns,
     face_colour,
     face_rows,
-    font,
     hex_rgb,
 )
+from facebehavior.viz._common import font as _load_font
 
 __all__ = [
     "overlay_font_size",
@@ -58,6 +59,15 @@ IMAGE_OUT_EXTENSIONS: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".web
 _AXIS_COLOURS = ((255, 64, 64), (64, 220, 64), (80, 150, 255))
 _GAZE_COLOUR = (255, 220, 0)
 _PANEL_BG = (0, 0, 0, 160)
+# Column families a frame's overlay never reads; left out before the rows are iterated, since
+# turning ~900 mixed columns into per-row Series cost more than the drawing (--show, --annotate).
+_UNDRAWN_PREFIXES = ("x_", "y_", "X_", "Y_", "Z_", "mesh_", "eye_lmk_", "bs_", "geom_")
+
+
+@functools.lru_cache(maxsize=32)
+def font(size: int):
+    """``viz._common.font``, loaded once per size (a TrueType load per label costs milliseconds)."""
+    return _load_font(size)
 
 
 def overlay_font_size(shape: tuple[int, ...]) -> int:
@@ -239,7 +249,13 @@ def draw_overlay(
         for c in rows.columns
         if (m := LANDMARK_X.match(str(c))) and f"y_{m.group(1)}" in rows.columns
     )
-    records = [r for _, r in rows.iterrows()]
+    # (faces, K, 2) landmark pixels, read once as arrays rather than 2·K lookups per face.
+    points = np.stack(
+        [rows[[c for _, c, _ in lm]].to_numpy(np.float64), rows[[c for _, _, c in lm]].to_numpy(np.float64)],
+        axis=-1,
+    )
+    drawn = [c for c in rows.columns if not str(c).startswith(_UNDRAWN_PREFIXES)]
+    records = [r for _, r in rows[drawn].iterrows()]
     panels = [
         _Panel(r, cols, fs, label, top_aus, au_threshold) if panel else _Panel(r, _NO_COLS, fs, label, 0, 1.0)
         for r in records
@@ -259,8 +275,8 @@ def draw_overlay(
     # panel on crowded frames), then the panel text on top.
     img = Image.alpha_composite(img.convert("RGBA"), layer).convert("RGB")
     draw = ImageDraw.Draw(img)
-    for r in records:
-        _draw_geometry(draw, r, lm, width)
+    for r, pts in zip(records, points, strict=True):
+        _draw_geometry(draw, r, pts, width)
     for p, (x, y) in zip(panels, spots, strict=True):
         p.draw(draw, x, y)
     return np.asarray(img)
@@ -269,8 +285,8 @@ def draw_overlay(
 _NO_COLS: dict = {"expr": [], "au": [], "va": False}
 
 
-def _draw_geometry(draw: Any, r: Any, landmarks: list, width: int) -> None:
-    """Box, landmarks, keypoints, pose axes and gaze rays of one face row."""
+def _draw_geometry(draw: Any, r: Any, landmarks: np.ndarray, width: int) -> None:
+    """Box, landmarks ((K, 2) pixels, NaN where absent), keypoints, pose axes and gaze rays of a face row."""
     from facebehavior.schema import KEYPOINTS_5
 
     colour = hex_rgb(face_colour(int(r["face_id"])))
@@ -278,10 +294,8 @@ def _draw_geometry(draw: Any, r: Any, landmarks: list, width: int) -> None:
     draw.rectangle([x1, y1, x2, y2], outline=colour, width=width)
     size = max(x2 - x1, y2 - y1)
     dot = max(1.0, width * 0.6)
-    for _, cx, cy in landmarks:
-        x, y = r[cx], r[cy]
-        if _finite(x, y):
-            draw.ellipse([x - dot, y - dot, x + dot, y + dot], fill=(255, 255, 255))
+    for x, y in landmarks[np.isfinite(landmarks).all(axis=1)].tolist():
+        draw.ellipse([x - dot, y - dot, x + dot, y + dot], fill=(255, 255, 255))
     rad = 1 + width
     for name in KEYPOINTS_5:
         x, y = _get(r, f"{name}_x"), _get(r, f"{name}_y")
