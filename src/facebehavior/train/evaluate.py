@@ -31,9 +31,16 @@ sequence length ``T`` (the recipe's ``sequence_length`` or ``sequence_length=``)
 covered); each frame's prediction is the mean of its windows' outputs (probabilities, after
 ``postprocess``). A video shorter than ``T`` is one window padded at its end by repeating its last
 frame; the padded outputs are dropped (for the unidirectional GRUs of these models the real frames'
-outputs are then those of the short video alone). Models taking ``landmarks`` (AffWildNet family)
-get FaceMesh's points mapped to the 68 iBUG points (``MESH_TO_68``), crop pixels normalised to
-[-1, 1]; they need a detected (or cached) split.
+outputs are then those of the short video alone).
+
+**Extra inputs** are the model's ``input_names`` (``train.data.input_names``), turned into its
+arguments by ``train.data.eval_inputs`` as in training: ``landmarks`` (AffWildNet family) are the
+cache's FaceMesh points mapped to the 68 iBUG points (``FaceCache.landmarks68``), crop pixels
+normalised to [-1, 1] (``models.affwildnet.normalise_landmarks``); ``flow`` (AUNets' flow models)
+is the flow image of each face (``FaceCache.flow_images``): computed with DIS between consecutive
+aligned crops of each video when the split is detected here, read from a ``prepare --flow`` cache
+otherwise (a cache without flow is a one-line error saying to add it). Both need aligned crops (a
+detected or cached split). With ``tta_flip`` the mirrored view mirrors these inputs too.
 
 **Temporal filtering.** ``median=W`` (odd) median-filters every prediction over the frames of each
 video (rows with a non-empty ``video``, grouped by subject and video, in frame order; AUNets used
@@ -79,7 +86,7 @@ import torch
 from facebehavior import metrics
 from facebehavior.models.transforms import postprocess, preprocess
 from facebehavior.models.weights import WeightSpec, load_weights
-from facebehavior.train.data import LabelledImages, SetData, eval_loader
+from facebehavior.train.data import LabelledImages, SetData, eval_inputs, eval_loader
 
 __all__ = [
     "EvalSplit",
@@ -137,20 +144,29 @@ class EvalSplit:
     def landmarks68(self, rows: np.ndarray) -> torch.Tensor:
         """``(B, 68, 2)`` float32 iBUG-68 points in the model's crop, normalised to [-1, 1].
 
-        FaceMesh's 468 points stored by the cache (crop pixels) mapped with ``MESH_TO_68`` (mean of
-        the vertices where a point lies between two), pixel centres ``(x + 0.5) / S · 2 − 1``.
+        The training path: the cache's FaceMesh points mapped to 68 (``FaceCache.landmarks68``),
+        then ``models.affwildnet.normalise_landmarks`` at the cache's crop size.
         """
-        from facebehavior.face.landmarks.indices import MESH_TO_68
+        from facebehavior.models.affwildnet import normalise_landmarks
 
         if self.cache is None or getattr(self.cache, "_mesh", None) is None:
             raise ValueError(
                 "this model takes 68 landmarks per frame; evaluate it on a detected split (no --no-detect) "
                 "or a prepare cache built with FaceMesh (without --no-facemesh)"
             )
-        size = float(self.cache.meta["config"]["size"])
-        mesh = np.stack([self.cache.mesh(int(i)) for i in self.local[rows]])  # (B, 468, 2) crop pixels
-        pts = np.stack([mesh[:, list(ix)].mean(1) for ix in MESH_TO_68], axis=1)  # (B, 68, 2)
-        return torch.from_numpy(((pts + 0.5) / size * 2.0 - 1.0).astype(np.float32))
+        pts = self.cache.landmarks68(self.cache.table, self.local[rows])  # (B, 68, 2) crop pixels
+        return torch.from_numpy(normalise_landmarks(pts, int(self.cache.crop_size)))
+
+    def flow(self, rows: np.ndarray) -> torch.Tensor:
+        """uint8 ``(B, 3, S, S)`` AUNets flow images of table rows ``rows`` (``prepare --flow``), at
+        the model's input size (resized as the crops are)."""
+        if self.cache is None:
+            raise ValueError(
+                "this model takes optical-flow images, computed on aligned face crops: evaluate it on a "
+                "detected split (no --no-detect) or on a cache made by `facebehavior prepare ... --flow dis`"
+            )
+        flow = self.cache.flow_images(self.cache.table, self.local[rows])  # (B, S, S, 3) uint8
+        return torch.from_numpy(self.pixels._convert(flow))  # the crops' layout and resize rule
 
 
 def _recipe_sets(recipe: Any) -> Iterator[dict]:
@@ -195,6 +211,7 @@ def open_split(
     workers: int = 1,
     device: str = "cpu",
     facemesh: bool = True,
+    flow: str | None = None,
 ) -> Iterator[EvalSplit]:
     """Open the split of ``set_cfg`` (a ``SetConfig``) for the checkpoint described by ``spec``.
 
@@ -208,8 +225,18 @@ def open_split(
         save_cache: folder for the detection cache (kept; reusable as ``cache``); default: a
             temporary folder.
         workers, device, facemesh: ``build_cache``'s processes, detector device, FaceMesh alignment.
+        flow: the model takes optical-flow images: a detected split gets them computed with this
+            method (``"dis"``, ``data.cache.build_flow``, as ``prepare --flow``); a ``prepare`` cache
+            must hold them already.
     """
-    from facebehavior.data.cache import STATUS_NAMES, STATUS_OK, CacheConfig, FaceCache, build_cache
+    from facebehavior.data.cache import (
+        STATUS_NAMES,
+        STATUS_OK,
+        CacheConfig,
+        FaceCache,
+        build_cache,
+        build_flow,
+    )
     from facebehavior.data.datasets import create_dataset
     from facebehavior.train.data import holdout_split
 
@@ -231,6 +258,12 @@ def open_split(
     try:
         if getattr(set_cfg, "cache", None):
             cache = FaceCache(set_cfg.cache)
+            if flow and getattr(cache, "_flow", None) is None:
+                raise ValueError(
+                    f"{set_cfg.cache} holds no optical-flow images, which this model takes: run "
+                    "`facebehavior prepare` again with the same arguments and --flow dis (only the flow is "
+                    "computed)"
+                )
             faces = {"source": f"prepare cache {set_cfg.cache}", **_cache_settings(cache)}
             if cache.meta["config"]["template"] != inp.template:
                 logger.warning(
@@ -244,6 +277,12 @@ def open_split(
             if detect is None:
                 detect = _auto_detect(adapter, table, spec)
             if not detect:
+                if flow:
+                    raise ValueError(
+                        "this model takes optical-flow images of aligned face crops, so evaluate detects "
+                        "faces (drop --no-detect) or reads a cache made by `facebehavior prepare ... "
+                        "--flow dis`"
+                    )
                 table = table.subset(holdout(table))
                 labels = images_of(adapter, table)
                 n = len(table)
@@ -261,6 +300,8 @@ def open_split(
             logger.info("detecting and aligning %d rows (template %s, %d px) into %s",
                         len(table), inp.template, inp.size, out)  # fmt: skip
             build_cache(adapter, table, out, config, workers=workers)
+            if flow:
+                build_flow(out, method=flow)
             cache = FaceCache(out)
             faces = {"source": "detected and aligned" + ("" if tmp else f", cache kept in {out}"),
                      **_cache_settings(cache)}  # fmt: skip
@@ -295,13 +336,6 @@ def _auto_detect(adapter: Any, table: Any, spec: WeightSpec) -> bool:
 
 
 # ---- predictions ----------------------------------------------------------------------------------------
-def _forward_inputs(model: torch.nn.Module) -> list[str]:
-    """Names of ``model.forward``'s tensor inputs after the first (e.g. ``["landmarks"]``)."""
-    params = list(inspect.signature(model.forward).parameters.values())
-    return [p.name for p in params[1:] if p.default is inspect.Parameter.empty
-            and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]  # fmt: skip
-
-
 def _is_clip_model(model: torch.nn.Module) -> bool:
     params = list(inspect.signature(model.forward).parameters)
     return bool(params) and params[0] == "clip"
@@ -364,34 +398,48 @@ def predict_rows(
         stride: window stride (default ``T // 2``).
         tta_flip: average over the image and its mirror.
     """
+    from facebehavior.temporal.flow import flip_flow_image
+    from facebehavior.train.data import input_names
+
     model.eval()
     n = len(split.table)
     rows = np.flatnonzero(split.local >= 0)
-    extra = _forward_inputs(model)
-    unsupported = [x for x in extra if x != "landmarks"]
+    names = input_names(model)
+    unsupported = [x for x in names if x not in ("image", "landmarks", "flow")]
     if unsupported:
-        raise ValueError(f"{type(model).__name__} takes {unsupported}; evaluate supplies face crops "
-                         "(and landmarks) only")  # fmt: skip
+        raise ValueError(f"{type(model).__name__} takes {unsupported}; evaluate supplies face crops, "
+                         "landmarks and optical flow only")  # fmt: skip
     sums: dict[str, np.ndarray] = {}
     counts = np.zeros(n, np.float64)
+    fetch = {"image": split.images, "landmarks": split.landmarks68, "flow": split.flow}
+
+    def mirror(name: str, x: torch.Tensor) -> torch.Tensor:
+        """The input of the mirrored face: images flipped; flow also has its x motion negated; the
+        landmarks' x → −x in normalised coordinates, their order not permuted (left/right labels
+        swap, as for the image)."""
+        if name == "landmarks":
+            return x * x.new_tensor([-1.0, 1.0])
+        if name == "flow":
+            return torch.from_numpy(flip_flow_image(x.permute(0, 2, 3, 1).numpy())).permute(0, 3, 1, 2)
+        return torch.flip(x, dims=[-1])
+
+    def prepare(inputs: dict[str, torch.Tensor], shape: tuple[int, ...]) -> list[torch.Tensor]:
+        """Model arguments (``train.data.eval_inputs``: face and flow preprocessed by the spec) with
+        the leading ``shape`` ((B,) or (B, T)) restored."""
+        flat = {k: v.reshape(-1, *v.shape[1:]) for k, v in inputs.items()}
+        args = eval_inputs(model, flat, spec)
+        return [a.reshape(*shape, *a.shape[1:]) for a in args]
 
     def run(idx: np.ndarray) -> dict[str, np.ndarray]:
         """Model outputs for ``idx`` ((B,) rows, or (B, T) rows of clips)."""
         flat = idx.reshape(-1)
-        x = preprocess(split.images(flat), spec)
-        args = [split.landmarks68(flat)] if extra else []
-        if idx.ndim == 2:
-            x = x.view(*idx.shape, *x.shape[1:])
-            args = [a.view(*idx.shape, *a.shape[1:]) for a in args]
-        acc: dict[str, np.ndarray] = {}
-        views = [(x, args)]
+        inputs = {k: fetch[k](flat) for k in names}
+        views = [inputs]
         if tta_flip:
-            # The mirror image mirrors the landmarks too (x → −x in normalised coordinates); the
-            # 68-point order is not permuted (left/right labels swap), as for the image.
-            flipped = [a * a.new_tensor([-1.0, 1.0]) for a in args]
-            views.append((torch.flip(x, dims=[-1]), flipped))
-        for v, a in views:
-            for k, y in _outputs(spec, model(v, *a)).items():
+            views.append({k: mirror(k, v) for k, v in inputs.items()})
+        acc: dict[str, np.ndarray] = {}
+        for v in views:
+            for k, y in _outputs(spec, model(*prepare(v, idx.shape))).items():
                 acc[k] = acc[k] + y if k in acc else y
         return {k: y / np.float32(len(views)) for k, y in acc.items()}
 
@@ -723,8 +771,11 @@ def evaluate_checkpoint(
         if sequence_length:
             logger.warning("%s takes single images: --sequence-length ignored", spec.architecture)
         T = 0
+    from facebehavior.train.data import input_names
+
+    flow = "dis" if "flow" in input_names(model) else None
     with open_split(set_cfg, spec, detect=detect, save_cache=save_cache, workers=workers, device=device,
-                    facemesh=facemesh) as split:  # fmt: skip
+                    facemesh=facemesh, flow=flow) as split:  # fmt: skip
         raw = predict_rows(model, spec, split, batch_size=batch_size, tta_flip=tta_flip, sequence_length=T,
                            stride=stride)  # fmt: skip
         faces, labels, table, status = dict(split.faces), split.labels, split.table, split.status
