@@ -227,8 +227,12 @@ def sample_frames() -> np.ndarray:
 
 
 @pytest.mark.parametrize("version", ["v1", "v2"])
-def test_batched_tracking_equals_frame_by_frame_tracking(sample_frames, version):
-    """The wave schedule gives exactly MediaPipe's sequential track-from-previous-landmarks."""
+def test_batched_tracking_equals_frame_by_frame_tracking(sample_frames, version, monkeypatch):
+    """The wave schedule gives exactly MediaPipe's sequential track-from-previous-landmarks.
+
+    Both sides on the torch reference networks: this checks the schedule; the onnxruntime runtime's
+    agreement with torch is tests/test_onnx_exports.py's subject."""
+    monkeypatch.setenv("FACEBEHAVIOR_BACKEND", "torch")
     from facebehavior.face.detect import create_detector
     from facebehavior.face.landmarks.facemesh import (
         FaceMeshLandmarker,
@@ -362,8 +366,10 @@ def test_tracked_faces_run_the_detector_on_key_frames_only(sample_frames):
     assert len(an.analyze(frames, video=True)) == 32 and seen == [2]
 
 
-def test_face_mesh_v2_columns_are_its_blendshapes_and_irises():
-    """Default landmarks: Face Mesh V2 on the detector's ROI, Blendshape V2 on those 478 points."""
+def test_face_mesh_v2_columns_are_its_blendshapes_and_irises(monkeypatch):
+    """Default landmarks: Face Mesh V2 on the detector's ROI, Blendshape V2 on those 478 points
+    (torch reference on both sides, as above)."""
+    monkeypatch.setenv("FACEBEHAVIOR_BACKEND", "torch")
     from facebehavior.face.detect import create_detector
     from facebehavior.face.landmarks.blendshapes import blendshapes
     from facebehavior.face.landmarks.facemesh_v2 import FaceMeshV2Landmarker

@@ -54,7 +54,13 @@ class Registry(Generic[T]):
         return deco
 
     def get(self, name: str) -> T:
-        """Look up ``name``; raises ``KeyError`` listing the valid names if unknown."""
+        """Look up ``name``; raises ``KeyError`` listing the valid names if unknown.
+
+        A name already registered (its module imported) is returned without running the loader, so
+        one entry can be used without importing every module of the registry.
+        """
+        if name in self._entries:
+            return self._entries[name]
         self._ensure_loaded()
         try:
             return self._entries[name]

@@ -50,9 +50,11 @@ class Detect:
         from facebehavior.backends import resolve_backend
 
         if isinstance(detector, str) and detector != "auto":
+            from facebehavior.face.detect import MODULE_OF
             from facebehavior.registry import DETECTORS
 
-            DETECTORS.get(detector)  # an unknown name fails now, listing the valid ones
+            if detector not in MODULE_OF:
+                DETECTORS.get(detector)  # an unknown name fails now, listing the valid ones
         self.detector = detector
         self.device = device
         self.backend = resolve_backend(backend, device)
@@ -82,15 +84,11 @@ class Detect:
 
     def _net(self, name: str) -> Any:
         if name not in self._nets:
-            if name in ("blazeface_short", "blazeface_full"):
-                # Built directly: the registry would import every detector module (MTCNN: torch).
-                from facebehavior.face.detect import blazeface
+            from facebehavior.face.detect import create_detector
 
-                self._nets[name] = getattr(blazeface, name)(device=self.device, backend=self.backend)
-            else:
-                from facebehavior.face.detect import create_detector
-
-                self._nets[name] = create_detector(name, device=self.device)
+            # BlazeFace runs on the chosen backend; create_detector imports only its module.
+            kwargs = {"backend": self.backend} if name.startswith("blazeface") else {}
+            self._nets[name] = create_detector(name, device=self.device, **kwargs)
         return self._nets[name]
 
     def _cascade(self, images: np.ndarray, det: Detections) -> Detections:

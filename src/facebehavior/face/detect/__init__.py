@@ -19,8 +19,19 @@ def _import_detectors() -> None:
             importlib.import_module(f"{__name__}.{info.name}")
 
 
+# The module that registers each bundled detector: looking one up imports that module alone (the
+# BlazeFace path stays free of torch; MTCNN needs it).
+MODULE_OF: dict[str, str] = {"blazeface_short": "blazeface", "blazeface_full": "blazeface", "mtcnn": "mtcnn"}
+
+
 def create_detector(name: str, **kwargs: object) -> FaceDetector:
-    """Build a registered detector (its weights load now, not at import)."""
+    """Build a registered detector (its weights load now, not at import).
+
+    Raises:
+        KeyError: an unknown name, listing the valid ones.
+    """
+    if name in MODULE_OF:
+        importlib.import_module(f"{__name__}.{MODULE_OF[name]}")
     return DETECTORS.get(name)(**kwargs)  # type: ignore[return-value]
 
 
