@@ -66,7 +66,7 @@ _UNDRAWN_PREFIXES = ("x_", "y_", "X_", "Y_", "Z_", "mesh_", "eye_lmk_", "bs_", "
 
 @functools.lru_cache(maxsize=32)
 def font(size: int):
-    """``viz._common.font``, loaded once per size (a TrueType load per label costs milliseconds)."""
+    """``viz._common.font``, loaded once per size rather than once per panel of every frame."""
     return _load_font(size)
 
 
