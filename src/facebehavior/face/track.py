@@ -4,7 +4,7 @@
 survives short detector misses, and comes back when a face leaves the frame and re-enters:
 
 1. Tracks seen recently are matched to the new detections by Hungarian assignment
-   (``scipy.optimize.linear_sum_assignment``) on a cost mixing overlap with the track's
+   (``face.assign.linear_assignment``) on a cost mixing overlap with the track's
    motion-predicted box (IoU and centre distance) and appearance similarity.
 2. Detections still unmatched are compared, by appearance only, with the gallery of lost tracks
    (up to ``reid_max_age`` frames old); a close enough match takes the old identity back.
@@ -31,8 +31,8 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
+from facebehavior.face.assign import linear_assignment
 from facebehavior.face.boxes import box_iou
 from facebehavior.types import Detections
 
@@ -494,5 +494,5 @@ class FaceTracker:
         if cost.size == 0 or not ok.any():
             return []
         big = 1e6
-        rows, cols = linear_sum_assignment(np.where(ok, cost, big))
+        rows, cols = linear_assignment(np.where(ok, cost, big))
         return [(int(r), int(c)) for r, c in zip(rows, cols, strict=True) if ok[r, c]]

@@ -107,8 +107,12 @@ class _Decoder:
                     index.append(i)
                     times.append(t)
                     if len(images) == self.batch_size:
-                        yield self._batch(images, index, times)
+                        # Drop the per-frame arrays before yielding: while the batch is analysed
+                        # only its stacked copy stays alive (one batch of frames, not two).
+                        batch = self._batch(images, index, times)
                         images, index, times = [], [], []
+                        yield batch
+                        del batch
             except av.error.FFmpegError as e:
                 if images:
                     yield self._batch(images, index, times)

@@ -161,7 +161,11 @@ class Analyzer:
             ),
         ]
         if not (model is None or (isinstance(model, str) and model.lower() == "none")):
-            self.stages.append(Predict(model, device=self.device))
+            from facebehavior.pipeline.clips import Clips, needs_clips
+
+            # Clip, flow, landmark and audio models (their input_names) need per-track state: Clips.
+            predict = Clips if needs_clips(model) else Predict
+            self.stages.append(predict(model, device=self.device))
 
     # ------------------------------------------------------------------ introspection
     def stage(self, name: str) -> Stage:
@@ -433,6 +437,7 @@ class Analyzer:
                 if pending is not None:
                     yield pending
                 pending = self._chunk(frames, state, False, snapshots)
+                del frames  # not alive while the next batch is decoded
         except InputError:
             # The stream broke off (truncated file): keep what was analysed, then report.
             if pending is not None:
