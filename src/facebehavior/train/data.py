@@ -79,6 +79,7 @@ __all__ = [
     "eval_inputs",
     "eval_loader",
     "input_names",
+    "is_clip_model",
     "model_inputs",
     "recipe_input_names",
     "holdout_groups",
@@ -180,10 +181,29 @@ class _RowsAdapter:
     def landmarks68(self, table: LabelTable, index: Any) -> np.ndarray:
         return self.adapter.landmarks68(self.base, self.rows[np.asarray(list(index), np.int64)])
 
+    def spectrograms(self, table: LabelTable, index: Any) -> np.ndarray:
+        return _spectrograms(self.adapter, self.base, self.rows[np.asarray(list(index), np.int64)])
+
     def __getattr__(self, name: str) -> Any:  # crop size, folder ... of the wrapped cache
         if name == "adapter":
             raise AttributeError(name)
         return getattr(self.adapter, name)
+
+
+# Extra model inputs and the face-crop cache method serving them (spectrograms: ``io.audio``).
+_EXTRA_INPUTS = {"flow": "flow_images", "landmarks": "landmarks68", "spectrogram": "spectrograms"}
+# What to add to `facebehavior prepare` for each extra input the cache lacks.
+_PREPARE_FLAG = {"flow": "with --flow dis ", "spectrogram": "with --audio FOLDER_OF_THE_VIDEOS "}
+
+
+def _spectrograms(adapter: Any, table: LabelTable, index: Any) -> np.ndarray:
+    """(n, 1, H, W) float32 spectrogram images of rows ``index`` of a face-crop cache
+    (``io.audio.build_audio``, ``prepare --audio``)."""
+    if isinstance(adapter, _RowsAdapter):
+        return adapter.spectrograms(table, index)
+    from facebehavior.io.audio import cached_spectrograms
+
+    return cached_spectrograms(adapter, index)
 
 
 def load_set(cfg: Any) -> SetData:
@@ -250,17 +270,18 @@ class LabelledImages(Dataset):
         self.adapter, self.table = data.adapter, data.table
         self.inputs = tuple(i for i in inputs if i != "image")
         for name in self.inputs:
-            method = {"flow": "flow_images", "landmarks": "landmarks68"}.get(name)
-            if method is None:
-                raise ValueError(f"unknown model input {name!r}; inputs are image, flow, landmarks")
-            if not hasattr(self.adapter, method):
+            if name not in _EXTRA_INPUTS:
+                raise ValueError(
+                    f"unknown model input {name!r}; inputs are image, {', '.join(_EXTRA_INPUTS)}"
+                )
+            if not hasattr(self.adapter, "found" if name == "spectrogram" else _EXTRA_INPUTS[name]):
                 raise DatasetNotFoundError(
                     f"{data.table.corpus}/{data.table.split}: the model needs {name} inputs, which come "
                     "from a face-crop cache: run `facebehavior prepare` "
-                    f"{'with --flow dis ' if name == 'flow' else ''}and set the set's `cache:` in the recipe"
+                    f"{_PREPARE_FLAG.get(name, '')}and set the set's `cache:` in the recipe"
                 )
             try:  # a cache built without them fails here, at setup, not in a loader worker
-                getattr(self.adapter, method)(self.table, [0])
+                self._fetch(name, np.zeros(1, np.int64))
             except ValueError as e:
                 raise DatasetNotFoundError(str(e)) from None
         t, n = self.table, len(self.table)
@@ -373,12 +394,20 @@ class LabelledImages(Dataset):
             return {k: v.reshape(*rows.shape, *v.shape[1:]) for k, v in flat.items()}
         return self._rows(idx)
 
+    def _fetch(self, name: str, idx: np.ndarray) -> np.ndarray:
+        """Raw extra input ``name`` of rows ``idx`` from the adapter (a face-crop cache)."""
+        if name == "spectrogram":
+            return _spectrograms(self.adapter, self.table, idx)
+        return getattr(self.adapter, _EXTRA_INPUTS[name])(self.table, idx)
+
     def _extra(self, idx: np.ndarray) -> dict[str, torch.Tensor]:
         """The ``inputs`` of rows ``idx``: flow images at ``load_size``, normalised landmarks."""
         out: dict[str, torch.Tensor] = {}
         if "flow" in self.inputs:
             flow = self.adapter.flow_images(self.table, idx)  # (n, S, S, 3) uint8
             out["flow"] = torch.from_numpy(np.ascontiguousarray(self._convert(flow)))
+        if "spectrogram" in self.inputs:
+            out["spectrogram"] = torch.from_numpy(self._fetch("spectrogram", idx))  # (n, 1, H, W) in [-1, 1]
         if "landmarks" in self.inputs:
             from facebehavior.models.affwildnet import normalise_landmarks
 
@@ -532,6 +561,15 @@ def input_names(model: torch.nn.Module) -> tuple[str, ...]:
     return tuple(getattr(model, "input_names", ("image",)))
 
 
+def is_clip_model(model: torch.nn.Module) -> bool:
+    """True for models over clips, ``forward(clip, ...)`` on ``(B, T, C, H, W)`` (AffWildNet, the
+    CNN-RNNs, MT-VGG-GRU, A/V-MT-VGG-GRU): their first argument is named ``clip``."""
+    import inspect
+
+    params = list(inspect.signature(model.forward).parameters)
+    return bool(params) and params[0] == "clip"
+
+
 def recipe_input_names(recipe: Any) -> tuple[str, ...]:
     """``input_names`` of a recipe's model, built without allocating its weights (meta device)."""
     from facebehavior.models import create_model
@@ -578,6 +616,9 @@ def model_inputs(module: Any, batch: dict[str, torch.Tensor], train: bool) -> tu
                 )
             args.append(x.float())
             continue
+        if name == "spectrogram":  # sound: the face's geometric augmentation does not apply
+            args.append(x.float())
+            continue
         lead = x.shape[:-3]
         x = x.flatten(0, x.ndim - 4) if x.ndim > 4 else x
         if augment is not None:
@@ -610,7 +651,7 @@ def eval_inputs(model: torch.nn.Module, batch: dict[str, torch.Tensor], inp: Any
         if name not in batch:
             raise ValueError(f"{type(model).__name__} needs {name} inputs but the batch has none")
         x = batch[name]
-        if name == "landmarks":
+        if name in ("landmarks", "spectrogram"):
             args.append(x.float())
         else:
             y = preprocess(x.flatten(0, x.ndim - 4) if x.ndim > 4 else x, inp)

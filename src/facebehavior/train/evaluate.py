@@ -70,7 +70,6 @@ W = 7), before thresholds and arg-max; windows shrink at the ends
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import tempfile
@@ -86,7 +85,7 @@ import torch
 from facebehavior import metrics
 from facebehavior.models.transforms import postprocess, preprocess
 from facebehavior.models.weights import WeightSpec, load_weights
-from facebehavior.train.data import LabelledImages, SetData, eval_inputs, eval_loader
+from facebehavior.train.data import LabelledImages, SetData, eval_inputs, eval_loader, is_clip_model
 
 __all__ = [
     "EvalSplit",
@@ -336,11 +335,6 @@ def _auto_detect(adapter: Any, table: Any, spec: WeightSpec) -> bool:
 
 
 # ---- predictions ----------------------------------------------------------------------------------------
-def _is_clip_model(model: torch.nn.Module) -> bool:
-    params = list(inspect.signature(model.forward).parameters)
-    return bool(params) and params[0] == "clip"
-
-
 def _outputs(spec: WeightSpec, raw: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
     """``postprocess`` + iARL's ``au_intensity`` (an output in the AU head's order that its spec does
     not list as a task)."""
@@ -760,7 +754,7 @@ def evaluate_checkpoint(
     if no_face not in NO_FACE_POLICIES:
         raise ValueError(f"no_face must be one of {NO_FACE_POLICIES}, got {no_face!r}")
     model, spec = load_weights(checkpoint)
-    clip = _is_clip_model(model)
+    clip = is_clip_model(model)
     T = recipe_sequence_length(spec) if sequence_length is None else int(sequence_length)
     if clip and T < 1:
         raise ValueError(
