@@ -1,11 +1,12 @@
 """Distributed batch analysis on Ray Core: one task per video (or group of images), resumable.
 
 Why Ray Core tasks and not Ray Data: the unit of work is a whole source whose rows a worker
-commits itself, segment by segment, with the tracker state — there is no row stream to map over,
-and ``benchmarks/ray_scaling.py --impl data`` measured Ray Data's streaming executor slower on the
-same jobs (docs/scale.md). Tasks are submitted longest video first and at most ``workers`` at a
-time; Ray retries a task whose worker died (``retries``), and the retry continues after the last
-committed segment (``parts.run_job``).
+commits itself, segment by segment, with the tracker state — there is no row stream to map over.
+``benchmarks/ray_scaling.py --impl core data`` ran the same jobs both ways within the noise of the
+test machine (docs/scale.md), and with tasks a failed job is reported on its own while the others
+go on, where a failed Ray Data map aborts the whole execution. Tasks are submitted longest video
+first and at most ``workers`` at a time; Ray retries a task whose worker died (``retries``), and
+the retry continues after the last committed segment (``parts.run_job``).
 """
 
 from __future__ import annotations
@@ -146,7 +147,8 @@ def analyze_distributed(
             Inputs and ``out_dir`` must be on a file system every Ray node sees.
         out_dir: folder of the dataset (created; reused by a rerun).
         workers: tasks running at once (``None``: as many as the cluster has CPUs for, one
-            CPU — or ``threads`` CPUs — per task).
+            CPU — or ``threads`` CPUs — per task). With ``device="cuda"`` each task also takes one
+            GPU, so Ray runs at most one task per GPU whatever ``workers`` says.
         address: Ray cluster to join (``"auto"``, ``"ray://head:10001"``); ``None`` joins the
             cluster this process is already connected to, else starts a local one. A cluster
             started here is shut down at the end.
@@ -180,7 +182,8 @@ def analyze_distributed(
         inputs = [inputs]
     # Built here once, so bad options or a bad model fail before any cluster work, and the columns
     # recorded with the dataset are the ones every worker will produce.
-    analyzer = Analyzer(**analyzer_kwargs)
+    # On the CPU: the driver (a laptop joining a GPU cluster) need not have the workers' devices.
+    analyzer = Analyzer(**{**analyzer_kwargs, "device": "cpu"})
     columns = analyzer.columns
     sources, errs = expand_inputs(inputs, recursive=recursive)
     run = DistributedRun(Path(out_dir))
@@ -209,7 +212,12 @@ def analyze_distributed(
         cpus = max(1, analyzer.threads)
         if workers is None:
             workers = max(1, int(ray.cluster_resources().get("CPU", 1)) // cpus)
-        task = ray.remote(run_job).options(num_cpus=cpus, max_retries=retries, retry_exceptions=False)
+        # A CUDA run asks Ray for one GPU per task: Ray then sets CUDA_VISIBLE_DEVICES, so each
+        # task sees its own GPU as "cuda" and no two tasks share one.
+        gpus = 1 if str(analyzer_kwargs.get("device", "cpu")).startswith("cuda") else 0
+        task = ray.remote(run_job).options(
+            num_cpus=cpus, num_gpus=gpus, max_retries=retries, retry_exceptions=False
+        )
         kwargs_ref = ray.put(dict(analyzer_kwargs))
         token = uuid.uuid4().hex
         queue = list(reversed(jobs))
