@@ -20,7 +20,7 @@ def test_version_and_defaults_in_help(capsys):
     with pytest.raises(SystemExit):
         main(["analyze", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    for shown in ("--every N analyse every N-th video frame (default: 1)", "(default: 32)", "(default: cpu)"):
+    for shown in ("--every N analyse every N-th video frame (default: 1)", "(default: 16)", "(default: cpu)"):
         assert shown in text
     assert "(default: None)" not in text and "(default: False)" not in text
 

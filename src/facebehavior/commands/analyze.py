@@ -80,7 +80,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--geometry", action="store_true", help="add geometric AU evidence from the landmarks"
     )
     parser.add_argument(
-        "--batch-size", type=_positive, default=32, metavar="N", help="frames per batch/chunk"
+        "--batch-size", type=_positive, default=16, metavar="N", help="frames per batch/chunk"
     )
     parser.add_argument(
         "--faces-only",
