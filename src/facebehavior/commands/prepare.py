@@ -71,6 +71,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="also cache AUNets' optical-flow image of every face (needs OpenCV: the [flow] extra)",
     )
+    parser.add_argument(
+        "--audio",
+        metavar="VIDEOS",
+        default=None,
+        help="also cache A/V-MT-VGG-GRU's spectrogram image of every face, from the corpus' original "
+        "videos (with sound) under this folder (facebehavior.io.audio)",
+    )
+    parser.add_argument(
+        "--audio-size", type=int, default=96, help="spectrogram image side (the model's audio_size)"
+    )
     add_option_argument(parser)
 
 
@@ -108,6 +118,12 @@ def run(args: argparse.Namespace) -> int:
             counts = build_cache(adapter, table, out, config, workers=args.workers, overwrite=args.overwrite)
             if args.flow:
                 build_flow(out, method=args.flow, overwrite=args.overwrite)
+            if args.audio:
+                from facebehavior.io.audio import AudioConfig, build_audio
+
+                build_audio(
+                    out, args.audio, config=AudioConfig.for_size(args.audio_size), overwrite=args.overwrite
+                )
             total = FaceCache(out).summary()
             sys.stdout.write(
                 f"{args.dataset}/{split}: {len(table)} rows → {out}: {total['ok']} faces, "

@@ -333,8 +333,8 @@ def build_audio(
         ``{"videos": media files decoded, "rows": rows with a spectrogram}``.
 
     Raises:
-        FileNotFoundError: a video's media file is missing under ``media_root``.
-        NoAudioError: a media file has no audio track.
+        ValueError: a video's media file is missing under ``media_root``, or has no audio track (one
+            line naming it).
     """
     from facebehavior.data.cache import FaceCache
 
@@ -350,7 +350,7 @@ def build_audio(
     videos = t.video.astype(str)
     missing = sorted({v for v in np.unique(videos) if v and find_media(media_root, v) is None})
     if missing:
-        raise FileNotFoundError(
+        raise ValueError(
             f"no media file (video with sound) under {media_root} for {len(missing)} video(s), e.g. "
             f"{missing[0]}.mp4; --audio must name the folder of the corpus' original videos"
         )
@@ -364,7 +364,10 @@ def build_audio(
         assert media is not None
         items = np.flatnonzero(videos == video)
         rate = fps or _fps(media)
-        samples, origin = read_audio(media, config.sample_rate)
+        try:
+            samples, origin = read_audio(media, config.sample_rate)
+        except InputError as e:
+            raise ValueError(str(e)) from None
         times = (t.frame[items].astype(np.float64) - first_frame) / rate
         arr[cache.found[items]] = frame_spectrograms(samples, times, config, origin)[:, 0].astype(np.float16)
         decoded += 1

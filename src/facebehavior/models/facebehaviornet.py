@@ -421,7 +421,19 @@ class AVMTVGGGRU(nn.Module):
     windows with 11 ms overlap on 44.1 kHz mono audio, values scaled to [-1, 1]; the patch of
     spectrogram frames aligned with each video frame is resized to ``audio_size``). Returns
     ``{"expression": (B, T, E), "au": (B, T, A), "va": (B, T, 2)}``.
+
+    Two-phase training (review §VI-B: "first the audio/visual streams were trained independently
+    and then the audiovisual network was trained end-to-end"): in phase ``"streams"`` each stream
+    has its own MT-VGG-GRU output layer (``stream_heads``) and ``forward`` returns the visual
+    stream's outputs under the task names and the audio stream's as ``audio/<task>`` (the trainer
+    sums both streams' losses; they share no parameter, so each learns as if alone); the fusion GRU
+    and the output layer are frozen. Phase ``"joint"`` (the default, inference) is the network
+    above, trained end to end, with the stream heads frozen (discarded). The trainer enters the
+    phase named like the recipe stage (``set_phase``).
     """
+
+    input_names = ("image", "spectrogram")  # positional inputs as batch keys (train.data.input_names)
+    phases = ("streams", "joint")
 
     def __init__(
         self,
@@ -437,7 +449,25 @@ class AVMTVGGGRU(nn.Module):
         self.audio = audio
         self.fusion = FrameGRU(visual.out_features + audio.out_features, gru_hidden, 2)
         self.heads = TaskHeads(gru_hidden, tasks, va_activation)
+        self.stream_heads = nn.ModuleDict(
+            {"visual": TaskHeads(visual.out_features, tasks, va_activation),
+             "audio": TaskHeads(audio.out_features, tasks, va_activation)}
+        )  # fmt: skip
         self.task_labels = labels
+        self.audio_size = audio.trunk.input_size  # (H, W) of a spectrogram image (io.audio.AudioConfig.size)
+        self.set_phase("joint")
+
+    def set_phase(self, phase: str) -> None:
+        """Enter training phase ``"streams"`` or ``"joint"`` (``""``: joint); freezes the parts the
+        phase does not use."""
+        phase = phase or "joint"
+        if phase not in self.phases:
+            raise ValueError(f"A/V-MT-VGG-GRU phases are {self.phases}; got {phase!r} (name the stages so)")
+        self.phase = phase
+        streams = phase == "streams"
+        self.stream_heads.requires_grad_(streams)
+        self.fusion.requires_grad_(not streams)
+        self.heads.requires_grad_(not streams)
 
     def forward(self, clip: torch.Tensor, spectrogram: torch.Tensor) -> dict[str, torch.Tensor]:
         if spectrogram.shape[:2] != clip.shape[:2]:
@@ -445,8 +475,12 @@ class AVMTVGGGRU(nn.Module):
                 f"spectrogram (B, T) {tuple(spectrogram.shape[:2])} must match the clip's "
                 f"{tuple(clip.shape[:2])}: one spectrogram image per video frame"
             )
-        fused = self.fusion(torch.cat([self.visual(clip), self.audio(spectrogram)], dim=-1))
-        return self.heads(fused)
+        v, a = self.visual(clip), self.audio(spectrogram)
+        if self.phase == "streams":
+            out = self.stream_heads["visual"](v)
+            out.update({f"audio/{k}": y for k, y in self.stream_heads["audio"](a).items()})
+            return out
+        return self.heads(self.fusion(torch.cat([v, a], dim=-1)))
 
 
 _AFFWILD2_AUS = schema.DATASET_AU_SUBSETS["affwild2"]

@@ -200,8 +200,7 @@ class Clips:
         if "spectrogram" in names:
             from facebehavior.io.audio import AudioConfig
 
-            size = spec.arch_kwargs.get("audio_size", 96)
-            self.audio = AudioConfig.for_size(size if isinstance(size, int) else tuple(size))
+            self.audio = AudioConfig.for_size(tuple(getattr(model, "audio_size", (96, 96))))
 
     def columns(self) -> list[str]:
         from facebehavior.pipeline.predict import prediction_columns

@@ -156,6 +156,15 @@ class EvalSplit:
         pts = self.cache.landmarks68(self.cache.table, self.local[rows])  # (B, 68, 2) crop pixels
         return torch.from_numpy(normalise_landmarks(pts, int(self.cache.crop_size)))
 
+    def spectrogram(self, rows: np.ndarray) -> torch.Tensor:
+        """``(B, 1, H, W)`` float32 spectrogram images of table rows ``rows`` (``prepare --audio``)."""
+        from facebehavior.io.audio import cached_spectrograms
+
+        if self.cache is None:
+            raise ValueError("this model takes the audio: evaluate it on a cache made by `facebehavior "
+                             "prepare ... --audio FOLDER_OF_THE_VIDEOS` (--cache)")  # fmt: skip
+        return torch.from_numpy(cached_spectrograms(self.cache, self.local[rows]))
+
     def flow(self, rows: np.ndarray) -> torch.Tensor:
         """uint8 ``(B, 3, S, S)`` AUNets flow images of table rows ``rows`` (``prepare --flow``), at
         the model's input size (resized as the crops are)."""
@@ -399,13 +408,14 @@ def predict_rows(
     n = len(split.table)
     rows = np.flatnonzero(split.local >= 0)
     names = input_names(model)
-    unsupported = [x for x in names if x not in ("image", "landmarks", "flow")]
+    unsupported = [x for x in names if x not in ("image", "landmarks", "flow", "spectrogram")]
     if unsupported:
         raise ValueError(f"{type(model).__name__} takes {unsupported}; evaluate supplies face crops, "
-                         "landmarks and optical flow only")  # fmt: skip
+                         "landmarks, optical flow and spectrograms only")  # fmt: skip
     sums: dict[str, np.ndarray] = {}
     counts = np.zeros(n, np.float64)
-    fetch = {"image": split.images, "landmarks": split.landmarks68, "flow": split.flow}
+    fetch = {"image": split.images, "landmarks": split.landmarks68, "flow": split.flow,
+             "spectrogram": split.spectrogram}  # fmt: skip
 
     def mirror(name: str, x: torch.Tensor) -> torch.Tensor:
         """The input of the mirrored face: images flipped; flow also has its x motion negated; the
@@ -413,6 +423,8 @@ def predict_rows(
         swap, as for the image)."""
         if name == "landmarks":
             return x * x.new_tensor([-1.0, 1.0])
+        if name == "spectrogram":  # sound is not mirrored
+            return x
         if name == "flow":
             return torch.from_numpy(flip_flow_image(x.permute(0, 2, 3, 1).numpy())).permute(0, 3, 1, 2)
         return torch.flip(x, dims=[-1])

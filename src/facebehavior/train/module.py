@@ -198,6 +198,17 @@ class FaceBehaviorModule(L.LightningModule):
             batch: the batch dict (see ``facebehavior.train.data``).
             weights: per-task weight overrides (stage-wise training).
         """
+        streams = sorted({k.split("/", 1)[0] for k in out if "/" in k})
+        if streams:  # per-stream outputs "<stream>/<task>" (A/V-MT-VGG-GRU's first phase): losses summed
+            terms = self.compute_losses({k: v for k, v in out.items() if "/" not in k}, batch, weights)
+            for st in streams:
+                own = {k[len(st) + 1 :]: v for k, v in out.items() if k.startswith(f"{st}/")}
+                part = self.compute_losses(own, batch, weights)
+                terms.update(
+                    {f"{st}/{k}": v for k, v in part.items() if k != "loss"},
+                    loss=terms["loss"] + part["loss"],
+                )
+            return terms
         w = dict(self.loss_weights, **(weights or {}))
         if batch["set_index"].ndim == 2:  # clips: losses over all frames of the batch
             out = {k: v.flatten(0, 1) if v.ndim >= 3 else v for k, v in out.items()}

@@ -345,6 +345,8 @@ def fit(
         module.stage_loss_weights = dict(st.loss)
         module.stage_lr = st.lr
         _freeze(module, st.freeze)
+        if hasattr(module.model, "set_phase"):  # models trained in phases (A/V-MT-VGG-GRU) enter the stage's
+            module.model.set_phase(st.name)
         check_supervision(recipe, module, dm, st.name)
         trainer = build_trainer(
             stage_recipe,
