@@ -255,3 +255,23 @@ def test_region_warp_matches_whole_frame_reference(border):
         assert (diff == 0).mean() > 0.97
     alone = warp_faces(img, fi[2:3], mats[2:3], 24, border=border)
     np.testing.assert_array_equal(alone[0], got[2])
+
+
+@pytest.mark.parametrize("replicate", [False, True])
+def test_direct_and_region_bilinear_taps_agree(replicate):
+    """The numpy warp gathers taps straight from the frame for small outputs of large regions and
+    through a copied region otherwise: both give the same values, padding included."""
+    from facebehavior.face.align import _bilinear_taps, _direct_taps
+
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (50, 70, 3), dtype=np.uint8)
+    # Every integer position from 2 px outside the frame to 2 px beyond it: dense enough for the
+    # region path (4 x samples >= region pixels).
+    y0, x0 = np.mgrid[-2:52, -2:72].astype(np.float64)
+    region = _bilinear_taps(image, x0, y0, replicate)
+    direct = _direct_taps(image, x0.astype(np.intp), y0.astype(np.intp), replicate)
+    for a, b in zip(direct, region, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert region[0][0, 0].tolist() == (
+        [0.0] * 3 if not replicate else image[0, 0].astype(np.float32).tolist()
+    )

@@ -469,6 +469,10 @@ def _bilinear_taps(
     iy = np.clip(y0, -2, h + 1).astype(np.intp)
     lx, hx, ly, hy = int(ix.min()), int(ix.max()) + 1, int(iy.min()), int(iy.max()) + 1
     rw, rh = hx - lx + 1, hy - ly + 1
+    if 4 * ix.size < rw * rh:
+        # Few samples over a large region (the tracker's 16-px thumbnails of a whole face): gather
+        # the taps straight from the frame instead of copying the region first (~10x cheaper).
+        return _direct_taps(image, ix, iy, replicate)
     reg = np.zeros((rh, rw, 4), np.uint8)
     if replicate:
         ys = np.clip(np.arange(ly, hy + 1), 0, h - 1)
@@ -486,6 +490,21 @@ def _bilinear_taps(
         return flat.take(base + o).view(np.uint8).reshape(shape)[..., :3].astype(np.float32)
 
     return tap(0), tap(1), tap(rw), tap(rw + 1)
+
+
+def _direct_taps(
+    image: np.ndarray, ix: np.ndarray, iy: np.ndarray, replicate: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``_bilinear_taps`` by gathering each tap from the frame (same values, other cost profile)."""
+    h, w = image.shape[:2]
+    taps = []
+    for dy, dx in ((0, 0), (0, 1), (1, 0), (1, 1)):
+        x, y = ix + dx, iy + dy
+        v = image[np.clip(y, 0, h - 1), np.clip(x, 0, w - 1)].astype(np.float32)
+        if not replicate:
+            v[(x < 0) | (x >= w) | (y < 0) | (y >= h)] = 0.0
+        taps.append(v)
+    return taps[0], taps[1], taps[2], taps[3]
 
 
 def align_faces(
