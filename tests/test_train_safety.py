@@ -70,7 +70,7 @@ def test_output_checks():
 def test_guard_stops_a_diverging_or_unsupervised_run():
     from facebehavior.train.runner import TrainingGuard, UnsupervisedTrainingError
 
-    trainer = SimpleNamespace(global_step=7, current_epoch=0, num_training_batches=100)
+    trainer = SimpleNamespace(global_step=7, current_epoch=0, num_training_batches=100, world_size=1)
     with pytest.raises(FloatingPointError, match="nan at step 7"):
         TrainingGuard().on_train_batch_end(trainer, None, {"loss": torch.tensor(float("nan"))}, None, 0)
     guard = TrainingGuard(zero_steps=3)

@@ -566,7 +566,8 @@ def is_clip_model(model: torch.nn.Module) -> bool:
     CNN-RNNs, MT-VGG-GRU, A/V-MT-VGG-GRU): their first argument is named ``clip``."""
     import inspect
 
-    params = list(inspect.signature(model.forward).parameters)
+    # Any callable model works (an nn.Module's forward, or a plain callable standing in for one).
+    params = list(inspect.signature(getattr(model, "forward", model)).parameters)
     return bool(params) and params[0] == "clip"
 
 
