@@ -360,6 +360,13 @@ def crop_rois_numpy(
             out[i] = np.floor(((bottom - top) * fy + top * 32 + 512) / 1024).transpose(2, 0, 1)
         return out
     m = roi_matrices(rois, size)
+    if border == "zero":
+        from facebehavior.face.align import bilinear_warp
+
+        for i in range(f):
+            out[i] = bilinear_warp(images[rois.frame_index[i]], m[i], size, size).transpose(2, 0, 1)
+        np.clip(np.round(out, out=out), 0, 255, out=out)
+        return out
     t = np.arange(size, dtype=np.float64) + 0.5
     for i in range(f):
         # Sample positions in pixel-index units (grid_sample, align_corners=False: centres at +0.5).
