@@ -301,6 +301,7 @@ class OnnxNet:
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         # No arena: it keeps the largest batch's activations for good (sample video: peak 465 -> 371 MiB).
         opts.enable_cpu_mem_arena = False
+        opts.enable_mem_pattern = False
         self.session = ort.InferenceSession(self.model, opts, providers=["CPUExecutionProvider"])
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.input_name = self.input_names[0]

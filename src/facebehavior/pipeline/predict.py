@@ -15,6 +15,9 @@ __all__ = ["Predict", "prediction_columns", "prediction_values"]
 
 logger = logging.getLogger(__name__)
 
+# Faces per affect-model run on the onnxruntime path (bounds its activation memory).
+PREDICT_CHUNK = 8
+
 # Errors one face's data can cause while it is aligned (degenerate or absurd keypoints, singular
 # matrices, a crop outside any frame): that face is skipped. Anything else propagates.
 _PER_FACE_ERRORS = (ValueError, ArithmeticError, IndexError, RuntimeError)
@@ -141,8 +144,13 @@ class Predict:
                 # NaN rows = no blendshapes: the fused model's image-only path, as ``None`` in torch.
                 b = np.full((len(x), 52), np.nan, np.float32) if blendshapes is None else blendshapes
                 feats.append(np.asarray(b, np.float32))
-            outs = self._onnx(x, *feats)
-            outs = outs if isinstance(outs, tuple) else (outs,)
+            # In chunks: onnxruntime (no memory arena) allocates a run's activations afresh, so a
+            # bounded chunk bounds the process's peak memory; the per-run overhead is ~0.1 ms.
+            parts = []
+            for s in range(0, len(x), PREDICT_CHUNK):
+                o = self._onnx(x[s : s + PREDICT_CHUNK], *(f[s : s + PREDICT_CHUNK] for f in feats))
+                parts.append(o if isinstance(o, tuple) else (o,))
+            outs = [np.concatenate(p) for p in zip(*parts, strict=True)] if parts else []
             return dict(zip(self._onnx.output_names, outs, strict=True))
         import torch
 
