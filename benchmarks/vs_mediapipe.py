@@ -12,6 +12,8 @@ are medians of wall time, CPU time (user + system) and peak resident memory (``w
 
 Usage: ``python benchmarks/vs_mediapipe.py [--video samples/video.mp4] [--loops 4] [--repeats 5]``.
 ``--loops N`` analyses a clip made of the video N times over (a longer run weighs start-up less).
+This process imports nothing heavy: a child's peak memory as the kernel reports it includes its
+parent's at fork time.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ opts = vision.FaceLandmarkerOptions(
 n = faces = 0
 with vision.FaceLandmarker.create_from_options(opts) as lm, av.open(sys.argv[1]) as c:
     for f in c.decode(video=0):
-        img = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(f.to_ndarray(format="rgb24")))
+        rgb = np.ascontiguousarray(f.to_ndarray(format="rgb24"))
+        img = mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb)
         r = lm.detect_for_video(img, int(round(f.time * 1000)) if f.time is not None else n * 40)
         faces += len(r.face_landmarks); n += 1
 print(n, faces)
@@ -56,24 +59,38 @@ def run(cmd: list[str]) -> tuple[float, float, float]:
     return wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024
 
 
-def looped(video: Path, loops: int, out: Path) -> Path:
-    """The video ``loops`` times over, re-encoded once (H.264, same size and rate)."""
-    if loops == 1:
-        return video
-    import av
+LOOP_SCRIPT = r"""
+import sys, av
+src_path, loops, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+with av.open(src_path) as src:
+    frames = [f.to_ndarray(format="rgb24") for f in src.decode(video=0)]
+    rate = src.streams.video[0].average_rate
+with av.open(out, "w") as dst:
+    s = dst.add_stream("libx264", rate=rate)
+    s.height, s.width = frames[0].shape[:2]
+    s.pix_fmt = "yuv420p"
+    for _ in range(loops):
+        for a in frames:
+            dst.mux(s.encode(av.VideoFrame.from_ndarray(a, format="rgb24")))
+    dst.mux(s.encode())
+print(len(frames) * loops)
+"""
 
-    with av.open(str(video)) as src:
-        frames = [f.to_ndarray(format="rgb24") for f in src.decode(video=0)]
-        rate = src.streams.video[0].average_rate
-    with av.open(str(out), "w") as dst:
-        s = dst.add_stream("libx264", rate=rate)
-        s.height, s.width = frames[0].shape[:2]
-        s.pix_fmt = "yuv420p"
-        for _ in range(loops):
-            for a in frames:
-                dst.mux(s.encode(av.VideoFrame.from_ndarray(a, format="rgb24")))
-        dst.mux(s.encode())
-    return out
+
+def looped(video: Path, loops: int, out: Path) -> tuple[Path, int]:
+    """The video ``loops`` times over, re-encoded once (H.264, same size and rate), and its frames.
+
+    Done in a child process: this process must stay small. A child's peak RSS as ``wait4`` reports
+    it starts from its parent's at ``fork`` (Linux keeps the high-water mark across ``exec``), so a
+    parent holding decoded frames would make every child look as large as itself.
+    """
+    res = subprocess.run(
+        [sys.executable, "-c", LOOP_SCRIPT, str(video), str(max(loops, 1)), str(out)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return out, int(res.stdout.strip())
 
 
 def main() -> None:
@@ -83,20 +100,22 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--task", type=Path, default=TASK, help="face_landmarker.task (MediaPipe's model bundle)")
     args = p.parse_args()
-    try:
-        import mediapipe  # noqa: F401
-
-        have_mp = args.task.exists()
-        why = "" if have_mp else f"no {args.task}"
-    except ImportError:
-        have_mp, why = False, "the mediapipe package is not installed (pip install mediapipe)"
+    # Checked in a child too: importing mediapipe here would grow this process (see ``looped``).
+    found = subprocess.run([sys.executable, "-c", "import mediapipe"], capture_output=True).returncode == 0
+    have_mp = found and args.task.exists()
+    why = "" if have_mp else (f"no {args.task}" if found else "the mediapipe package is not installed")
     with tempfile.TemporaryDirectory() as tmp:
-        video = looped(args.video, args.loops, Path(tmp) / "clip.mp4")
-        import av
-
-        with av.open(str(video)) as c:
-            n = c.streams.video[0].frames or sum(1 for _ in c.decode(video=0))
-        ours = [sys.executable, "-m", "facebehavior", "analyze", str(video), "-o", f"{tmp}/out.csv", "--no-progress"]
+        video, n = looped(args.video, args.loops, Path(tmp) / "clip.mp4")
+        ours = [
+            sys.executable,
+            "-m",
+            "facebehavior",
+            "analyze",
+            str(video),
+            "-o",
+            f"{tmp}/out.csv",
+            "--no-progress",
+        ]
         theirs = [sys.executable, "-c", MEDIAPIPE_SCRIPT, str(video), str(args.task)]
         res: dict[str, list[tuple[float, float, float]]] = {"facebehavior": [], "mediapipe": []}
         run(ours)  # warm the file cache and Python's bytecode
@@ -106,8 +125,10 @@ def main() -> None:
             res["facebehavior"].append(run(ours))
             if have_mp:
                 res["mediapipe"].append(run(theirs))
-    print(f"{video.name if args.loops == 1 else f'{args.video.name} x{args.loops}'}: {n} frames; "
-          f"medians of {args.repeats} whole-process runs")
+    print(
+        f"{video.name if args.loops == 1 else f'{args.video.name} x{args.loops}'}: {n} frames; "
+        f"medians of {args.repeats} whole-process runs"
+    )
     print(f"{'':<14}{'wall s':>8}{'CPU s':>8}{'peak MiB':>10}{'frames/s':>10}")
     med = {}
     for name, rows in res.items():
@@ -119,7 +140,9 @@ def main() -> None:
         print(f"{name:<14}{w:>8.2f}{c:>8.2f}{m:>10.0f}{n / w:>10.1f}")
     if len(med) == 2:
         (w1, c1, m1), (w2, c2, m2) = med["facebehavior"], med["mediapipe"]
-        print(f"ratio facebehavior / mediapipe: wall {w1 / w2:.2f}x, CPU {c1 / c2:.2f}x, memory {m1 / m2:.2f}x")
+        print(
+            f"ratio facebehavior / mediapipe: wall {w1 / w2:.2f}x, CPU {c1 / c2:.2f}x, memory {m1 / m2:.2f}x"
+        )
 
 
 if __name__ == "__main__":
