@@ -33,7 +33,9 @@ def test_bundled_models_by_name(tmp_path, squares, capsys):  # noqa: F811
     assert code == 0 and "AU12_prob" in pd.read_csv(out).columns
     code = main(["analyze", str(clip), "-o", str(tmp_path / "x.csv"), "--model", "fbn_nope", "--no-progress"])
     err = capsys.readouterr().err
-    assert code == 2 and "not a bundled model" in err and "fbn_mobile_ferplus" in err and "Traceback" not in err
+    assert (
+        code == 2 and "not a bundled model" in err and "fbn_mobile_ferplus" in err and "Traceback" not in err
+    )
 
 
 def test_progress_lines_without_a_terminal(tmp_path, squares, capsys, monkeypatch):  # noqa: F811

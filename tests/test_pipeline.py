@@ -136,7 +136,9 @@ def test_max_faces_keeps_the_best_scoring():
     both = Analyzer(detector=SquareDetector(), landmarks=False, model=None).analyze(frames, video=True)
     assert both.groupby("frame").size().tolist() == [2, 2, 2]
     assert both["face_id"].nunique() == 2
-    one = Analyzer(detector=SquareDetector(), landmarks=False, model=None, max_faces=1).analyze(frames, video=True)
+    one = Analyzer(detector=SquareDetector(), landmarks=False, model=None, max_faces=1).analyze(
+        frames, video=True
+    )
     assert one.groupby("frame").size().tolist() == [1, 1, 1]
     np.testing.assert_allclose(one["confidence"], 250 / 255, atol=1e-6)  # the brighter square
 
@@ -328,7 +330,9 @@ def test_with_max_faces_a_second_face_is_picked_up_at_once(sample_frames):
     frames[:3, :, 300:] = 0  # the right-hand face enters at frame 3, the left one is tracked
     late = Analyzer(detector="blazeface_short", model=None, redetect_every=8).analyze(frames, video=True)
     assert late.groupby("frame").size().tolist() == [1] * 8 + [2] * 2  # found at key frame 8
-    eager = Analyzer(detector="blazeface_short", model=None, redetect_every=8, max_faces=2).analyze(frames, video=True)
+    eager = Analyzer(detector="blazeface_short", model=None, redetect_every=8, max_faces=2).analyze(
+        frames, video=True
+    )
     assert eager.groupby("frame").size().tolist() == [1] * 3 + [2] * 7
 
 
@@ -382,7 +386,9 @@ def test_face_mesh_v2_columns_are_its_blendshapes_and_irises(monkeypatch):
     assert list(df.columns) == schema.face_columns() + schema.landmark_feature_columns() + points
     # detection ROI refined once from its landmarks (see Analyzer._rois_from_detections)
     marks = FaceMeshV2Landmarker()(img[None], create_detector("blazeface_short")(img[None]), refine=1)
-    keep = np.flatnonzero(marks.presence >= an.stage("landmarks").min_presence)  # the Analyzer drops the others
+    keep = np.flatnonzero(
+        marks.presence >= an.stage("landmarks").min_presence
+    )  # the Analyzer drops the others
     ref = blendshapes(marks.points)
     order = keep[np.argsort(marks.points[keep, :, 0].min(1))]
     bs = df[[f"bs_{n}" for n in schema.BLENDSHAPE_NAMES]].to_numpy()

@@ -62,7 +62,9 @@ def test_alignment_failure_of_one_face_keeps_the_batch(tiny_checkpoint, monkeypa
 
     frames = square_frames(3, second=True)
     one_face = square_frames(3)
-    alone = Analyzer(detector=SquareDetector(), landmarks=False, model=tiny_checkpoint).analyze(one_face, video=True)
+    alone = Analyzer(detector=SquareDetector(), landmarks=False, model=tiny_checkpoint).analyze(
+        one_face, video=True
+    )
     monkeypatch.setattr(align, "align_faces", failing)
     an = Analyzer(detector=SquareDetector(), landmarks=False, model=tiny_checkpoint)
     df = an.analyze(frames, video=True)
@@ -86,7 +88,9 @@ def test_alignment_failure_of_one_face_keeps_the_batch(tiny_checkpoint, monkeypa
 
     monkeypatch.setattr(align, "align_faces", broken)
     with pytest.raises(KeyError, match="template"):
-        Analyzer(detector=SquareDetector(), landmarks=False, model=tiny_checkpoint).analyze(frames, video=True)
+        Analyzer(detector=SquareDetector(), landmarks=False, model=tiny_checkpoint).analyze(
+            frames, video=True
+        )
 
 
 def test_default_model_comes_from_models_default(tiny_checkpoint, monkeypatch, caplog):  # noqa: F811

@@ -57,9 +57,8 @@ def test_a_stage_can_be_timed_replaced_and_added_without_monkeypatching():
 
 
 def test_landmark_detection_can_be_timed_inside_tracking():
-    from test_pipeline import SAMPLE_IMAGE
-
     from facebehavior.io.images import read_image
+    from test_pipeline import SAMPLE_IMAGE
 
     img = read_image(SAMPLE_IMAGE)
     an = Analyzer(detector="blazeface_short", landmarks="v1", model=None)
