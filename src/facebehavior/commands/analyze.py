@@ -227,22 +227,7 @@ def _run(args: argparse.Namespace, window) -> int:
             _check_folder(annotate.parent if annotate.suffix else annotate, "--annotate")
         if args.geometry and args.no_landmarks:
             raise ValueError("--geometry needs the landmarks; drop --no-landmarks")
-        analyzer = Analyzer(
-            detector=args.detector,
-            landmarks=False if args.no_landmarks else args.landmarks,
-            model=None if str(args.model).lower() == "none" else args.model,
-            geometry=args.geometry,
-            device=args.device,
-            threads=args.threads,
-            batch_size=args.batch_size,
-            every=args.every,
-            max_faces=args.max_faces,
-            column_style=args.column_style,
-            downscale_huge=args.downscale_huge,
-            max_pixels=args.max_pixels,
-            empty_frames=not args.faces_only,
-            points=args.points,
-        )
+        analyzer = Analyzer(**analyzer_kwargs(args))
         analyzer.columns  # noqa: B018 (loads the affect model now, so a bad --model fails before any work)
     except (InputError, CheckpointError, ValueError, KeyError) as e:
         _say(f"error: {e.args[0] if isinstance(e, KeyError) else e}")
@@ -486,6 +471,26 @@ def _not_the_output(sources: list, errors: list, output: str) -> tuple[list, lis
     errs = [InputError(e.path, msg) if is_output(e.path) else e for e in errors]
     errs += [InputError(s.path, msg) for s in sources if is_output(s.path)]
     return kept, errs
+
+
+def analyzer_kwargs(args: argparse.Namespace) -> dict:
+    """``Analyzer`` arguments from the analyze options (also what ``--engine ray`` workers get)."""
+    return dict(
+        detector=args.detector,
+        landmarks=False if args.no_landmarks else args.landmarks,
+        model=None if str(args.model).lower() == "none" else args.model,
+        geometry=args.geometry,
+        device=args.device,
+        threads=args.threads,
+        batch_size=args.batch_size,
+        every=args.every,
+        max_faces=args.max_faces,
+        column_style=args.column_style,
+        downscale_huge=args.downscale_huge,
+        max_pixels=args.max_pixels,
+        empty_frames=not args.faces_only,
+        points=args.points,
+    )
 
 
 def _face_rows(rows) -> int:

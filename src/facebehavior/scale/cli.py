@@ -67,26 +67,6 @@ def _say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)  # noqa: T201 - the command's messages
 
 
-def analyzer_kwargs(args: argparse.Namespace) -> dict:
-    """``Analyzer`` arguments from the analyze options (as ``commands.analyze.run`` builds them)."""
-    return dict(
-        detector=args.detector,
-        landmarks=False if args.no_landmarks else args.landmarks,
-        model=None if str(args.model).lower() == "none" else args.model,
-        geometry=args.geometry,
-        device=args.device,
-        threads=args.threads,
-        batch_size=args.batch_size,
-        every=args.every,
-        max_faces=args.max_faces,
-        column_style=args.column_style,
-        downscale_huge=args.downscale_huge,
-        max_pixels=args.max_pixels,
-        empty_frames=not args.faces_only,
-        points=args.points,
-    )
-
-
 def _cli_setup() -> None:
     """What the CLI does to its own process, done in each worker before its job."""
     from facebehavior._runtime import configure_allocator
@@ -99,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
 
     0 ok, 1 some inputs failed (a rerun retries them), 2 bad options or no Ray, 130 Ctrl-C.
     """
+    from facebehavior.commands.analyze import analyzer_kwargs
     from facebehavior.io import InputError
     from facebehavior.io.writers import WRITER_FORMATS
     from facebehavior.models.weights import CheckpointError
@@ -141,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
             segment_frames=args.segment_frames,
             setup=_cli_setup,
             on_job=on_job,
-            **analyzer_kwargs(args),
+            **analyzer_kwargs(args),  # commands.analyze's mapping: one place for both engines
         )
     except (InputError, CheckpointError, ValueError, KeyError) as e:
         _say(f"error: {e.args[0] if isinstance(e, KeyError) else e}")
