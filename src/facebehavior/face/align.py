@@ -314,23 +314,10 @@ def warp_faces(
     if images.ndim != 4 or images.shape[-1] != 3 or images.dtype not in (np.uint8, torch.uint8):
         raise ValueError(f"images must be (N, H, W, 3) uint8, got {tuple(images.shape)} {images.dtype}")
     n, h, w, _ = images.shape
-    fi = np.asarray(frame_index, dtype=np.int64)
-    mats = np.asarray(matrices, dtype=np.float64)
+    fi, inv, ks = _warp_plan(frame_index, matrices, n, antialias)
     f = fi.shape[0]
     if f == 0:
         return np.zeros((0, size, size, 3), np.uint8)
-    if mats.shape != (f, 2, 3):
-        raise ValueError(f"matrices must be (F, 2, 3) = ({f}, 2, 3), got {mats.shape}")
-    if fi.min() < 0 or fi.max() >= n:
-        raise IndexError(f"frame_index must be in [0, {n}), got values in [{fi.min()}, {fi.max()}]")
-    if not np.isfinite(mats).all():
-        raise ValueError("matrices contain NaN or inf")
-    inv = invert_affine(mats)  # crop -> frame
-    if antialias:
-        scale = np.sqrt(np.abs(np.linalg.det(mats[:, :, :2])))
-        ks = np.clip(np.ceil(1.0 / np.maximum(scale, 1e-6) - 1e-9), 1, 4).astype(np.int64)
-    else:
-        ks = np.ones(f, np.int64)
     dev = images.device if is_torch else torch.device("cpu")
     pad = "zeros" if border == "constant" else "border"
     axes: dict[int, torch.Tensor] = {}
@@ -393,6 +380,38 @@ def warp_faces(
     return out.permute(0, 2, 3, 1).round_().clamp_(0, 255).to(torch.uint8).cpu().numpy()
 
 
+def _warp_plan(
+    frame_index: np.ndarray, matrices: np.ndarray, n: int, antialias: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Checked frame indices, crop→frame maps and supersampling factors of a warp (both paths).
+
+    Returns:
+        ``(fi, inv, ks)``: (F,) int64, (F, 2, 3) float64 and (F,) int64 — k x k samples per output
+        pixel where the crop shrinks the face (antialiasing, at most 4), else 1.
+
+    Raises:
+        ValueError: matrices of the wrong shape or non-finite. IndexError: a frame index outside
+            the batch.
+    """
+    fi = np.asarray(frame_index, dtype=np.int64)
+    mats = np.asarray(matrices, dtype=np.float64)
+    f = fi.shape[0]
+    if f == 0:
+        return fi, np.zeros((0, 2, 3)), np.zeros(0, np.int64)
+    if mats.shape != (f, 2, 3):
+        raise ValueError(f"matrices must be (F, 2, 3) = ({f}, 2, 3), got {mats.shape}")
+    if fi.min() < 0 or fi.max() >= n:
+        raise IndexError(f"frame_index must be in [0, {n}), got values in [{fi.min()}, {fi.max()}]")
+    if not np.isfinite(mats).all():
+        raise ValueError("matrices contain NaN or inf")
+    if antialias:
+        scale = np.sqrt(np.abs(np.linalg.det(mats[:, :, :2])))
+        ks = np.clip(np.ceil(1.0 / np.maximum(scale, 1e-6) - 1e-9), 1, 4).astype(np.int64)
+    else:
+        ks = np.ones(f, np.int64)
+    return fi, invert_affine(mats), ks
+
+
 def warp_faces_numpy(
     images: np.ndarray,
     frame_index: np.ndarray,
@@ -417,23 +436,10 @@ def warp_faces_numpy(
     if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
         raise ValueError(f"images must be (N, H, W, 3) uint8, got {tuple(images.shape)} {images.dtype}")
     n, h, w, _ = images.shape
-    fi = np.asarray(frame_index, dtype=np.int64)
-    mats = np.asarray(matrices, dtype=np.float64)
+    fi, inv, ks = _warp_plan(frame_index, matrices, n, antialias)
     f = fi.shape[0]
     if f == 0:
         return np.zeros((0, size, size, 3), np.uint8)
-    if mats.shape != (f, 2, 3):
-        raise ValueError(f"matrices must be (F, 2, 3) = ({f}, 2, 3), got {mats.shape}")
-    if fi.min() < 0 or fi.max() >= n:
-        raise IndexError(f"frame_index must be in [0, {n}), got values in [{fi.min()}, {fi.max()}]")
-    if not np.isfinite(mats).all():
-        raise ValueError("matrices contain NaN or inf")
-    inv = invert_affine(mats)
-    if antialias:
-        scale = np.sqrt(np.abs(np.linalg.det(mats[:, :, :2])))
-        ks = np.clip(np.ceil(1.0 / np.maximum(scale, 1e-6) - 1e-9), 1, 4).astype(np.int64)
-    else:
-        ks = np.ones(f, np.int64)
     out = np.empty((f, size, size, 3), np.float32)
     for i in range(f):
         k = int(ks[i])
