@@ -548,7 +548,7 @@ class ParquetWriter(ResultWriter):
             self._sink.flush()
             os.fsync(self._sink.fileno())
             os.replace(tmp, self.journal_path)  # the open sink now appends to the journal
-            _fsync_dir(self.journal_path.parent)
+            fsync_dir(self.journal_path.parent)
             self._columns = list(self._schema.names)
         else:
             self.journal_path.unlink(missing_ok=True)  # nothing committed
@@ -624,7 +624,7 @@ def _journal_size(path: Path) -> int:
     return data.rfind(b"\n") + 1
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
     """Make a rename in ``folder`` durable (best effort: not every platform can open a folder)."""
     try:
         fd = os.open(folder, os.O_RDONLY)
@@ -650,7 +650,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def _atomic_parquet(path: Path, build) -> None:
@@ -667,7 +667,7 @@ def _atomic_parquet(path: Path, build) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def check_output(path: str | Path) -> str:

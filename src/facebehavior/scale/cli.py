@@ -22,6 +22,7 @@ _LOCAL_ONLY = {"plot": "--plot", "annotate": "--annotate", "smooth": "--smooth",
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register ``--engine``, ``--address``, ``--workers`` and ``--segment-frames``."""
+    from facebehavior.commands.analyze import _positive
     g = parser.add_argument_group("distributed analysis (docs/scale.md)")
     g.add_argument(
         "--engine",
@@ -51,16 +52,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="analysed video frames per committed Parquet part (what a killed worker can lose)",
     )
-
-
-def _positive(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {v}")
-    return v
 
 
 def _say(msg: str) -> None:

@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from facebehavior.io.writers import fsync_dir
+
 __all__ = [
     "MANIFEST",
     "Job",
@@ -130,19 +132,6 @@ def images_name(sources: Iterable[str]) -> str:
 
 
 # ---------------------------------------------------------------------------------- files
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def write_part(path: Path, rows: Any, meta: dict) -> None:
     """Write ``rows`` with ``meta`` in the footer as ``path``, atomically (temp file, fsync, rename).
 
@@ -175,7 +164,7 @@ def write_part(path: Path, rows: Any, meta: dict) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def part_meta(path: Path) -> dict | None:
@@ -285,7 +274,7 @@ def check_manifest(out_dir: str | Path, columns: list[str], settings: dict, sour
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text(json.dumps(manifest, indent=1))
     os.replace(tmp, path)
-    _fsync_dir(out_dir)
+    fsync_dir(out_dir)
 
 
 def remove_stale_temporaries(out_dir: str | Path) -> int:
