@@ -1,0 +1,94 @@
+"""CNN-1RNN, CNN-3RNN, model-level fusion and MT-VGG-GRU end to end from the CLI on the generated
+Aff-Wild2 corpus of tests/test_train_landmarks.py: prepare (crops + FaceMesh) → train (tiny variants,
+a few steps, the model chosen with ``--set model.name=…``) → ``evaluate`` → ``analyze``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+pytest.importorskip("lightning")
+
+from facebehavior.cli import main  # noqa: E402
+from test_pipeline_clips import face_video  # noqa: E402
+from test_train_landmarks import FRAMES, affwild2_moving  # noqa: E402
+
+T = 4
+
+
+def clip_recipe(path: Path, root: Path, cache: Path, out: Path, **extra) -> Path:
+    """A VA-only clip recipe (T = 4) on the Aff-Wild2 cache; the model is set on the command line."""
+    sets = {"va": {"dataset": "affwild2", "root": str(root), "split": "train", "sequence_length": T,
+                   "options": {"tasks": ["va"]}, "cache": str(cache)}}  # fmt: skip
+    r = {
+        "name": "t",
+        "seed": 0,
+        "output_dir": str(out),
+        "model": {"name": "affwildnet_tiny"},
+        "input": {"size": 96, "channels": 3, "mean": [0.5] * 3, "std": [0.5] * 3, "template": "arcface"},
+        "data": {"batch_size": 2, "eval_batch_size": 2, "num_workers": 0, "sets": sets, "val": [sets["va"]]},
+        "augment": {"target": None},
+        "loss": {"expression": {"weight": 0.0}, "au": {"weight": 0.0}, "va": {"weight": 1.0, "kind": "ccc"}},
+        "optim": {"name": "adam", "lr": 1e-3},
+        "trainer": {"max_epochs": 1, "accelerator": "cpu", "log_every_n_steps": 1, "max_steps": 2},
+        "checkpoint": {"monitor": "train/loss", "mode": "min", "export": "t.safetensors"},
+        **extra,
+    }
+    path.write_text(yaml.safe_dump(r))
+    return path
+
+
+@pytest.fixture(scope="module")
+def affwild2_cache(tmp_path_factory) -> tuple[Path, Path]:
+    """The generated Aff-Wild2 tree and its cache (crops + FaceMesh), shared by the models."""
+    tmp = tmp_path_factory.mktemp("affwild2")
+    root = affwild2_moving(tmp / "Aff-Wild2")
+    out = tmp / "cache"
+    assert main(["prepare", "affwild2", str(root), "--split", "train", "-o", str(out), "--size", "96",
+                 "--option", 'tasks=["va"]']) == 0  # fmt: skip
+    return root, out / "train"
+
+
+@pytest.mark.parametrize(
+    "sets",
+    [
+        ["model.name=cnn_3rnn_tiny", "model.kwargs={num_rnns: 1}"],
+        ["model.name=cnn_3rnn_tiny"],
+        ["model.name=affwild_model_fusion_tiny", "model.kwargs={mode: fc}"],
+        ["model.name=mt_vgg_gru_tiny"],
+    ],
+    ids=["cnn_1rnn", "cnn_3rnn", "model_fusion", "mt_vgg_gru"],
+)
+def test_clip_model_prepare_train_evaluate_analyze(tmp_path, capsys, affwild2_cache, sets):
+    root, cache = affwild2_cache
+    recipe = clip_recipe(tmp_path / "r.yaml", root, cache, tmp_path / "run")
+    args = ["train", str(recipe)] + [a for s in sets for a in ("--set", s)]
+    assert main(args) == 0, capsys.readouterr()
+    ckpt = tmp_path / "run" / "t.safetensors"
+    from facebehavior.models.weights import load_weights
+
+    _, spec = load_weights(ckpt)
+    assert spec.architecture == sets[0].split("=")[1]  # the override reached the builder
+    if len(sets) > 1:
+        assert dict(spec.arch_kwargs).items() >= yaml.safe_load(sets[1].split("=")[1]).items()
+
+    js = tmp_path / "m.json"
+    assert main(["evaluate", str(ckpt), "--cache", str(cache), "--json", str(js)]) == 0
+    res = json.loads(js.read_text())
+    assert res["va"]["n"] == 2 * FRAMES  # every frame of both videos, through the clip windows
+    assert -1.0 <= res["va"]["valence"]["ccc"] <= 1.0
+
+    video = face_video(tmp_path / "clip.mp4", frames=6)
+    csv = tmp_path / "out.csv"
+    assert main(["analyze", str(video), "--model", str(ckpt), "-o", str(csv)]) == 0
+    df = pd.read_csv(csv)
+    assert len(df) == 6 and (df["success"] == 1).all() and df["face_id"].nunique() == 1
+    va = df[["valence", "arousal"]].to_numpy()
+    assert np.isfinite(va).all()
+    if not spec.architecture.startswith("mt_vgg"):  # the CNN-RNNs are tanh-bounded; MT-VGG's VA is linear
+        assert (np.abs(va) <= 1).all()
