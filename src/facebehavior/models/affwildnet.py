@@ -281,7 +281,8 @@ class DecisionLevelFusion(nn.Module):
 
     def set_ccc(self, ccc: torch.Tensor | Sequence[Sequence[float]]) -> None:
         """Set the fusion weights from validation CCCs ``(n_networks, 2)``."""
-        t = torch.as_tensor(ccc, dtype=torch.float32).clamp_min(0)
+        # Checked on the CPU: the model may be built on the meta device (recipe_input_names).
+        t = torch.as_tensor(ccc, dtype=torch.float32, device="cpu").clamp_min(0)
         if t.shape != (len(self.networks), 2):
             raise ValueError(
                 f"ccc must have shape ({len(self.networks)}, 2) (valence, arousal), got {tuple(t.shape)}"
@@ -289,7 +290,7 @@ class DecisionLevelFusion(nn.Module):
         total = t.sum(0)
         if (total <= 0).any():
             raise ValueError("every dimension needs at least one network with a positive validation CCC")
-        self.weights.copy_(t / total)
+        self.weights.copy_((t / total).to(self.weights.device))
 
     def forward(self, clip: torch.Tensor, landmarks: torch.Tensor) -> dict[str, torch.Tensor]:
         preds = torch.stack([n(clip, landmarks)["va"] for n in self.networks], dim=0)  # (N, B, T, 2)

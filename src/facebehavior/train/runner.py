@@ -158,7 +158,10 @@ def build_trainer(
     from lightning.pytorch.loggers import CSVLogger
 
     t, c = recipe.trainer, recipe.checkpoint
-    callbacks = [EpochLog(), TrainingGuard(), ShardLog(), *(callbacks or [])]
+    from facebehavior.train.fusion import DecisionFusionCCC
+
+    # DecisionFusionCCC sets fusion weights at each validation's end, before ModelCheckpoint saves them.
+    callbacks = [EpochLog(), TrainingGuard(), ShardLog(), DecisionFusionCCC(), *(callbacks or [])]
     if recipe.data.val:
         callbacks.append(
             ModelCheckpoint(
