@@ -92,6 +92,17 @@ CASES: dict[str, tuple[dict, list[tuple[int, ...]], dict[str, tuple[int, ...]]]]
     "hydranet_tiny": ({}, [(2, 3, 64, 64)], {"au": (2, 3)}),
     "aunets_view_classifier_tiny": ({}, [(2, 3, 64, 64)], {"view": (2, 9)}),
     "aunets_multiview_tiny": ({}, [(4, 3, 64, 64)], {"au": (4, 2), "view_logits": (4, 9), "view": ()}),
+    "aunets_multiview": (
+        {
+            "view_model": "aunets_view_classifier_tiny",
+            "view_kwargs": {"num_views": 2},
+            "detector_model": "hydranet_tiny",
+            "detector_kwargs": {"aus": [1, 12]},
+            "num_views": 2,
+        },
+        [(4, 3, 64, 64)],
+        {"au": (4, 2), "view_logits": (4, 2), "view": ()},
+    ),  # fmt: skip
     "fatauva_net": ({}, [(2, 3, 112, 112)], {"attribute": (2, 10), "au": (2, 14), "va": (2, 2)}),
     "fatauva_net_tiny": (
         {},

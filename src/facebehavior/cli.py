@@ -28,7 +28,10 @@ COMMANDS: dict[str, str] = {
     "evaluate": "Evaluate a checkpoint on a dataset split with the papers' metrics.",
     "finetune": "Few-shot compound-expression head on the default model (FaceBehaviorNet 4.5), exported.",
     "report": "Write a self-contained HTML report (per source and face) of an analyze results file.",
+    "compose-multiview": "Compose AUNets' view classifier and per-view AU detectors into one checkpoint.",
 }
+# Commands whose module name is not the command's name.
+MODULES: dict[str, str] = {"compose-multiview": "compose"}
 
 
 class _HelpFormatter(argparse.HelpFormatter):
@@ -58,7 +61,7 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     for name, help_text in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text, formatter_class=_HelpFormatter)
         if name == wanted:
-            importlib.import_module(f"facebehavior.commands.{name}").add_arguments(p)
+            importlib.import_module(f"facebehavior.commands.{MODULES.get(name, name)}").add_arguments(p)
     return parser
 
 
@@ -76,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.command:
             parser.print_help()
             return 2
-        module = importlib.import_module(f"facebehavior.commands.{args.command}")
+        module = importlib.import_module(f"facebehavior.commands.{MODULES.get(args.command, args.command)}")
         return int(module.run(args) or 0)
     except KeyboardInterrupt as e:
         # Interrupted outside a command's own handling (start-up, model loading, a second Ctrl-C

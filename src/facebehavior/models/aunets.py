@@ -454,6 +454,37 @@ def aunets_view_classifier(*, num_views: int = NUM_VIEWS, input_size: int = 224)
     return ViewClassifier(num_views=num_views, input_size=input_size)
 
 
+@register_model("aunets_multiview")
+def aunets_multiview(
+    *,
+    view_model: str = "aunets_view_classifier",
+    view_kwargs: Mapping[str, object] | None = None,
+    detector_model: str = "hydranet",
+    detector_kwargs: Mapping[str, object] | None = None,
+    num_views: int = NUM_VIEWS,
+) -> ViewSpecificEnsemble:
+    """The multi-view system rebuilt from its parts' registry names, so a composed system is one checkpoint.
+
+    ``facebehavior compose-multiview`` writes this architecture: the view classifier
+    ``create_model(view_model, **view_kwargs)`` and ``num_views`` detector sets
+    ``create_model(detector_model, **detector_kwargs)`` (index = view), all of one architecture so
+    they share AUs and input. ``forward`` picks one view per call (``video_view`` over the batch).
+
+    Raises:
+        ValueError: the view classifier has another number of views than ``num_views``.
+    """
+    from facebehavior.models import create_model
+
+    if num_views < 1:
+        raise ValueError(f"num_views must be >= 1, got {num_views}")
+    view = create_model(view_model, **dict(view_kwargs or {}))
+    n = len(getattr(view, "task_labels", {}).get("view", ()))
+    if n != num_views:
+        raise ValueError(f"view classifier {view_model!r} predicts {n} views, but num_views is {num_views}")
+    dets = [create_model(detector_model, **dict(detector_kwargs or {})) for _ in range(num_views)]
+    return ViewSpecificEnsemble(view, dets)
+
+
 @register_model("aunet_tiny")
 def aunet_tiny(*, au: int = 12, optical_flow: OpticalFlow = "none") -> AUNet:
     """Tiny AUNet (64 px, 1/16 width, 64-unit fc) for fast tests."""
@@ -497,8 +528,8 @@ def aunets_multiview_tiny(
     """Tiny multi-view system (view classifier + one tiny HydraNet per view) for fast tests.
 
     A full-size system holds one set of VGG-16 detectors per view (9 × 10 AUNets ≈ 12 G parameters
-    in the paper), so it is assembled from trained parts with ``ViewSpecificEnsemble`` rather than
-    built by a registry name.
+    in the paper), so it is composed from trained parts (``facebehavior compose-multiview``, saved as
+    the ``aunets_multiview`` architecture) rather than trained as one network.
     """
     return ViewSpecificEnsemble(
         ViewClassifier(num_views=num_views, **_TINY),
