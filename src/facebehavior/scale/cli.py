@@ -23,6 +23,7 @@ _LOCAL_ONLY = {"plot": "--plot", "annotate": "--annotate", "smooth": "--smooth",
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register ``--engine``, ``--address``, ``--workers`` and ``--segment-frames``."""
     from facebehavior.commands.analyze import _positive
+
     g = parser.add_argument_group("distributed analysis (docs/scale.md)")
     g.add_argument(
         "--engine",
