@@ -577,7 +577,7 @@ class ParquetWriter(ResultWriter):
         if not self.journal_path.exists():
             if self._empty_schema is not None and not self.path.exists():
                 # No face anywhere: an empty table with the columns.
-                _atomic_parquet(self.path, lambda tmp: pq.write_table(self._empty_schema.empty_table(), tmp))
+                atomic_write(self.path, lambda tmp: pq.write_table(self._empty_schema.empty_table(), tmp))
             return
 
         def build(tmp: str) -> None:
@@ -601,7 +601,7 @@ class ParquetWriter(ResultWriter):
 
         # An empty journal (killed before its first batch) is unreadable: nothing to write then.
         with contextlib.suppress(pa.ArrowInvalid):
-            _atomic_parquet(self.path, build)
+            atomic_write(self.path, build)
         self.journal_path.unlink()
 
 
@@ -653,9 +653,15 @@ def _atomic_write(path: Path, data: bytes) -> None:
     fsync_dir(path.parent)
 
 
-def _atomic_parquet(path: Path, build) -> None:
-    """``build(tmp_path)`` writes a Parquet file; it replaces ``path`` only once complete and synced."""
-    tmp = path.with_name(path.name + ".tmp")
+def atomic_write(path: Path, build, tmp: Path | None = None) -> None:
+    """``build(tmp_path)`` writes a file; it replaces ``path`` only once complete and synced.
+
+    Args:
+        path: the final file.
+        build: called with the temporary path (a ``str``) to write.
+        tmp: the temporary file (default: ``path`` + ``.tmp`` beside it).
+    """
+    tmp = tmp or path.with_name(path.name + ".tmp")
     try:
         build(str(tmp))
         fd = os.open(tmp, os.O_RDONLY)

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from facebehavior.io.writers import fsync_dir
+from facebehavior.io.writers import atomic_write, fsync_dir
 
 __all__ = [
     "MANIFEST",
@@ -152,19 +152,8 @@ def write_part(path: Path, rows: Any, meta: dict) -> None:
     fields = [pa.field(f.name, text) if pa.types.is_null(f.type) else f for f in table.schema]
     table = table.cast(pa.schema(fields, metadata=table.schema.metadata))
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), _META_KEY: json.dumps(meta)})
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        pq.write_table(table, tmp)
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
+    # A hidden temporary name per process: workers of one dataset never share one.
+    atomic_write(path, lambda t: pq.write_table(table, t), path.with_name(f".{path.name}.tmp-{os.getpid()}"))
 
 
 def part_meta(path: Path) -> dict | None:
