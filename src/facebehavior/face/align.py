@@ -448,10 +448,7 @@ def warp_faces_numpy(
             # centre convention of ``bilinear_warp``, frame = A (j' / k) + t + 0.5 - A·1 / 2.
             a2 = inv[i, :, :2]
             m = np.concatenate([a2 / k, (inv[i, :, 2] + 0.5 - 0.5 * a2.sum(axis=1))[:, None]], axis=1)
-            crop = bilinear_warp(images[fi[i]], m, size * k, size * k)
-            if k > 1:
-                crop = crop.reshape(size, k, size, k, 3).mean(axis=(1, 3), dtype=np.float32)
-            out[i] = crop
+            out[i] = bilinear_warp(images[fi[i]], m, size * k, size * k, reduce=k)
             continue
         q = (np.arange(size * k, dtype=np.float64) + 0.5) / k - 0.5
         # Frame pixel-index position of every sample (grid_sample with align_corners=False over
@@ -508,7 +505,7 @@ def _bilinear_taps(
     return tap(0), tap(1), tap(rw), tap(rw + 1)
 
 
-def bilinear_warp(image: np.ndarray, m: np.ndarray, out_w: int, out_h: int) -> np.ndarray:
+def bilinear_warp(image: np.ndarray, m: np.ndarray, out_w: int, out_h: int, reduce: int = 1) -> np.ndarray:
     """Bilinear resampling of a uint8 frame with zeros outside it, by Pillow (C) in float.
 
     Args:
@@ -516,9 +513,11 @@ def bilinear_warp(image: np.ndarray, m: np.ndarray, out_w: int, out_h: int) -> n
         m: (2, 3) affine map from output coordinates to frame coordinates, both with pixel centres
             at i + 0.5 (Pillow's and ``grid_sample(align_corners=False)``'s convention).
         out_w, out_h: output size.
+        reduce: average each ``reduce`` x ``reduce`` block of the output (supersampling for
+            antialiasing; Pillow's box reduction in C, float32).
 
     Returns:
-        (out_h, out_w, 3) float32 interpolated values, not rounded.
+        (out_h // reduce, out_w // reduce, 3) float32 interpolated values, not rounded.
 
     Why Pillow: the numpy taps cost ~2.5 ms per 192-px crop; Pillow's affine transform of 'F'
     planes samples in C (double precision) and is exact bilinear interpolation. It treats positions
@@ -541,10 +540,11 @@ def bilinear_warp(image: np.ndarray, m: np.ndarray, out_w: int, out_h: int) -> n
     if sx1 > sx0 and sy1 > sy0:
         reg[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = image[sy0:sy1, sx0:sx1]
     coeffs = (m[0, 0], m[0, 1], m[0, 2] - x0, m[1, 0], m[1, 1], m[1, 2] - y0)
-    out = np.empty((out_h, out_w, 3), np.float32)
+    out = np.empty((out_h // reduce, out_w // reduce, 3), np.float32)
     for ch in range(3):
         plane = Image.fromarray(np.ascontiguousarray(reg[..., ch]), "F")
-        out[..., ch] = np.asarray(plane.transform((out_w, out_h), Image.AFFINE, coeffs, Image.BILINEAR))
+        plane = plane.transform((out_w, out_h), Image.AFFINE, coeffs, Image.BILINEAR)
+        out[..., ch] = np.asarray(plane.reduce(reduce) if reduce > 1 else plane)
     return out
 
 
