@@ -15,7 +15,7 @@ pytest.importorskip("cv2")
 
 from facebehavior.cli import main  # noqa: E402
 from facebehavior.pipeline.clips import Clips, needs_clips  # noqa: E402
-from test_pipeline_clips import face_video  # noqa: E402
+from test_pipeline_clips import face_video, record_inputs  # noqa: E402
 from test_train_flow import _recipe, bp4d_moving  # noqa: E402
 
 FRAMES = 6
@@ -66,15 +66,7 @@ def test_flow_model_in_analyze_cli(tmp_path, flow_cache, model):
     an = Analyzer(model=str(ckpt), batch_size=3)
     stage = an.stage("predict")
     assert isinstance(stage, Clips)
-    seen: list[dict[str, np.ndarray]] = []
-    inputs = stage._inputs
-
-    def record(*args, **kw):
-        out = inputs(*args, **kw)
-        seen.append({k: v.copy() for k, v in out.items()})
-        return out
-
-    stage._inputs = record
+    seen = record_inputs(stage)
     again = an.analyze(str(video))
     assert set(seen[0]) == {"image", "flow"} and len(seen) == 2
     crops = np.concatenate([s["image"] for s in seen])

@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-import yaml
 
 pytest.importorskip("lightning")
 
@@ -24,7 +23,7 @@ from facebehavior.io.audio import (  # noqa: E402
     spectrogram,
 )
 from test_pipeline_clips import face_video  # noqa: E402
-from test_train_landmarks import FRAMES, affwild2_moving  # noqa: E402
+from test_train_landmarks import FRAMES, VAL_CCC, affwild2_moving, va_clip_recipe  # noqa: E402
 
 SR = 44100
 
@@ -109,23 +108,16 @@ def test_av_model_prepare_train_two_phases_evaluate_analyze(tmp_path, capsys):
     expect = frame_spectrograms(samples, [0.2], AudioConfig.for_size(64), origin)[0]
     np.testing.assert_allclose(spec[row], expect, atol=2e-3)  # stored as float16
 
-    sets = {"va": {"dataset": "affwild2", "root": str(root), "split": "train", "sequence_length": 4,
-                   "options": {"tasks": ["va"]}, "cache": str(out / "train")}}  # fmt: skip
-    r = {
-        "name": "t",
-        "seed": 0,
-        "output_dir": str(tmp_path / "run"),
-        "model": {"name": "av_mt_vgg_gru_tiny"},
-        "input": {"size": 96, "channels": 3, "mean": [0.5] * 3, "std": [0.5] * 3, "template": "arcface"},
-        "data": {"batch_size": 2, "eval_batch_size": 2, "num_workers": 0, "sets": sets, "val": [sets["va"]]},
-        "augment": {"target": None},
-        "loss": {"expression": {"weight": 0.0}, "au": {"weight": 0.0}, "va": {"weight": 1.0, "kind": "ccc"}},
-        "optim": {"name": "adam", "lr": 1e-3},
-        "trainer": {"max_epochs": 1, "accelerator": "cpu", "log_every_n_steps": 1},
-        "checkpoint": {"monitor": "val/va/ccc_valence", "mode": "max", "export": "t.safetensors"},
-        "stages": [{"name": "streams", "max_epochs": 1}, {"name": "joint", "max_epochs": 1}],
-    }
-    (tmp_path / "r.yaml").write_text(yaml.safe_dump(r))
+    va_clip_recipe(
+        tmp_path / "r.yaml",
+        root,
+        out / "train",
+        tmp_path / "run",
+        model="av_mt_vgg_gru_tiny",
+        trainer={"max_epochs": 1, "accelerator": "cpu", "log_every_n_steps": 1},
+        checkpoint=VAL_CCC,
+        stages=[{"name": "streams", "max_epochs": 1}, {"name": "joint", "max_epochs": 1}],
+    )
     assert main(["train", str(tmp_path / "r.yaml")]) == 0, capsys.readouterr()
     # Phase 1 trained both streams on their own heads (the audio stream's loss is logged), phase 2 the whole.
     logs = {p.parts[-4]: pd.read_csv(p) for p in (tmp_path / "run").glob("*/logs/*/metrics.csv")}

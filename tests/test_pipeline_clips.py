@@ -10,14 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-import yaml
 from PIL import Image
 
 pytest.importorskip("lightning")
 
 from facebehavior.cli import main  # noqa: E402
 from facebehavior.pipeline.clips import Clips, needs_clips, window_start  # noqa: E402
-from test_train_landmarks import affwild2_moving  # noqa: E402
+from test_train_landmarks import affwild2_moving, va_clip_recipe  # noqa: E402
 
 PHOTO = Path(__file__).resolve().parents[1] / "samples" / "face.jpg"
 FRAMES = 11
@@ -69,6 +68,20 @@ def test_window_start_rule():
         window_start(0, 4, 5)
 
 
+def record_inputs(stage) -> list[dict[str, np.ndarray]]:
+    """Make a ``Clips`` stage keep a copy of the model inputs of every batch; returns that list."""
+    seen: list[dict[str, np.ndarray]] = []
+    inputs = stage._inputs
+
+    def record(*args, **kw):
+        out = inputs(*args, **kw)
+        seen.append({k: v.copy() for k, v in out.items()})
+        return out
+
+    stage._inputs = record
+    return seen
+
+
 @pytest.fixture(scope="module")
 def affwildnet_checkpoint(tmp_path_factory) -> Path:
     """A tiny AffWildNet trained from the CLI (prepare with FaceMesh → train, clips of 4 frames)."""
@@ -77,22 +90,7 @@ def affwildnet_checkpoint(tmp_path_factory) -> Path:
     out = tmp / "cache"
     assert main(["prepare", "affwild2", str(root), "--split", "train", "-o", str(out), "--size", "96",
                  "--option", 'tasks=["va"]']) == 0  # fmt: skip
-    sets = {"va": {"dataset": "affwild2", "root": str(root), "split": "train", "sequence_length": 4,
-                   "options": {"tasks": ["va"]}, "cache": str(out / "train")}}  # fmt: skip
-    r = {
-        "name": "t",
-        "seed": 0,
-        "output_dir": str(tmp / "run"),
-        "model": {"name": "affwildnet_tiny"},
-        "input": {"size": 96, "channels": 3, "mean": [0.5] * 3, "std": [0.5] * 3, "template": "arcface"},
-        "data": {"batch_size": 2, "eval_batch_size": 2, "num_workers": 0, "sets": sets, "val": []},
-        "augment": {"target": None},
-        "loss": {"expression": {"weight": 0.0}, "au": {"weight": 0.0}, "va": {"weight": 1.0, "kind": "ccc"}},
-        "optim": {"name": "adam", "lr": 1e-3},
-        "trainer": {"max_epochs": 1, "accelerator": "cpu", "log_every_n_steps": 1, "max_steps": 2},
-        "checkpoint": {"monitor": "train/loss", "mode": "min", "export": "t.safetensors"},
-    }
-    (tmp / "r.yaml").write_text(yaml.safe_dump(r))
+    va_clip_recipe(tmp / "r.yaml", root, out / "train", tmp / "run", val=False)
     assert main(["train", str(tmp / "r.yaml")]) == 0
     return tmp / "run" / "t.safetensors"
 
@@ -121,15 +119,7 @@ def test_clips_equal_the_model_on_the_windows(tmp_path, affwildnet_checkpoint):
     an = Analyzer(model=str(affwildnet_checkpoint), batch_size=3)
     stage = an.stage("predict")
     assert isinstance(stage, Clips)
-    seen: list[dict[str, np.ndarray]] = []
-    inputs = stage._inputs
-
-    def record(*args, **kw):
-        out = inputs(*args, **kw)
-        seen.append({k: v.copy() for k, v in out.items()})
-        return out
-
-    stage._inputs = record
+    seen = record_inputs(stage)
     df = an.analyze(str(video))
     assert stage.T == 4 and stage.S == 2 and len(df) == FRAMES
     track = {k: np.concatenate([s[k] for s in seen]) for k in seen[0]}  # one face per frame

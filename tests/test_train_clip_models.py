@@ -17,30 +17,9 @@ pytest.importorskip("lightning")
 from facebehavior.cli import main  # noqa: E402
 from test_pipeline_clips import face_video  # noqa: E402
 from test_train_landmarks import FRAMES, affwild2_moving  # noqa: E402
+from test_train_landmarks import va_clip_recipe as clip_recipe  # noqa: E402
 
 T = 4
-
-
-def clip_recipe(path: Path, root: Path, cache: Path, out: Path, **extra) -> Path:
-    """A VA-only clip recipe (T = 4) on the Aff-Wild2 cache; the model is set on the command line."""
-    sets = {"va": {"dataset": "affwild2", "root": str(root), "split": "train", "sequence_length": T,
-                   "options": {"tasks": ["va"]}, "cache": str(cache)}}  # fmt: skip
-    r = {
-        "name": "t",
-        "seed": 0,
-        "output_dir": str(out),
-        "model": {"name": "affwildnet_tiny"},
-        "input": {"size": 96, "channels": 3, "mean": [0.5] * 3, "std": [0.5] * 3, "template": "arcface"},
-        "data": {"batch_size": 2, "eval_batch_size": 2, "num_workers": 0, "sets": sets, "val": [sets["va"]]},
-        "augment": {"target": None},
-        "loss": {"expression": {"weight": 0.0}, "au": {"weight": 0.0}, "va": {"weight": 1.0, "kind": "ccc"}},
-        "optim": {"name": "adam", "lr": 1e-3},
-        "trainer": {"max_epochs": 1, "accelerator": "cpu", "log_every_n_steps": 1, "max_steps": 2},
-        "checkpoint": {"monitor": "train/loss", "mode": "min", "export": "t.safetensors"},
-        **extra,
-    }
-    path.write_text(yaml.safe_dump(r))
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,51 @@ FACE = (140, 360, 270, 480)  # y0, y1, x0, x1 of one face of the photo (tests/te
 FRAMES = 8
 
 
+def va_clip_recipe(
+    path: Path,
+    root: Path,
+    cache: Path,
+    out: Path,
+    *,
+    model: str = "affwildnet_tiny",
+    val: bool = True,
+    **extra,
+) -> Path:
+    """A VA-only clip recipe (T = 4) on the generated Aff-Wild2 cache, written to ``path``.
+
+    ``extra`` replaces top-level keys (``trainer``, ``checkpoint``, ``stages`` …); by default two
+    training steps, checkpoints on the training loss.
+    """
+    sets = {"va": {"dataset": "affwild2", "root": str(root), "split": "train", "sequence_length": 4,
+                   "options": {"tasks": ["va"]}, "cache": str(cache)}}  # fmt: skip
+    r = {
+        "name": "t",
+        "seed": 0,
+        "output_dir": str(out),
+        "model": {"name": model},
+        "input": {"size": 96, "channels": 3, "mean": [0.5] * 3, "std": [0.5] * 3, "template": "arcface"},
+        "data": {
+            "batch_size": 2,
+            "eval_batch_size": 2,
+            "num_workers": 0,
+            "sets": sets,
+            "val": [sets["va"]] if val else [],
+        },  # fmt: skip
+        "augment": {"target": None},
+        "loss": {"expression": {"weight": 0.0}, "au": {"weight": 0.0}, "va": {"weight": 1.0, "kind": "ccc"}},
+        "optim": {"name": "adam", "lr": 1e-3},
+        "trainer": {"max_epochs": 1, "accelerator": "cpu", "log_every_n_steps": 1, "max_steps": 2},
+        "checkpoint": {"monitor": "train/loss", "mode": "min", "export": "t.safetensors"},
+        **extra,
+    }
+    path.write_text(yaml.safe_dump(r))
+    return path
+
+
+# Checkpoints selected on validation CCC (the VA recipes' own rule).
+VAL_CCC = {"monitor": "val/va/ccc_valence", "mode": "max", "export": "t.safetensors"}
+
+
 def affwild2_moving(root: Path) -> Path:
     """Aff-Wild2 (ABAW3 layout): two training videos of 8 crops that drift by a pixel a frame."""
     photo = np.asarray(Image.open(PHOTO).convert("RGB"))
@@ -60,23 +105,11 @@ def test_affwildnet_prepare_train_evaluate(tmp_path, capsys, caplog):
     assert (pts[:, 8, 1] > pts[:, 30, 1]).all()  # chin below the nose tip
     np.testing.assert_allclose(normalise_landmarks(np.array([[-0.5, 95.5]] * 68), 96)[0], [-1, 1])
 
-    sets = {"va": {"dataset": "affwild2", "root": str(root), "split": "train", "sequence_length": 4,
-                   "options": {"tasks": ["va"]}, "cache": str(out / "train")}}  # fmt: skip
-    r = {
-        "name": "t",
-        "seed": 0,
-        "output_dir": str(tmp_path / "run"),
-        "model": {"name": "affwildnet_tiny"},
-        "input": {"size": 96, "channels": 3, "mean": [0.5] * 3, "std": [0.5] * 3, "template": "arcface"},
-        "data": {"batch_size": 2, "eval_batch_size": 2, "num_workers": 0, "sets": sets, "val": [sets["va"]]},
-        "augment": {"target": None},
-        "loss": {"expression": {"weight": 0.0}, "au": {"weight": 0.0}, "va": {"weight": 1.0, "kind": "ccc"}},
-        "optim": {"name": "adam", "lr": 1e-3},
-        "trainer": {"max_epochs": 2, "accelerator": "cpu", "log_every_n_steps": 1},
-        "checkpoint": {"monitor": "val/va/ccc_valence", "mode": "max", "export": "t.safetensors"},
-    }
-    (tmp_path / "r.yaml").write_text(yaml.safe_dump(r))
-    assert main(["train", str(tmp_path / "r.yaml")]) == 0, capsys.readouterr()
+    trainer = {"max_epochs": 2, "accelerator": "cpu", "log_every_n_steps": 1}
+    recipe = va_clip_recipe(
+        tmp_path / "r.yaml", root, out / "train", tmp_path / "run", trainer=trainer, checkpoint=VAL_CCC
+    )
+    assert main(["train", str(recipe)]) == 0, capsys.readouterr()
     res = _evaluate(tmp_path / "run" / "t.safetensors", out / "train", sequence_length=4)
     assert res["n"] == 2 * FRAMES and res["metrics"]["va"]["n"] == 2 * FRAMES
     assert -1.0 <= res["metrics"]["va"]["valence"]["ccc"] <= 1.0
@@ -96,8 +129,9 @@ def test_affwildnet_prepare_train_evaluate(tmp_path, capsys, caplog):
         )
         == 0
     )
-    sets["va"]["cache"] = str(tmp_path / "plain" / "train")
-    (tmp_path / "r.yaml").write_text(yaml.safe_dump(r))
+    va_clip_recipe(
+        recipe, root, tmp_path / "plain" / "train", tmp_path / "run", trainer=trainer, checkpoint=VAL_CCC
+    )
     assert main(["train", str(tmp_path / "r.yaml")]) == 2
     assert "no FaceMesh points" in caplog.text
 
