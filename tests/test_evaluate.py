@@ -394,55 +394,16 @@ def test_cli_on_a_tiny_clip_checkpoint(tmp_path, capsys):
     root = tmp_path / "AW2"
     affwild2_videos(root, {"v1": 6, "v2": 3}, np.random.default_rng(5))
     out = tmp_path / "r.json"
-    code = main(
-        [
-            "evaluate",
-            str(ckpt),
-            "--dataset",
-            "affwild2",
-            "--root",
-            str(root),
-            "--split",
-            "val",
-            "--option",
-            "tasks=[va]",
-            "--no-detect",
-            "--sequence-length",
-            "4",
-            "--median",
-            "3",
-            "--json",
-            str(out),
-        ]
-    )
+    args = ["evaluate", str(ckpt), "--dataset", "affwild2", "--root", str(root), "--split", "val",
+            "--option", "tasks=[va]", "--no-detect", "--sequence-length", "4"]  # fmt: skip
+    code = main([*args, "--median", "3", "--json", str(out)])
     assert code == 0
     text = capsys.readouterr().out
     assert "valence" in text and "CCC / RMSE / r" in text and "clips of 4 frames, stride 2" in text
     rep = json.loads(out.read_text())
     assert rep["va"]["n"] == 9 and rep["dataset"]["median"] == 3
     # Bad input: one line, exit 2.
-    assert (
-        main(
-            [
-                "evaluate",
-                str(ckpt),
-                "--dataset",
-                "affwild2",
-                "--root",
-                str(root),
-                "--split",
-                "val",
-                "--option",
-                "tasks=[va]",
-                "--no-detect",
-                "--sequence-length",
-                "4",
-                "--median",
-                "4",
-            ]
-        )
-        == 2
-    )
+    assert main([*args, "--median", "4"]) == 2
     assert main(["evaluate", str(ckpt), "--split", "val"]) == 2
 
 
