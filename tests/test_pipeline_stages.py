@@ -111,3 +111,95 @@ def test_arrays_are_photos_unless_said_to_be_a_video():
     assert video["face_id"].nunique() == 1
     with pytest.raises(ValueError, match="video=True"):
         an.analyze(stack[0], video=True)
+
+
+class _LaneProbe:
+    """A last stage that runs without torch: records the thread it ran in and adds a column."""
+
+    name = "probe"
+    in_torch = False
+
+    def __init__(self, fail_at: int | None = None) -> None:
+        self.threads: list[str] = []
+        self.fail_at = fail_at
+
+    def columns(self) -> list[str]:
+        return ["probe"]
+
+    def __call__(self, batch: Batch, state: SourceState) -> Batch:
+        import threading
+
+        self.threads.append(threading.current_thread().name)
+        if self.fail_at is not None and len(self.threads) == self.fail_at:
+            raise RuntimeError("probe failed")
+        return batch.with_columns({"probe": batch.faces.boxes[:, 0] * 2})
+
+
+def _lane_run(path, overlap: bool, **kw):
+    import threading
+
+    an = Analyzer(detector=SquareDetector(), landmarks=False, model=None, batch_size=3, overlap=overlap)
+    probe = _LaneProbe(**kw)
+    an.stages.append(probe)
+    hooks: list[str] = []
+    an.on_batch = lambda frames, rows: hooks.append(threading.current_thread().name)
+    chunks = list(an.iter_chunks([str(path)], snapshots=True))
+    return chunks, probe.threads, hooks
+
+
+def test_overlap_runs_the_last_stage_in_a_lane_with_the_same_chunks(tmp_path):
+    from test_pipeline import write_video
+
+    path = tmp_path / "squares.mp4"
+    write_video(path, square_frames(11, missing=(4, 5), second=True))
+    serial, serial_threads, serial_hooks = _lane_run(path, overlap=False)
+    lane, lane_threads, lane_hooks = _lane_run(path, overlap=True)
+    assert len(lane) == len(serial) == 4  # 11 frames in batches of 3
+    for a, b in zip(serial, lane, strict=True):
+        assert (a.source, a.frames, a.no_face, a.last_frame, a.done) == (
+            b.source,
+            b.frames,
+            b.no_face,
+            b.last_frame,
+            b.done,
+        )
+        assert a.rows.equals(b.rows) and a.state == b.state  # tracker snapshots taken at the same point
+    assert [c.done for c in lane] == [False, False, False, True]
+    assert set(serial_threads) == {"MainThread"}
+    assert lane_threads and all(t.startswith("facebehavior-lane") for t in lane_threads)
+    assert (
+        set(serial_hooks) == set(lane_hooks) == {"MainThread"}
+    )  # on_batch (a GUI) stays in the caller's thread
+
+
+def test_a_failure_in_the_lane_reaches_the_caller(tmp_path):
+    from test_pipeline import write_video
+
+    path = tmp_path / "squares.mp4"
+    write_video(path, square_frames(9))
+    with pytest.raises(RuntimeError, match="probe failed"):
+        _lane_run(path, overlap=True, fail_at=2)
+
+
+def test_stages_that_may_run_torch_are_not_overlapped():
+    an = Analyzer(detector=SquareDetector(), landmarks=False, model=None, batch_size=2)
+    probe = _LaneProbe()
+    probe.in_torch = True  # a torch model: torch's process-wide thread count must stay with one thread
+    an.stages.append(probe)
+    an.analyze(square_frames(5), video=True)
+    assert set(probe.threads) == {"MainThread"}
+
+
+def test_a_truncated_video_keeps_the_frames_analysed_in_the_lane(tmp_path):
+    from test_pipeline import write_video
+
+    write_video(tmp_path / "full.mp4", square_frames(40), faststart=True)
+    data = (tmp_path / "full.mp4").read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data[: len(data) * 2 // 3])
+    an = Analyzer(detector=SquareDetector(), landmarks=False, model=None, batch_size=1)
+    probe = _LaneProbe()
+    an.stages.append(probe)
+    df = an.analyze(tmp_path / "cut.mp4", errors="skip")
+    assert len(an.failures) == 1 and "truncated" in str(an.failures[0])
+    assert 2 <= len(df) < 40 and df["frame"].tolist() == list(range(len(df)))
+    assert set(probe.threads) == {"facebehavior-lane_0"}

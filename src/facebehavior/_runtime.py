@@ -69,26 +69,27 @@ def resolve_threads(threads: int | None = None) -> int:
 
 
 @contextlib.contextmanager
-def scoped_threads(threads: int) -> Iterator[None]:
+def scoped_threads(threads: int, *, torch: bool = True) -> Iterator[None]:
     """Run a block with ``threads`` intra-op threads, then restore the caller's count.
 
     This is how the library applies its speed default without reconfiguring its host process: a
     training script that embeds ``Analyzer`` keeps its own thread count between calls. Switching
     costs a few microseconds per batch. ``threads == 0`` leaves the count alone. torch's count is
     set only when torch is already imported (the onnxruntime path never imports it); onnxruntime
-    sessions read the count from ``active_threads``.
+    sessions read the count from ``active_threads``. ``torch=False`` scopes that count only, for
+    a block that runs no torch code in a second thread (torch's count is process-wide).
     """
     token = _ACTIVE_THREADS.set(threads)
-    torch = sys.modules.get("torch")
-    before = torch.get_num_threads() if torch is not None else 0
-    change = torch is not None and threads > 0 and threads != before
+    tm = sys.modules.get("torch") if torch else None
+    before = tm.get_num_threads() if tm is not None else 0
+    change = tm is not None and threads > 0 and threads != before
     if change:
-        torch.set_num_threads(threads)
+        tm.set_num_threads(threads)
     try:
         yield
     finally:
         if change:
-            torch.set_num_threads(before)
+            tm.set_num_threads(before)
         _ACTIVE_THREADS.reset(token)
 
 

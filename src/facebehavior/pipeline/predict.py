@@ -71,6 +71,12 @@ class Predict:
     def columns(self) -> list[str]:
         return [] if self.spec is None else prediction_columns(self.spec)
 
+    @property
+    def in_torch(self) -> bool:
+        """Whether the stage runs PyTorch (``False``: onnxruntime, or no model); loads the model."""
+        self._resolve()
+        return self._model is not None
+
     def _resolve(self) -> None:
         if self._resolved:
             return
