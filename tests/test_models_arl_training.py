@@ -65,7 +65,7 @@ def test_arl_recipe_trains_on_synthetic_bp4d(tmp_path):
     torch.manual_seed(0)
     dm = FaceBehaviorDataModule(recipe, tuple(recipe.model.kwargs["aus"]))
     dm.setup("fit")
-    _attention_checks(FaceBehaviorModule(recipe, au_rates=dm.au_rates()), dm)
+    _attention_checks(FaceBehaviorModule(recipe, au_rates=dm.au_rates(), intensity=dm.intensity_stats()), dm)
     path = fit(recipe)
     _finite_run(tmp_path / "run")
     model, spec = load_weights(path)  # refuses non-finite weights
@@ -82,7 +82,7 @@ def test_iarl_recipe_trains_on_synthetic_disfa(tmp_path):
     dm = FaceBehaviorDataModule(recipe, tuple(recipe.model.kwargs["aus"]))
     dm.setup("fit")
     assert sum(int(ds.au_intensity_mask.sum()) for ds, _ in dm.train_sets.values()) > 0
-    _attention_checks(FaceBehaviorModule(recipe, au_rates=dm.au_rates()), dm)
+    _attention_checks(FaceBehaviorModule(recipe, au_rates=dm.au_rates(), intensity=dm.intensity_stats()), dm)
     model, _ = load_weights(fit(recipe))
     _finite_run(tmp_path / "run")
     with torch.no_grad():
@@ -106,3 +106,34 @@ def test_synthetic_corpus_puts_each_au_in_its_region():
         assert diff[regions[j]].sum() > 0.95 * diff.sum(), a
         for cx, cy in AU_REGIONS[a]:
             assert diff[int(cy * 96), int(cx * 96)] > 10
+
+
+def test_iarl_starts_at_the_mean_intensity_and_weights_intensities_of_3_and_above(tmp_path):
+    pytest.importorskip("av")
+    from facebehavior.data.synthetic import write_disfa
+    from facebehavior.losses import arl_au_weights
+    from facebehavior.train.module import IntensityStats
+
+    root = write_disfa(tmp_path / "DISFA", frames=6, size=64)
+    recipe = load_recipe(RECIPES / "iarl_disfa.yaml", _overrides(root, tmp_path / "run"))
+    dm = FaceBehaviorDataModule(recipe, tuple(recipe.model.kwargs["aus"]))
+    dm.setup("fit")
+    stats = dm.intensity_stats()
+    y = np.concatenate([ds.au_intensity for ds, _ in dm.train_sets.values()])
+    np.testing.assert_allclose(stats.mean, y.mean(0))
+    np.testing.assert_allclose(stats.high_rate, (y >= 3).mean(0))  # Shao et al.: ⌈L/2⌉ = 3 and above
+    assert not np.allclose(stats.high_rate, dm.au_rates())  # DISFA's occurrence is intensity ≥ 2
+
+    module = FaceBehaviorModule(recipe, au_rates=dm.au_rates(), intensity=stats)
+    start = torch.sigmoid(module.model.head_bias.detach()) * 5
+    np.testing.assert_allclose(start.numpy(), np.clip(stats.mean, 5e-3, 5 - 5e-3), rtol=1e-5)
+    torch.testing.assert_close(
+        module.intensity_weights, arl_au_weights(stats.high_rate, total=len(stats.mean))
+    )
+    assert module.au_weights is None  # the detection weights belong to loss.au (weight 0 here)
+
+    with pytest.raises(ValueError, match="intensity statistics"):
+        FaceBehaviorModule(recipe, au_rates=dm.au_rates())
+    none_high = IntensityStats(mean=stats.mean, high_rate=np.where(np.arange(12) == 3, 0.0, stats.high_rate))
+    with pytest.raises(ValueError, match="≥ 3 as occurrences.*indices \\[3\\]"):
+        FaceBehaviorModule(recipe, au_rates=dm.au_rates(), intensity=none_high)

@@ -155,8 +155,12 @@ class ARL(nn.Module):
         ``benchmarks/arl_synthetic.py`` showed such inverted maps); from the prior, the attention
         learns to let the evidence through.
 
+        iARL (``max_intensity`` = L) starts instead at each AU's mean training intensity / L (pass
+        those as ``rates``): its least-squares constant output.
+
         Args:
-            rates: ``(n,)`` occurrence rates in ``aus`` order; NaN (no label) leaves that AU at 0.
+            rates: ``(n,)`` occurrence rates (or mean intensities / L) in ``aus`` order; NaN (no
+                label) leaves that AU at 0.
         """
         r = torch.as_tensor(rates, dtype=self.head_bias.dtype).reshape(-1)
         if r.shape != self.head_bias.shape:

@@ -448,7 +448,7 @@ class _MultiSet(ConcatDataset):
     """
 
     def __getattr__(self, name: str) -> Any:
-        if name in ("au", "au_mask", "expression_dist"):
+        if name in ("au", "au_mask", "au_intensity", "au_intensity_mask", "expression_dist"):
             return np.concatenate([getattr(d, name) for d in self.datasets])
         raise AttributeError(name)
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import lightning as L
@@ -72,15 +73,35 @@ def model_aus(model: torch.nn.Module) -> tuple[int, ...]:
     return tuple(int(code[2:]) for code in model_tasks(model).get("au", ()))
 
 
+@dataclass(frozen=True)
+class IntensityStats:
+    """AU intensity statistics of the training sets, in the model's AU order.
+
+    Attributes:
+        mean: ``(A,)`` mean annotated intensity (NaN where an AU has no intensity label).
+        high_rate: ``(A,)`` share of annotated samples with intensity ≥ ``threshold`` — the
+            occurrence rates iARL's loss weights are computed from.
+        threshold: the intensity counted as an occurrence (⌈L/2⌉ = 3 for L = 5).
+    """
+
+    mean: np.ndarray
+    high_rate: np.ndarray
+    threshold: float = 3.0
+
+
 class FaceBehaviorModule(L.LightningModule):
     """Multi-task model + losses + optimiser of a recipe.
 
     Args:
         recipe: the parsed recipe.
         au_rates: ``(A,)`` training occurrence rates of the model's AUs (required for ARL weighting).
+        intensity: the training sets' AU intensity statistics (``FaceBehaviorDataModule.intensity_stats``);
+            iARL's loss weights and starting outputs come from them.
     """
 
-    def __init__(self, recipe: Recipe, au_rates: np.ndarray | None = None) -> None:
+    def __init__(
+        self, recipe: Recipe, au_rates: np.ndarray | None = None, intensity: IntensityStats | None = None
+    ) -> None:
         super().__init__()
         self.recipe = recipe
         self.model = create_model(recipe.model.name, **recipe.model.kwargs)
@@ -103,15 +124,35 @@ class FaceBehaviorModule(L.LightningModule):
         self.augment = self._build_augment()
         self.loss_weights = {t: getattr(recipe.loss, t).weight for t in TASK_TERMS}
         self.au_weights: torch.Tensor | None = None
-        arl = recipe.loss.au.weighting == "arl" or recipe.loss.au_intensity.weighting == "arl"
-        if arl and "au" in self.tasks:
+        self.intensity_weights: torch.Tensor | None = None
+        if recipe.loss.au.weighting == "arl" and "au" in self.tasks:
             if au_rates is None:
                 raise ValueError("loss.au.weighting=arl needs the AU occurrence rates of the training sets")
             # Average weight 1 (Σ w_i = number of AUs), as the authors' code normalises them: with
             # eq. 8's Σ w_i = 1 the paper's SGD learning rate moves the AU heads 12× slower.
             self.au_weights = losses.arl_au_weights(au_rates, total=len(au_rates))
-        if au_rates is not None and hasattr(self.model, "set_au_prior") and not recipe.model.init.path:
-            self.model.set_au_prior(au_rates)
+        if recipe.loss.au_intensity.weighting == "arl" and "au_intensity" in self.tasks:
+            # iARL: intensities ≥ ⌈L/2⌉ count as occurrences for the weights (Shao et al., after eq. 11).
+            if intensity is None:
+                raise ValueError(
+                    "loss.au_intensity.weighting=arl needs the AU intensity statistics of the training sets"
+                )
+            try:
+                self.intensity_weights = losses.arl_au_weights(
+                    intensity.high_rate, total=len(intensity.high_rate)
+                )
+            except ValueError as e:
+                raise ValueError(
+                    f"iARL loss weights count intensities ≥ {intensity.threshold:g} as occurrences: {e}"
+                ) from None
+        if not recipe.model.init.path and hasattr(self.model, "set_au_prior"):
+            if getattr(self.model, "max_intensity", None) and intensity is not None:
+                # An intensity model starts at each AU's mean training intensity (its least-squares
+                # constant), not at the occurrence rate × L, which overshoots and makes the first
+                # updates push every output down — and the spatial attention off the evidence.
+                self.model.set_au_prior(intensity.mean / float(self.model.max_intensity))
+            elif au_rates is not None:
+                self.model.set_au_prior(au_rates)
         self.class_weights = self._class_weights()
         self.va_centers: torch.nn.Parameter | None = None
         if recipe.loss.va.kind == "center_smooth_l1":
@@ -236,7 +277,8 @@ class FaceBehaviorModule(L.LightningModule):
             total = total + w["va"] * terms["va"]
         if "au_intensity" in out and w["au_intensity"] > 0:
             cfg = self.recipe.loss.au_intensity
-            aw = self.au_weights.to(out["au_intensity"].device) if cfg.weighting == "arl" else None
+            iw = self.intensity_weights
+            aw = iw.to(out["au_intensity"].device) if iw is not None else None
             terms["au_intensity"] = losses.iarl_loss(
                 out["au_intensity"],
                 batch["au_intensity"],
@@ -542,6 +584,24 @@ class FaceBehaviorDataModule(L.LightningDataModule):
         mask = np.concatenate([ds.au_mask for ds, _ in self.train_sets.values()])
         ann = mask.sum(0)
         return np.where(ann > 0, (occ * mask).sum(0) / np.maximum(ann, 1), np.nan)
+
+    def intensity_stats(self, threshold: float = 3.0) -> IntensityStats | None:
+        """Mean intensity and rate of intensity ≥ ``threshold`` of each model AU (annotated samples).
+
+        ``None`` when no training set labels intensities.
+        """
+        sets = [ds for ds, _ in self.train_sets.values()]
+        if not self.aus or not sets:
+            return None
+        val = np.concatenate([ds.au_intensity for ds in sets]).astype(np.float64)
+        mask = np.concatenate([ds.au_intensity_mask for ds in sets]) > 0
+        ann = mask.sum(0)
+        if not ann.any():
+            return None
+        n = np.maximum(ann, 1)
+        mean = np.where(ann > 0, (val * mask).sum(0) / n, np.nan)
+        high = np.where(ann > 0, ((val >= threshold) & mask).sum(0) / n, np.nan)
+        return IntensityStats(mean=mean, high_rate=high, threshold=threshold)
 
     def train_dataloader(self) -> Any:
         world, rank = 1, 0

@@ -342,7 +342,7 @@ def fit(
         )
         dm.setup("fit")
         if module is None:
-            module = FaceBehaviorModule(recipe, au_rates=dm.au_rates())
+            module = FaceBehaviorModule(recipe, au_rates=dm.au_rates(), intensity=dm.intensity_stats())
             if module.init_report is not None and not resume and rank0:
                 (out / "init_report.json").write_text(json.dumps(module.init_report.to_dict(), indent=1))
         module.stage_loss_weights = dict(st.loss)
