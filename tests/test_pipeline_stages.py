@@ -114,10 +114,10 @@ def test_arrays_are_photos_unless_said_to_be_a_video():
 
 
 class _LaneProbe:
-    """A last stage that runs without torch: records the thread it ran in and adds a column."""
+    """A last stage that may overlap: records the thread it ran in and adds a column."""
 
     name = "probe"
-    in_torch = False
+    overlappable = True
 
     def __init__(self, fail_at: int | None = None) -> None:
         self.threads: list[str] = []
@@ -184,7 +184,7 @@ def test_a_failure_in_the_lane_reaches_the_caller(tmp_path):
 def test_stages_that_may_run_torch_are_not_overlapped():
     an = Analyzer(detector=SquareDetector(), landmarks=False, model=None, batch_size=2)
     probe = _LaneProbe()
-    probe.in_torch = True  # a torch model: torch's process-wide thread count must stay with one thread
+    probe.overlappable = False  # e.g. a torch model: torch's thread count is process-wide
     an.stages.append(probe)
     an.analyze(square_frames(5), video=True)
     assert set(probe.threads) == {"MainThread"}

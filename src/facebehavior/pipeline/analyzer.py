@@ -115,12 +115,13 @@ class Analyzer:
         empty_frames: write one row per analysed video frame without a face (``success`` 0,
             NaN measures, ``face_id`` -1); ``False`` writes face rows only. A still image without
             a face gives no row either way.
-        overlap: on videos, run the last stage (the affect model and its face alignment) of each
-            batch in one worker thread while the next batch is decoded and its faces are found:
-            the same rows, in the same order, ~15 % less wall time on 2 cores
-            (``benchmarks/vs_mediapipe.py``). It applies when that stage runs without PyTorch (the
-            default onnxruntime path), so torch's thread setting is never touched from two threads.
-            ``False`` runs everything in the calling thread.
+        overlap: on videos, run the trailing ``overlappable`` stages of each batch (face ids,
+            measures, the affect model and its alignment) and the row building in one worker
+            thread while the next batch is decoded and its faces are found: the same rows, chunks
+            and snapshots, in the same order (``benchmarks/vs_mediapipe.py``: docs/pipeline.md).
+            A stage is overlappable when it runs no PyTorch (torch's thread setting is
+            process-wide) and keeps its state to itself; ``Predict`` is on the default
+            onnxruntime path. ``False`` runs everything in the calling thread.
         """
         from facebehavior._runtime import check_device, resolve_threads
 
@@ -235,14 +236,21 @@ class Analyzer:
                 batch = stage(batch, state)
         return batch
 
-    def _rows(self, frames: Frames, batch: Batch, state: SourceState) -> tuple[pd.DataFrame, int]:
-        """``process``'s second half: record skipped faces, build the rows, call ``on_batch``."""
+    def _table(self, batch: Batch, state: SourceState) -> pd.DataFrame:
+        """The batch's rows in this package's columns."""
+        # A still without a face stays without rows (a header-only file); video frames are accounted for.
+        return to_frame(batch, self.canonical_columns, empty_frames=self.empty_frames and state.video)
+
+    def _rows(
+        self, frames: Frames, batch: Batch, state: SourceState, rows: pd.DataFrame | None = None
+    ) -> tuple[pd.DataFrame, int]:
+        """``process``'s second half: record skipped faces, build the rows (unless given), call
+        ``on_batch``, convert the column style."""
         for s in batch.skipped:
             self._record_skip(s)
         no_face = int(len(frames) - np.unique(batch.faces.frame_index).size)
-        # A still without a face stays without rows (a header-only file); video frames are accounted for.
-        empty = self.empty_frames and state.video
-        rows = to_frame(batch, self.canonical_columns, empty_frames=empty)
+        if rows is None:
+            rows = self._table(batch, state)
         if self.on_batch is not None:
             self.on_batch(frames, rows)
         if self.column_style == "openface":
@@ -483,11 +491,18 @@ class Analyzer:
             if pending is not None:
                 yield self._finish(pending, True)
 
+    def _lane_start(self) -> int:
+        """Where the lane's stages begin: the longest run of ``overlappable`` stages at the end of
+        ``self.stages`` (never the first stage); ``len(self.stages)`` when there is none."""
+        k = len(self.stages)
+        while k > 1 and getattr(self.stages[k - 1], "overlappable", False):
+            k -= 1
+        return k
+
     @contextlib.contextmanager
     def _lane(self) -> Iterator[ThreadPoolExecutor | None]:
-        """The worker thread running the last stage with ``overlap`` (``None``: run serially)."""
-        last = self.stages[-1] if len(self.stages) > 1 else None
-        if not self.overlap or last is None or getattr(last, "in_torch", True):
+        """The worker thread of ``overlap`` for one source (``None``: everything runs here)."""
+        if not self.overlap or self._lane_start() == len(self.stages):
             yield None
             return
         with ThreadPoolExecutor(1, thread_name_prefix="facebehavior-lane") as pool:
@@ -496,31 +511,31 @@ class Analyzer:
     def _start(
         self, frames: Frames, state: SourceState, snapshots: bool, lane: ThreadPoolExecutor | None
     ) -> _Job:
-        """Run a batch's stages — all of them, or all but the last, which goes to ``lane``."""
-        front = self.stages if lane is None else self.stages[:-1]
+        """Run a batch's stages here — all of them, or those before the lane, which gets the rest."""
+        k = len(self.stages) if lane is None else self._lane_start()
+        front, back = self.stages[:k], self.stages[k:]
         batch = self._run_stages(front, Batch(frames), state)
         snap = self.snapshot(state, front) if snapshots else None
         if lane is None:
             return _Job(frames, state, batch, snap)
-        back = self.stages[-1:]
 
-        def run_back() -> tuple[Batch, dict | None]:
-            # The lane's stage runs without torch (``_lane``): only the thread count onnxruntime
-            # reads is scoped here, never torch's process-wide one.
+        def run_back() -> tuple[Batch, pd.DataFrame, dict | None]:
+            # Overlappable stages run no torch: only the thread count onnxruntime reads is scoped
+            # here, never torch's process-wide one.
             out = self._run_stages(back, batch, state, torch=False)
-            return out, (self.snapshot(state, back) if snapshots else None)
+            return out, self._table(out, state), (self.snapshot(state, back) if snapshots else None)
 
         return _Job(frames, state, lane.submit(run_back), snap)
 
     def _finish(self, job: _Job, done: bool) -> Chunk:
-        """Wait for a job's last stage, then build its chunk (in the calling thread, in order)."""
-        batch, snap = job.batch, job.snapshot
+        """Wait for a job's lane, then build its chunk (in the calling thread, in order)."""
+        batch, snap, rows = job.batch, job.snapshot, None
         if isinstance(batch, Future):
-            batch, back_snap = batch.result()
+            batch, rows, back_snap = batch.result()
             if snap is not None:
                 snap = {**snap, **(back_snap or {})}
         before = len(self.skipped_faces)
-        rows, no_face = self._rows(job.frames, batch, job.state)
+        rows, no_face = self._rows(job.frames, batch, job.state, rows)
         skipped = len(self.skipped_faces) - before
         frames = job.frames
         return Chunk(
@@ -546,7 +561,8 @@ class Analyzer:
 
 @dataclasses.dataclass(frozen=True)
 class _Job:
-    """A batch in flight: its first stages have run; ``batch`` is the result, or the lane's future."""
+    """A batch in flight: its first stages have run; ``batch`` is the result, or the lane's future
+    of ``(batch, rows, lane snapshot)``."""
 
     frames: Frames
     state: SourceState

@@ -5,7 +5,10 @@ A stage is any object with a ``name``, the output ``columns()`` it adds, and
 nothing else, so a stage can be replaced, removed or wrapped (``Timed``) from outside.
 Stages that carry state from one batch of a source to the next (face ids, a person's geometric
 baseline) keep it in ``SourceState.stages[stage.name]`` and may implement ``snapshot(state)`` /
-``restore(saved, state)`` so a resumed run continues exactly.
+``restore(saved, state)`` so a resumed run continues exactly. A stage that runs no PyTorch (its
+thread count is process-wide) and keeps its state to itself may declare ``overlappable = True``:
+the Analyzer then runs it, with the others at the end of the list that do, in a worker thread one
+batch behind the stages before it (``Analyzer(overlap=True)``).
 """
 
 from __future__ import annotations

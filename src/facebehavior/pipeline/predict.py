@@ -72,10 +72,12 @@ class Predict:
         return [] if self.spec is None else prediction_columns(self.spec)
 
     @property
-    def in_torch(self) -> bool:
-        """Whether the stage runs PyTorch (``False``: onnxruntime, or no model); loads the model."""
+    def overlappable(self) -> bool:
+        """Whether the Analyzer may run this stage in its worker thread (``Analyzer(overlap=...)``):
+        only without PyTorch (onnxruntime, or no model), whose thread count is process-wide. Loads
+        the model."""
         self._resolve()
-        return self._model is not None
+        return self._model is None
 
     def _resolve(self) -> None:
         if self._resolved:

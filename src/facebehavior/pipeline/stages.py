@@ -28,6 +28,7 @@ class Screen:
     """
 
     name = "screen"
+    overlappable = True  # numpy only, state in SourceState.stages[name] (Analyzer overlap)
 
     def columns(self) -> list[str]:
         return []
@@ -52,6 +53,7 @@ class Track:
     """
 
     name = "track"
+    overlappable = True  # numpy only, state in SourceState.stages[name] (Analyzer overlap)
 
     def __init__(self, every: int = 1) -> None:
         self.every = int(every)
@@ -109,6 +111,7 @@ class Measure:
     """
 
     name = "measure"
+    overlappable = True  # numpy only, state in SourceState.stages[name] (Analyzer overlap)
 
     def __init__(
         self, landmark_points: int = 468, geometry: bool = False, points: PointColumns = "68"
