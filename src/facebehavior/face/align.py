@@ -535,14 +535,15 @@ def bilinear_warp(image: np.ndarray, m: np.ndarray, out_w: int, out_h: int, redu
     y0 = int(np.floor(np.clip(xy[:, 1].min(), -2, h + 1))) - 1
     x1 = int(np.ceil(np.clip(xy[:, 0].max(), -2, w + 1))) + 2
     y1 = int(np.ceil(np.clip(xy[:, 1].max(), -2, h + 1))) + 2
-    reg = np.zeros((y1 - y0, x1 - x0, 3), np.float32)
+    # Planar (3, h, w): each channel is a contiguous 'F' image without a further copy.
+    reg = np.zeros((3, y1 - y0, x1 - x0), np.float32)
     sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
     if sx1 > sx0 and sy1 > sy0:
-        reg[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = image[sy0:sy1, sx0:sx1]
+        reg[:, sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = image[sy0:sy1, sx0:sx1].transpose(2, 0, 1)
     coeffs = (m[0, 0], m[0, 1], m[0, 2] - x0, m[1, 0], m[1, 1], m[1, 2] - y0)
     out = np.empty((out_h // reduce, out_w // reduce, 3), np.float32)
     for ch in range(3):
-        plane = Image.fromarray(np.ascontiguousarray(reg[..., ch]), "F")
+        plane = Image.fromarray(reg[ch], "F")
         plane = plane.transform((out_w, out_h), Image.AFFINE, coeffs, Image.BILINEAR)
         out[..., ch] = np.asarray(plane.reduce(reduce) if reduce > 1 else plane)
     return out
@@ -553,11 +554,14 @@ def _direct_taps(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``_bilinear_taps`` by gathering each tap from the frame (same values, other cost profile)."""
     h, w = image.shape[:2]
+    pixels = image.reshape(h * w, 3)
+    cols = (np.clip(ix, 0, w - 1), np.clip(ix + 1, 0, w - 1))
+    rows = (np.clip(iy, 0, h - 1) * w, np.clip(iy + 1, 0, h - 1) * w)
     taps = []
     for dy, dx in ((0, 0), (0, 1), (1, 0), (1, 1)):
-        x, y = ix + dx, iy + dy
-        v = image[np.clip(y, 0, h - 1), np.clip(x, 0, w - 1)].astype(np.float32)
+        v = pixels.take(rows[dy] + cols[dx], axis=0).astype(np.float32)
         if not replicate:
+            x, y = ix + dx, iy + dy
             v[(x < 0) | (x >= w) | (y < 0) | (y >= h)] = 0.0
         taps.append(v)
     return taps[0], taps[1], taps[2], taps[3]
