@@ -113,6 +113,25 @@ def attention_report(pred: dict[str, np.ndarray], aus: tuple[int, ...], target_k
     }
 
 
+@torch.no_grad()
+def attention_maps(path: Path, test: SetConfig, batch_size: int = 64) -> np.ndarray:
+    """The refined attention ``(N, A, h, w)`` of the exported model on every row of ``test``,
+    preprocessed as ``evaluate`` does (no detection)."""
+    from facebehavior.models.weights import load_weights
+    from facebehavior.train.data import eval_inputs
+    from facebehavior.train.evaluate import open_split
+
+    model, spec = load_weights(path)
+    model.eval()
+    out = []
+    with open_split(test, spec, detect=False) as split:
+        rows = np.flatnonzero(split.local >= 0)
+        for b in range(0, len(rows), batch_size):
+            x = eval_inputs(model, {"image": split.images(rows[b : b + batch_size])}, spec)
+            out.append(model(*x)["attention"].numpy())
+    return np.concatenate(out)
+
+
 def train_losses(run_dir: Path) -> list[float]:
     """Every per-step training loss of the run's latest CSV log."""
     vals = []
@@ -142,6 +161,9 @@ def main() -> None:
         help="train from a `facebehavior prepare --no-detect` cache of the training split, as the recipes do "
         "(random access into DISFA's videos otherwise costs ~0.5 s per batch)",
     )
+    ap.add_argument(
+        "--reuse", action="store_true", help="score a variant's exported model again, without training"
+    )
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     torch.set_num_threads(1)
@@ -165,14 +187,18 @@ def main() -> None:
         res: dict[str, Any] = {"overrides": ov}
         if variant == "crf":
             res.update(first_step_gradients(args.recipe, ov))
-        t0 = time.perf_counter()
-        path = fit(load_recipe(args.recipe, ov))
-        res["train_s"] = round(time.perf_counter() - t0, 1)
+        recipe = load_recipe(args.recipe, ov)
+        path = Path(recipe.output_dir) / recipe.checkpoint.export
+        if not (args.reuse and path.is_file()):
+            t0 = time.perf_counter()
+            path = fit(recipe)
+            res["train_s"] = round(time.perf_counter() - t0, 1)
         losses = train_losses(args.out / variant)
         res["train_loss_finite"] = bool(np.isfinite(losses).all()) and len(losses) > 0
         res["train_loss_first_last"] = [losses[0], losses[-1]] if losses else []
         test = SetConfig(dataset=corpus, root=str(root), split="fold1_test")
-        rep, pred = evaluate_checkpoint(path, test, batch_size=64)
+        # The synthetic faces fill the frame, aligned as in training: no face detection.
+        rep, pred = evaluate_checkpoint(path, test, batch_size=64, detect=False)
         aus = (
             tuple(int(c[2:]) for c in rep.get("au", {}).get("per_au_f1", {}))
             or load_recipe(args.recipe, ov).model.kwargs["aus"]
@@ -188,7 +214,8 @@ def main() -> None:
         else:
             res["test_au_f1_mean"] = rep["au"]["f1_mean"]
             res["test_per_au_f1"] = rep["au"]["per_au_f1"]
-        if "pred_attention" in pred:
+        if variant == "crf":
+            pred["pred_attention"] = attention_maps(path, test)
             res.update(attention_report(pred, tuple(aus), "au_intensity" if intensity else "au"))
         results[variant] = res
         print(json.dumps({variant: {k: v for k, v in res.items() if k != "overrides"}}, indent=1), flush=True)
