@@ -17,7 +17,7 @@ epochs, data location), once with ARL's attention + CRF and once with attention 
     python benchmarks/arl_synthetic.py --recipe recipes/arl_bp4d.yaml --frames 40 --out /tmp/arl_syn
     python benchmarks/arl_synthetic.py --recipe recipes/iarl_disfa.yaml --frames 150 --cache --out /tmp/i
 
-iARL's learning rate is 10x ARL's: it needs the larger corpus (docs/training.md). The test subjects
+iARL's learning rate is a tenth of ARL's: it needs the larger corpus (docs/training.md). The test subjects
 are scored on their frames as they are (no face detection: the synthetic faces fill the frame).
 """
 
