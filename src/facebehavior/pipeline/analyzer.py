@@ -470,20 +470,27 @@ class Analyzer:
     def _run_batches(self, batches: Iterable[Frames], state: SourceState, snapshots: bool) -> Iterator[Chunk]:
         """The chunks of one source's batches, the last one marked ``done``.
 
-        Each chunk is held back until the next batch has been read and its first stages have run,
-        so the last can be marked; with ``overlap`` the last stage of batch k runs in the lane
-        meanwhile. A stream that breaks off (``InputError``, a truncated file) yields what was
-        analysed, then raises.
+        Each chunk is held back until the next batch has been read, so the last can be marked; with
+        ``overlap`` also until that batch's first stages have run (the lane finishes batch k
+        meanwhile), so a crash then loses one batch more than the serial loop would. A stream that
+        breaks off (``InputError``, a truncated file) yields what was analysed, then raises.
         """
         pending: _Job | None = None
         with self._lane() as lane:
             try:
                 for frames in batches:
-                    job = self._start(frames, state, snapshots, lane)
+                    if lane is None:
+                        # Serial: chunk k is handed out before batch k+1 is worked on.
+                        if pending is not None:
+                            yield self._finish(pending, False)
+                        pending = self._start(frames, state, snapshots, None)
+                    else:
+                        # Overlap: batch k+1's first stages run while the lane finishes batch k.
+                        job = self._start(frames, state, snapshots, lane)
+                        if pending is not None:
+                            yield self._finish(pending, False)
+                        pending = job
                     del frames
-                    if pending is not None:
-                        yield self._finish(pending, False)
-                    pending = job
             except InputError:
                 if pending is not None:
                     yield self._finish(pending, False)

@@ -218,7 +218,9 @@ def analyze_distributed(
         task = ray.remote(run_job).options(
             num_cpus=cpus, num_gpus=gpus, max_retries=retries, retry_exceptions=False
         )
-        kwargs_ref = ray.put(dict(analyzer_kwargs))
+        # A task holds `cpus` CPUs: the Analyzer's second (overlap) thread would oversubscribe them;
+        # the parallelism comes from the tasks.
+        kwargs_ref = ray.put({**analyzer_kwargs, "overlap": False})
         token = uuid.uuid4().hex
         queue = list(reversed(jobs))
         running: dict[Any, Job] = {}
