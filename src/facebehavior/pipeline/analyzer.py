@@ -475,28 +475,34 @@ class Analyzer:
         meanwhile), so a crash then loses one batch more than the serial loop would. A stream that
         breaks off (``InputError``, a truncated file) yields what was analysed, then raises.
         """
-        pending: _Job | None = None
+        # Serial: a finished Chunk (its frames are released before the next batch is decoded).
+        # Overlap: a _Job whose lane may still be running.
+        pending: Chunk | _Job | None = None
+
+        def hand_out(p: Chunk | _Job, done: bool) -> Chunk:
+            return dataclasses.replace(p, done=done) if isinstance(p, Chunk) else self._finish(p, done)
+
         with self._lane() as lane:
             try:
                 for frames in batches:
                     if lane is None:
-                        # Serial: chunk k is handed out before batch k+1 is worked on.
+                        # Chunk k is handed out before batch k+1 is worked on.
                         if pending is not None:
-                            yield self._finish(pending, False)
-                        pending = self._start(frames, state, snapshots, None)
+                            yield pending
+                        pending = self._finish(self._start(frames, state, snapshots, None), False)
                     else:
-                        # Overlap: batch k+1's first stages run while the lane finishes batch k.
+                        # Batch k+1's first stages run while the lane finishes batch k.
                         job = self._start(frames, state, snapshots, lane)
                         if pending is not None:
-                            yield self._finish(pending, False)
+                            yield hand_out(pending, False)
                         pending = job
                     del frames
             except InputError:
                 if pending is not None:
-                    yield self._finish(pending, False)
+                    yield hand_out(pending, False)
                 raise
             if pending is not None:
-                yield self._finish(pending, True)
+                yield hand_out(pending, True)
 
     def _lane_start(self) -> int:
         """Where the lane's stages begin: the longest run of ``overlappable`` stages at the end of
