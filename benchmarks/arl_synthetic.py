@@ -187,6 +187,8 @@ def main() -> None:
     results: dict[str, Any] = {"recipe": args.recipe, "size": args.size, "epochs": args.epochs}
     for variant in args.variants.split(","):
         ov = overrides(args.recipe, root, args.size, args.epochs, args.out, variant, cache)
+        if args.seed is not None:
+            ov.append(f"seed={args.seed}")
         res: dict[str, Any] = {"overrides": ov}
         if variant == "crf":
             res.update(first_step_gradients(args.recipe, ov))
