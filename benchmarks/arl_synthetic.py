@@ -164,6 +164,7 @@ def main() -> None:
         help="train from a `facebehavior prepare --no-detect` cache of the training split, as the recipes do "
         "(random access into DISFA's videos otherwise costs ~0.5 s per batch)",
     )
+    ap.add_argument("--seed", type=int, help="the recipe's seed (initialisation, data order)")
     ap.add_argument(
         "--reuse", action="store_true", help="score a variant's exported model again, without training"
     )
